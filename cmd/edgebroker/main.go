@@ -1,0 +1,103 @@
+// Command edgebroker is an MQTT 3.1, 3.1.1 and 5.0 broker for edge gateways.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+
+	"edgebroker/session"
+)
+
+// Set at build time with -ldflags "-X main.version=... -X main.commit=...".
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
+// shutdownTimeout bounds a graceful stop.
+const shutdownTimeout = 10 * time.Second
+
+func main() {
+	cfg, err := parseConfig(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "edgebroker: %v (see edgebroker --help)\n", err)
+		os.Exit(2)
+	}
+	if cfg.version {
+		fmt.Printf("edgebroker %s (commit %s, %s/%s)\n", version, commit, runtime.GOOS, runtime.GOARCH)
+		return
+	}
+	if err := run(cfg); err != nil {
+		fmt.Fprintf(os.Stderr, "edgebroker: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// run serves until SIGTERM or SIGINT, then shuts down gracefully.
+func run(cfg *config) error {
+	log := newLogger(cfg)
+	cfg.broker.Logger = log
+	if err := os.MkdirAll(cfg.dataDir, 0o750); err != nil {
+		return fmt.Errorf("data dir: %w (choose another with --data-dir)", err)
+	}
+	b, err := session.New(cfg.broker)
+	if err != nil {
+		return err
+	}
+	var lns []net.Listener
+	for _, addr := range cfg.listen {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return fmt.Errorf("listen: %w", err)
+		}
+		lns = append(lns, ln)
+	}
+	serveErr := make(chan error, len(lns))
+	for _, ln := range lns {
+		log.Info("listening", "addr", ln.Addr().String())
+		go func() { serveErr <- b.Serve(ln) }()
+	}
+	log.Info("edgebroker started", "version", version, "data_dir", cfg.dataDir,
+		"max_queued_messages", cfg.broker.MaxQueued, "queue_overflow", cfg.broker.Overflow,
+		"durability", "memory only: sessions do not survive a restart yet")
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	select {
+	case sig := <-sigs:
+		log.Info("shutting down", "signal", sig.String())
+	case err := <-serveErr:
+		log.Error("listener failed", "err", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := b.Close(ctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// newLogger builds the slog logger the flags ask for, writing to stderr.
+func newLogger(cfg *config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.logLevel}
+	if cfg.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

@@ -1,0 +1,205 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"edgebroker/session/topic"
+)
+
+// ErrClosed is returned by Serve after Close.
+var ErrClosed = errors.New("session: broker closed")
+
+// Broker is the MQTT engine: it takes connections from listeners and owns every session, the
+// subscription tree and the retained messages. Create one with New; it is safe for concurrent use.
+type Broker struct {
+	opts Options
+	log  *slog.Logger
+	now  func() time.Time
+
+	// mu guards sessions and the lifecycle of each session (create, take over, end). Lock order:
+	// Broker.mu before Session.mu before conn.wmu. The topic tree and retained index lock
+	// themselves and may be called with or without these held.
+	mu       sync.RWMutex
+	sessions map[string]*Session
+	conns    map[*conn]struct{}
+	closed   bool
+
+	lnMu      sync.Mutex
+	listeners map[net.Listener]struct{}
+
+	subs     *topic.Tree
+	retained *topic.Retained[*Message]
+
+	wg    sync.WaitGroup // connection goroutines
+	stats Stats
+
+	matchPool sync.Pool // *topic.Matches
+}
+
+// Stats are the broker's running counters. All fields are safe to read at any time.
+type Stats struct {
+	ClientsConnected atomic.Int64
+	MessagesReceived atomic.Uint64 // PUBLISH packets from clients
+	MessagesSent     atomic.Uint64 // PUBLISH packets to clients
+	MessagesDropped  atomic.Uint64 // dropped by a queue's overflow policy or an expiry
+	MessagesExpired  atomic.Uint64
+}
+
+// New returns a broker with the given options.
+func New(opts Options) (*Broker, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	b := &Broker{
+		opts:      opts,
+		log:       opts.Logger,
+		now:       opts.Now,
+		sessions:  make(map[string]*Session),
+		conns:     make(map[*conn]struct{}),
+		listeners: make(map[net.Listener]struct{}),
+		subs:      topic.NewTree(),
+		retained:  topic.NewRetained[*Message](),
+	}
+	if b.log == nil {
+		b.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if b.now == nil {
+		b.now = time.Now
+	}
+	b.matchPool.New = func() any { return new(topic.Matches) }
+	return b, nil
+}
+
+// Stats returns the broker's live counters.
+func (b *Broker) Stats() *Stats { return &b.stats }
+
+// Serve accepts connections on ln until the listener fails or Close is called; it then returns
+// the listener's error, or ErrClosed after Close.
+func (b *Broker) Serve(ln net.Listener) error {
+	b.lnMu.Lock()
+	if b.listeners == nil {
+		b.lnMu.Unlock()
+		return ErrClosed
+	}
+	b.listeners[ln] = struct{}{}
+	b.lnMu.Unlock()
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			b.lnMu.Lock()
+			closed := b.listeners == nil
+			b.lnMu.Unlock()
+			if closed {
+				return ErrClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Out of file descriptors and similar: back off instead of spinning.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			b.serveConn(nc)
+		}()
+	}
+}
+
+// Close stops the listeners, tells 5.0 clients the server is shutting down, closes every
+// connection and waits for their goroutines, or until ctx is done.
+func (b *Broker) Close(ctx context.Context) error {
+	b.lnMu.Lock()
+	lns := b.listeners
+	b.listeners = nil
+	b.lnMu.Unlock()
+	for ln := range lns {
+		ln.Close()
+	}
+	b.mu.Lock()
+	b.closed = true
+	conns := make([]*conn, 0, len(b.conns))
+	for c := range b.conns {
+		conns = append(conns, c)
+	}
+	b.mu.Unlock()
+	for _, c := range conns {
+		c.kill(shutdownReason)
+	}
+	done := make(chan struct{})
+	go func() { b.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, s := range b.sessions {
+		s.stopTimers()
+	}
+	return nil
+}
+
+// SessionCount returns the number of sessions, connected or not.
+func (b *Broker) SessionCount() int {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return len(b.sessions)
+}
+
+// session returns the session of clientID, or nil.
+func (b *Broker) session(clientID string) *Session {
+	b.mu.RLock()
+	s := b.sessions[clientID]
+	b.mu.RUnlock()
+	return s
+}
+
+// endSessionLocked removes s from the broker for good: its subscriptions leave the tree, its
+// queue is released and its will (if any is still pending) is returned for publishing. b.mu
+// must be held; s.mu must not be.
+func (b *Broker) endSessionLocked(s *Session) *Message {
+	if b.sessions[s.id] == s {
+		delete(b.sessions, s.id)
+	}
+	b.subs.UnsubscribeAll(s.id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ended = true
+	s.stopTimersLocked()
+	will := s.takeWillLocked()
+	s.subs = nil
+	s.dropAllLocked()
+	s.signalRoomLocked()
+	return will
+}
+
+// expireSession ends s if it is still offline when its expiry timer fires.
+func (b *Broker) expireSession(s *Session) {
+	b.mu.Lock()
+	s.mu.Lock()
+	live := b.sessions[s.id] == s && s.conn == nil && !s.ended
+	s.mu.Unlock()
+	var will *Message
+	if live {
+		will = b.endSessionLocked(s)
+		b.log.Debug("session expired", "client", s.id)
+	}
+	b.mu.Unlock()
+	if will != nil {
+		b.publish(will, nil)
+	}
+}

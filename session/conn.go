@@ -1,0 +1,849 @@
+package session
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"edgebroker/codec"
+)
+
+const (
+	readBufferSize = 2048             // per connection; small so idle clients stay cheap
+	maxBatch       = 64               // deliveries taken from the queue per lock
+	flushThreshold = 32 << 10         // write out the buffer once this much is pending
+	keepBufferCap  = 64 << 10         // a larger write buffer is released after a flush
+	writeTimeout   = 30 * time.Second // a client that reads nothing for this long is dropped
+	drainTimeout   = 2 * time.Second  // how long a closing connection is drained for its peer
+)
+
+// shutdownReason is sent to 5.0 clients when the broker stops.
+const shutdownReason = codec.ServerShuttingDown
+
+var (
+	errClientDisconnect = errors.New("session: client disconnected")
+	errConnClosed       = errors.New("session: connection closed")
+)
+
+// conn is one client network connection. Its reader goroutine decodes packets and handles
+// everything but PUBLISH routing, which a router goroutine does in order (so that a publish
+// waiting for queue room does not stop acknowledgements from being read); a delivery goroutine
+// moves the session's queue onto the wire.
+type conn struct {
+	b      *Broker
+	nc     net.Conn
+	r      *codec.Reader
+	remote string
+
+	// Set while handling CONNECT, read-only afterwards.
+	version     codec.Version
+	clientID    string
+	s           *Session
+	keepAlive   time.Duration // read deadline after each packet; 0 means none
+	sendWindow  int           // outbound in-flight window: the client's Receive Maximum, capped
+	maxOut      uint32        // the client's Maximum Packet Size, 0 when unlimited
+	aliasOutMax uint16        // the client's Topic Alias Maximum
+	expiryZero  bool          // CONNECT asked for Session Expiry 0 [MQTT-3.14.2-2]
+
+	// Reader goroutine state.
+	aliasIn  map[uint16]string
+	inbox    chan inbound
+	routing  bool // router goroutine started
+	graceful bool // a DISCONNECT that discards the will arrived
+
+	inflightIn atomic.Int32 // inbound QoS 1/2 not yet fully acknowledged
+
+	// Delivery goroutine state.
+	aliasOut map[string]uint16
+
+	wmu     sync.Mutex
+	wbuf    []byte
+	wclosed bool
+
+	kick     chan struct{} // wakes the delivery goroutine
+	done     chan struct{} // closed when the connection is finished
+	doneOnce sync.Once
+
+	detached bool // guarded by Broker.mu: the session no longer points here
+	killed   atomic.Bool
+}
+
+// inbound is one PUBLISH waiting for the router.
+type inbound struct {
+	msg *Message
+	id  uint16
+	qos byte
+}
+
+// serveConn runs one connection from accept to close.
+func (b *Broker) serveConn(nc net.Conn) {
+	c := &conn{
+		b:      b,
+		nc:     nc,
+		remote: nc.RemoteAddr().String(),
+		kick:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		nc.Close()
+		return
+	}
+	b.conns[c] = struct{}{}
+	b.mu.Unlock()
+
+	c.r = codec.NewReader(bufio.NewReaderSize(nc, readBufferSize), b.opts.MaxPacketSize)
+	if c.handshake() {
+		c.readLoop()
+	}
+	c.finish()
+}
+
+// handshake reads and answers CONNECT. It reports whether the connection was accepted.
+func (c *conn) handshake() bool {
+	c.nc.SetReadDeadline(c.b.now().Add(c.b.opts.ConnectTimeout))
+	p, err := c.r.ReadPacket()
+	if err != nil {
+		var rc codec.ReasonCode
+		if errors.As(err, &rc) && rc == codec.UnsupportedProtocolVersion {
+			// [MQTT-3.1.2-2] answer with return code 0x01 and close.
+			c.version = codec.V311
+			c.send(&codec.Connack{Reason: codec.V3UnacceptableVersion})
+		}
+		c.logClose("bad CONNECT", err)
+		c.drainClose()
+		return false
+	}
+	cp, ok := p.(*codec.Connect)
+	if !ok {
+		c.logClose("first packet is not CONNECT", errors.New(packetName(p))) // [MQTT-3.1.0-1]
+		c.drainClose()
+		return false
+	}
+	return c.connect(cp)
+}
+
+// refuse answers CONNECT with a failure and closes.
+func (c *conn) refuse(rc codec.ReasonCode, why string) bool {
+	ack := &codec.Connack{Reason: rc}
+	if c.version != codec.V5 {
+		ack.Reason = rc.V3ConnackCode()
+	}
+	c.send(ack)
+	c.logClose("connection refused: "+why, rc)
+	c.drainClose()
+	return false
+}
+
+// connect applies an accepted CONNECT: it creates, resumes or takes over the session and
+// sends CONNACK.
+func (c *conn) connect(cp *codec.Connect) bool {
+	b := c.b
+	c.version = cp.Version
+	c.r.SetVersion(cp.Version)
+	c.clientID = cp.ClientID
+	v5 := cp.Version == codec.V5
+
+	if v5 && cp.Props.Present.Has(codec.PropAuthMethod) {
+		return c.refuse(codec.BadAuthenticationMethod, "enhanced authentication is not supported")
+	}
+	var ack codec.Connack
+	if c.clientID == "" {
+		// [MQTT-3.1.3-8] a 3.1.1 client with no identifier must ask for a clean session; 3.1
+		// requires an identifier. 5.0 gets one assigned [MQTT-3.1.3-6].
+		if cp.Version == codec.V31 || (cp.Version == codec.V311 && !cp.CleanStart) {
+			return c.refuse(codec.ClientIDNotValid, "empty client identifier")
+		}
+		c.clientID = "auto-" + randomHex(12)
+		if v5 {
+			ack.Props.Present.Set(codec.PropAssignedClientID)
+			ack.Props.AssignedClientID = c.clientID
+		}
+	}
+
+	// Keep-alive: the server may lower a 5.0 client's (Server Keep Alive) [MQTT-3.2.2-21].
+	ka := cp.KeepAlive
+	if v5 && b.opts.MaxKeepAlive > 0 && (ka == 0 || ka > b.opts.MaxKeepAlive) {
+		ka = b.opts.MaxKeepAlive
+		ack.Props.Present.Set(codec.PropServerKeepAlive)
+		ack.Props.ServerKeepAlive = ka
+	}
+	c.keepAlive = time.Duration(ka) * time.Second * 3 / 2 // [MQTT-3.1.2-24]
+
+	persistent, expiry := !cp.CleanStart, b.opts.SessionExpiryMax
+	if v5 {
+		req := uint32(0)
+		if cp.Props.Present.Has(codec.PropSessionExpiry) {
+			req = cp.Props.SessionExpiry
+		}
+		c.expiryZero = req == 0
+		persistent, expiry = req > 0, expiryDuration(req)
+		if max := b.opts.SessionExpiryMax; max > 0 && req > 0 && (expiry == 0 || expiry > max) {
+			expiry = max
+			ack.Props.Present.Set(codec.PropSessionExpiry)
+			ack.Props.SessionExpiry = uint32(max / time.Second)
+		}
+	}
+
+	c.sendWindow = b.opts.MaxInflight
+	if v5 {
+		if cp.Props.Present.Has(codec.PropReceiveMaximum) {
+			c.sendWindow = min(c.sendWindow, int(cp.Props.ReceiveMaximum))
+		}
+		if cp.Props.Present.Has(codec.PropMaximumPacketSize) {
+			c.maxOut = cp.Props.MaximumPacketSize
+		}
+		if cp.Props.Present.Has(codec.PropTopicAliasMaximum) {
+			c.aliasOutMax = cp.Props.TopicAliasMaximum
+		}
+		c.setServerProps(&ack.Props)
+	}
+
+	var will *Message
+	var willDelay time.Duration
+	if cp.WillFlag {
+		will = newMessage(&codec.Publish{Topic: cp.WillTopic, Payload: cp.WillPayload, QoS: cp.WillQoS,
+			Retain: cp.WillRetain, Props: cp.WillProps}, c.clientID, b.now())
+		if cp.WillProps.Present.Has(codec.PropWillDelay) {
+			willDelay = time.Duration(cp.WillProps.WillDelay) * time.Second
+		}
+	}
+
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return c.refuse(codec.ServerUnavailable, "broker shutting down")
+	}
+	s, wills := b.takeOverLocked(c.clientID, cp.CleanStart)
+	resumed := s != nil
+	if !resumed {
+		s = newSession(b, c.clientID)
+		b.sessions[c.clientID] = s
+	}
+	s.mu.Lock()
+	s.conn = c
+	s.version = cp.Version
+	s.persistent, s.expiry = persistent, expiry
+	s.will, s.willDelay = will, willDelay
+	s.lastProgress = b.now()
+	s.mu.Unlock()
+	c.s = s
+	b.mu.Unlock()
+	for _, w := range wills {
+		b.publish(w, nil)
+	}
+
+	ack.SessionPresent = resumed // [MQTT-3.2.2-2], [MQTT-3.2.2-3]
+	if err := c.send(&ack); err != nil || c.flush() != nil {
+		return false
+	}
+	b.stats.ClientsConnected.Add(1)
+	b.log.Debug("client connected", "client", c.clientID, "remote", c.remote, "version", int(c.version),
+		"clean", cp.CleanStart, "session_present", resumed)
+	go c.deliverLoop()
+	return true
+}
+
+// setServerProps fills the 5.0 CONNACK properties that describe what the broker allows.
+func (c *conn) setServerProps(p *codec.Properties) {
+	o := &c.b.opts
+	p.Present.Set(codec.PropReceiveMaximum)
+	p.ReceiveMaximum = uint16(o.MaxInflight)
+	p.Present.Set(codec.PropMaximumPacketSize)
+	p.MaximumPacketSize = o.MaxPacketSize
+	p.Present.Set(codec.PropTopicAliasMaximum)
+	p.TopicAliasMaximum = o.TopicAliasMax
+	p.Present.Set(codec.PropRetainAvailable)
+	p.RetainAvailable = 1
+	p.Present.Set(codec.PropWildcardSubAvailable)
+	p.WildcardSubAvailable = 1
+	p.Present.Set(codec.PropSubIDAvailable)
+	p.SubIDAvailable = 1
+	p.Present.Set(codec.PropSharedSubAvailable)
+	p.SharedSubAvailable = 1
+}
+
+// takeOverLocked detaches an existing connection of clientID [MQTT-3.1.4-3] and decides the fate
+// of its session: it is returned for resuming unless cleanStart is set or it was not persistent,
+// in which case it ends. It returns the wills that must now be published. b.mu must be held.
+func (b *Broker) takeOverLocked(clientID string, cleanStart bool) (*Session, []*Message) {
+	s := b.sessions[clientID]
+	if s == nil {
+		return nil, nil
+	}
+	var wills []*Message
+	s.mu.Lock()
+	old := s.conn
+	s.conn = nil
+	resume := !cleanStart && s.persistent
+	// The old connection ended abnormally: its will goes out unless the delay lets the new
+	// connection cancel it [MQTT-3.1.3-9]; a pending delayed will of an offline session is
+	// cancelled by the reconnect, or published if the session now ends.
+	if w := s.takeWillLocked(); w != nil && (!resume || (old != nil && s.willDelay == 0)) {
+		wills = append(wills, w)
+	}
+	if s.expiryTimer != nil {
+		s.expiryTimer.Stop()
+		s.expiryTimer = nil
+	}
+	shared := []*delivery(nil)
+	if old != nil {
+		shared = s.takeSharedLocked()
+	}
+	s.mu.Unlock()
+	if old != nil {
+		old.detached = true
+		go old.kill(codec.SessionTakenOver)
+		b.stats.ClientsConnected.Add(-1)
+	}
+	if !resume {
+		b.endSessionLocked(s)
+		s = nil
+	}
+	if len(shared) > 0 {
+		from := s
+		if from == nil {
+			from = newSession(b, clientID) // ended: a throwaway home for undeliverable ones
+		}
+		go b.redistribute(from, shared)
+	}
+	return s, wills
+}
+
+// expiryDuration converts a 5.0 Session Expiry Interval; 0xFFFFFFFF (and 0) map to 0, which for
+// a persistent session means it never expires [MQTT-3.1.2-?] 5.0 3.1.2.11.2.
+func expiryDuration(secs uint32) time.Duration {
+	if secs == 0xFFFFFFFF {
+		return 0
+	}
+	return time.Duration(secs) * time.Second
+}
+
+// readLoop handles packets until the connection fails or the client disconnects.
+func (c *conn) readLoop() {
+	for {
+		if c.keepAlive > 0 {
+			c.nc.SetReadDeadline(c.b.now().Add(c.keepAlive))
+		} else {
+			c.nc.SetReadDeadline(time.Time{})
+		}
+		p, err := c.r.ReadPacket()
+		if err == nil {
+			err = c.handle(p)
+		}
+		if err == nil {
+			continue
+		}
+		switch {
+		case errors.Is(err, errClientDisconnect):
+			c.drainClose()
+		case c.killed.Load():
+			// Taken over or shut down: kill already said why.
+		case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+			c.logClose("connection closed by client", err)
+			c.nc.Close()
+		case errors.Is(err, errConnClosed):
+			c.logClose("write failed", err)
+			c.nc.Close()
+		case isTimeout(err):
+			c.fail(codec.KeepAliveTimeout)
+		default:
+			c.fail(err)
+		}
+		return
+	}
+}
+
+// handle dispatches one packet from a connected client.
+func (c *conn) handle(p codec.Packet) error {
+	switch p := p.(type) {
+	case *codec.Publish:
+		return c.handlePublish(p)
+	case *codec.Ack:
+		return c.handleAck(p)
+	case *codec.Subscribe:
+		return c.handleSubscribe(p)
+	case *codec.Unsubscribe:
+		return c.handleUnsubscribe(p)
+	case *codec.Pingreq:
+		if err := c.send(&codec.Pingresp{}); err != nil {
+			return err
+		}
+		return c.flush()
+	case *codec.Disconnect:
+		return c.handleDisconnect(p)
+	case *codec.Connect:
+		return codec.ProtocolError // [MQTT-3.1.0-2] a second CONNECT
+	default:
+		return codec.ProtocolError // AUTH without an authentication method, or a server packet
+	}
+}
+
+// handlePublish resolves the topic alias and hands the message to the router.
+func (c *conn) handlePublish(p *codec.Publish) error {
+	c.b.stats.MessagesReceived.Add(1)
+	if c.version == codec.V5 {
+		if p.Props.Present.Has(codec.PropTopicAlias) {
+			a := p.Props.TopicAlias
+			if a == 0 || a > c.b.opts.TopicAliasMax {
+				return codec.TopicAliasInvalid // [MQTT-3.3.2-9], [MQTT-3.3.2-10]
+			}
+			if p.Topic == "" {
+				t, ok := c.aliasIn[a]
+				if !ok {
+					return codec.ProtocolError // alias never set
+				}
+				p.Topic = t
+			} else {
+				if c.aliasIn == nil {
+					c.aliasIn = make(map[uint16]string)
+				}
+				c.aliasIn[a] = p.Topic
+			}
+		} else if p.Topic == "" {
+			return codec.ProtocolError
+		}
+	}
+	if p.QoS > 0 && c.inflightIn.Add(1) > int32(c.b.opts.MaxInflight) && c.version == codec.V5 {
+		return codec.ReceiveMaximumExceeded // [MQTT-3.3.4-9]
+	}
+	msg := newMessage(p, c.clientID, c.b.now())
+	if !c.routing {
+		c.routing = true
+		c.inbox = make(chan inbound, c.b.opts.MaxInflight+8)
+		go c.routeLoop()
+	}
+	select {
+	case c.inbox <- inbound{msg: msg, id: p.PacketID, qos: p.QoS}:
+		return nil
+	case <-c.done:
+		return errConnClosed
+	}
+}
+
+// routeLoop routes the connection's publications in arrival order and acknowledges them once
+// routed.
+func (c *conn) routeLoop() {
+	for {
+		select {
+		case in := <-c.inbox:
+			c.route(in)
+			if len(c.inbox) == 0 {
+				c.flush()
+			}
+		case <-c.done:
+			return
+		}
+	}
+}
+
+// route delivers one publication and sends its PUBACK or PUBREC.
+func (c *conn) route(in inbound) {
+	s := c.s
+	switch in.qos {
+	case 0:
+		c.b.publish(in.msg, c)
+	case 1:
+		n := c.b.publish(in.msg, c)
+		c.send(&codec.Ack{Kind: codec.PUBACK, PacketID: in.id, Reason: routedReason(n)})
+		c.inflightIn.Add(-1)
+	case 2:
+		s.mu.Lock()
+		_, dup := s.inQoS2[in.id]
+		s.mu.Unlock()
+		n := 1
+		if !dup { // [MQTT-4.3.3-10] deliver once; a resent PUBLISH is only acknowledged again
+			n = c.b.publish(in.msg, c)
+			s.mu.Lock()
+			s.inQoS2[in.id] = struct{}{}
+			s.mu.Unlock()
+		}
+		c.send(&codec.Ack{Kind: codec.PUBREC, PacketID: in.id, Reason: routedReason(n)})
+	}
+}
+
+// routedReason is the PUBACK/PUBREC reason for a message queued for n sessions.
+func routedReason(n int) codec.ReasonCode {
+	if n == 0 {
+		return codec.NoMatchingSubscribers
+	}
+	return codec.Success
+}
+
+// handleAck applies PUBACK, PUBREC, PUBREL and PUBCOMP.
+func (c *conn) handleAck(a *codec.Ack) error {
+	s := c.s
+	switch a.Kind {
+	case codec.PUBREL:
+		s.mu.Lock()
+		_, ok := s.inQoS2[a.PacketID]
+		delete(s.inQoS2, a.PacketID)
+		s.mu.Unlock()
+		comp := &codec.Ack{Kind: codec.PUBCOMP, PacketID: a.PacketID}
+		if ok {
+			c.inflightIn.Add(-1)
+		} else {
+			comp.Reason = codec.PacketIDNotFound
+		}
+		if err := c.send(comp); err != nil {
+			return err
+		}
+		return c.flush()
+	case codec.PUBREC:
+		known := s.ack(a.Kind, a.PacketID, a.Reason)
+		if known && a.Reason.IsFailure() {
+			return nil
+		}
+		rel := &codec.Ack{Kind: codec.PUBREL, PacketID: a.PacketID}
+		if !known {
+			rel.Reason = codec.PacketIDNotFound
+		}
+		if err := c.send(rel); err != nil {
+			return err
+		}
+		return c.flush()
+	default:
+		s.ack(a.Kind, a.PacketID, a.Reason) // an unknown id is ignored, as the spec allows
+		return nil
+	}
+}
+
+// handleDisconnect applies a client's DISCONNECT [MQTT-3.14.4-3].
+func (c *conn) handleDisconnect(p *codec.Disconnect) error {
+	if c.version == codec.V5 && p.Props.Present.Has(codec.PropSessionExpiry) {
+		if c.expiryZero && p.Props.SessionExpiry != 0 {
+			return codec.ProtocolError // [MQTT-3.14.2-2]
+		}
+		exp := expiryDuration(p.Props.SessionExpiry)
+		if max := c.b.opts.SessionExpiryMax; max > 0 && p.Props.SessionExpiry > 0 && (exp == 0 || exp > max) {
+			exp = max
+		}
+		c.s.mu.Lock()
+		c.s.persistent, c.s.expiry = p.Props.SessionExpiry > 0, exp
+		c.s.mu.Unlock()
+	}
+	c.graceful = p.Reason != codec.DisconnectWithWill
+	return errClientDisconnect
+}
+
+// deliverLoop writes the session's in-flight messages (again, with DUP) and then its queue,
+// as the in-flight window allows, until the connection finishes.
+func (c *conn) deliverLoop() {
+	s := c.s
+	s.mu.Lock()
+	resend := s.inflightInOrderLocked()
+	s.mu.Unlock()
+	for _, o := range resend {
+		if c.writeOutbound(o, true) != nil {
+			return
+		}
+	}
+	batch := make([]*outbound, 0, maxBatch)
+	for {
+		s.mu.Lock()
+		if s.conn == c {
+			batch = s.takeBatchLocked(c, batch[:0], maxBatch)
+		} else {
+			batch = batch[:0]
+		}
+		s.mu.Unlock()
+		if len(batch) == 0 {
+			if c.flush() != nil {
+				return
+			}
+			select {
+			case <-c.kick:
+				continue
+			case <-c.done:
+				return
+			}
+		}
+		for i, o := range batch {
+			if c.writeOutbound(o, false) != nil {
+				return
+			}
+			batch[i] = nil
+		}
+	}
+}
+
+// kickDeliver wakes the delivery loop without blocking.
+func (c *conn) kickDeliver() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// writeOutbound encodes one outgoing PUBLISH (or, for a QoS 2 message already PUBRECed, its
+// PUBREL) into the write buffer.
+func (c *conn) writeOutbound(o *outbound, dup bool) error {
+	if o.state == awaitPubcomp {
+		return c.send(&codec.Ack{Kind: codec.PUBREL, PacketID: o.id})
+	}
+	m := o.d.msg
+	p := codec.Publish{Dup: dup && o.d.qos > 0, QoS: o.d.qos, Retain: o.d.retain, Topic: m.Topic,
+		PacketID: o.id, Payload: m.Payload}
+	if c.version == codec.V5 {
+		p.Props = m.Props
+		p.Props.SubscriptionIDs = o.d.subIDs
+		if !m.Expires.IsZero() {
+			left := m.Expires.Sub(c.b.now())
+			p.Props.Present.Set(codec.PropMessageExpiry) // [MQTT-3.3.2-6] the time remaining
+			p.Props.MessageExpiry = uint32(max(1, (left+time.Second-1)/time.Second))
+		}
+		c.applyAlias(&p)
+	}
+	err := c.send(&p)
+	if errors.Is(err, codec.PacketTooLarge) {
+		// [MQTT-3.1.2-25] a packet over the client's limit is discarded as if delivered.
+		if o.d.qos > 0 {
+			c.s.mu.Lock()
+			delete(c.s.inflight, o.id)
+			c.s.mu.Unlock()
+		}
+		return nil
+	}
+	if err == nil {
+		c.b.stats.MessagesSent.Add(1)
+	}
+	return err
+}
+
+// applyAlias replaces a repeated topic by a topic alias when the client allows aliases: bytes
+// matter on cellular links. Aliases are handed out first come, first served, and kept.
+func (c *conn) applyAlias(p *codec.Publish) {
+	if c.aliasOutMax == 0 {
+		return
+	}
+	if a, ok := c.aliasOut[p.Topic]; ok {
+		p.Props.Present.Set(codec.PropTopicAlias)
+		p.Props.TopicAlias = a
+		p.Topic = ""
+		return
+	}
+	if len(c.aliasOut) >= int(c.aliasOutMax) {
+		return
+	}
+	if c.aliasOut == nil {
+		c.aliasOut = make(map[string]uint16)
+	}
+	a := uint16(len(c.aliasOut) + 1)
+	c.aliasOut[p.Topic] = a
+	p.Props.Present.Set(codec.PropTopicAlias)
+	p.Props.TopicAlias = a
+}
+
+// send encodes p into the write buffer. It returns codec.PacketTooLarge, leaving the buffer as
+// it was, when p exceeds the client's Maximum Packet Size.
+func (c *conn) send(p codec.Packet) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.wclosed {
+		return errConnClosed
+	}
+	start := len(c.wbuf)
+	buf, err := p.Encode(c.wbuf, c.version)
+	if err != nil {
+		c.wbuf = buf[:start]
+		return err
+	}
+	if c.maxOut > 0 && len(buf)-start > int(c.maxOut) {
+		c.wbuf = buf[:start]
+		return codec.PacketTooLarge
+	}
+	c.wbuf = buf
+	if len(c.wbuf) >= flushThreshold {
+		return c.flushLocked()
+	}
+	return nil
+}
+
+// flush writes out the write buffer.
+func (c *conn) flush() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.flushLocked()
+}
+
+func (c *conn) flushLocked() error {
+	if c.wclosed {
+		return errConnClosed
+	}
+	if len(c.wbuf) == 0 {
+		return nil
+	}
+	c.nc.SetWriteDeadline(c.b.now().Add(writeTimeout))
+	_, err := c.nc.Write(c.wbuf)
+	c.wbuf = c.wbuf[:0]
+	if cap(c.wbuf) > keepBufferCap {
+		c.wbuf = nil
+	}
+	if err != nil {
+		c.wclosed = true
+		c.nc.Close()
+		return errConnClosed
+	}
+	return nil
+}
+
+// fail closes the connection after a protocol violation or error, telling a 5.0 client the
+// reason code first [MQTT-4.13.1-1].
+func (c *conn) fail(err error) {
+	var rc codec.ReasonCode
+	if !errors.As(err, &rc) {
+		rc = codec.UnspecifiedError
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			rc = codec.MalformedPacket
+		}
+	}
+	if c.version == codec.V5 && c.s != nil {
+		c.send(&codec.Disconnect{Reason: rc})
+	}
+	c.logClose("closing connection", err)
+	c.drainClose()
+}
+
+// kill closes the connection from another goroutine (takeover, shutdown), telling a 5.0 client
+// why. The reader goroutine then finishes.
+func (c *conn) kill(rc codec.ReasonCode) {
+	if c.killed.Swap(true) {
+		return
+	}
+	if c.version == codec.V5 {
+		c.send(&codec.Disconnect{Reason: rc})
+	}
+	c.flush()
+	c.closeWrite()
+	c.nc.SetReadDeadline(time.Now().Add(drainTimeout))
+}
+
+// drainClose stops sending, half-closes and keeps reading briefly, so that the client reads the
+// last packet (a reason code) instead of a connection reset; then it closes.
+func (c *conn) drainClose() {
+	c.flush()
+	c.closeWrite()
+	c.nc.SetReadDeadline(time.Now().Add(drainTimeout))
+	io.Copy(io.Discard, io.LimitReader(c.nc, 1<<20))
+	c.nc.Close()
+}
+
+// closeWrite stops all further writes and half-closes a TCP connection.
+func (c *conn) closeWrite() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.wclosed {
+		return
+	}
+	c.flushLocked()
+	c.wclosed = true
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+}
+
+// finish tears the connection down and detaches it from its session: a clean session ends, a
+// persistent one starts its expiry clock, and the will is scheduled unless the client
+// disconnected normally.
+func (c *conn) finish() {
+	c.doneOnce.Do(func() { close(c.done) })
+	c.nc.Close()
+	b := c.b
+	b.mu.Lock()
+	delete(b.conns, c)
+	s := c.s
+	if s == nil || c.detached {
+		b.mu.Unlock()
+		return
+	}
+	c.detached = true
+	b.stats.ClientsConnected.Add(-1)
+	s.mu.Lock()
+	if s.conn != c {
+		s.mu.Unlock()
+		b.mu.Unlock()
+		return
+	}
+	s.conn = nil
+	shared := s.takeSharedLocked()
+	var will *Message
+	if c.graceful || b.closed {
+		// Normal disconnect discards the will [MQTT-3.14.4-3]; at shutdown it stays with the
+		// session.
+		if !b.closed {
+			s.takeWillLocked()
+		}
+	} else if s.will != nil && s.persistent && s.willDelay > 0 {
+		w := s.will
+		s.willTimer = time.AfterFunc(s.willDelay, func() { b.publishDelayedWill(s, w) })
+	} else if s.persistent {
+		will = s.takeWillLocked()
+	}
+	persistent := s.persistent
+	if persistent && s.expiry > 0 {
+		s.expiryTimer = time.AfterFunc(s.expiry, func() { b.expireSession(s) })
+	}
+	s.mu.Unlock()
+	if !persistent {
+		w := b.endSessionLocked(s)
+		if !c.graceful && !b.closed {
+			will = w
+		}
+	}
+	b.mu.Unlock()
+	if will != nil {
+		b.publish(will, nil)
+	}
+	if len(shared) > 0 {
+		b.redistribute(s, shared)
+	}
+	b.log.Debug("client disconnected", "client", c.clientID, "remote", c.remote)
+}
+
+// publishDelayedWill publishes w when the will delay of an offline session runs out, unless the
+// session was resumed or ended in the meantime.
+func (b *Broker) publishDelayedWill(s *Session, w *Message) {
+	s.mu.Lock()
+	ok := s.will == w && s.conn == nil
+	if ok {
+		s.will = nil
+		s.willTimer = nil
+	}
+	s.mu.Unlock()
+	if ok {
+		b.publish(w, nil)
+	}
+}
+
+// logClose writes one line about a connection closing.
+func (c *conn) logClose(msg string, err error) {
+	c.b.log.Info(msg, "client", c.clientID, "remote", c.remote, "err", err)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func randomHex(n int) string {
+	buf := make([]byte, n)
+	rand.Read(buf)
+	return hex.EncodeToString(buf)
+}
+
+// packetName names a packet type for log lines.
+func packetName(p codec.Packet) string {
+	names := [...]string{"", "CONNECT", "CONNACK", "PUBLISH", "PUBACK", "PUBREC", "PUBREL", "PUBCOMP",
+		"SUBSCRIBE", "SUBACK", "UNSUBSCRIBE", "UNSUBACK", "PINGREQ", "PINGRESP", "DISCONNECT", "AUTH"}
+	if t := int(p.Type()); t < len(names) {
+		return names[t]
+	}
+	return "unknown packet"
+}

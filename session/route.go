@@ -1,0 +1,210 @@
+package session
+
+import (
+	"time"
+
+	"edgebroker/codec"
+	"edgebroker/session/topic"
+)
+
+// target is one delivery bound for one session.
+type target struct {
+	s *Session
+	d *delivery
+}
+
+// publish routes m to every session with a matching subscription and stores or clears it as a
+// retained message. from is the publishing connection, or nil for wills; with a publisher, a
+// full queue of a subscriber that is making progress makes publish wait for room (flow control)
+// until the publisher's connection closes. It returns how many sessions the message was queued for.
+func (b *Broker) publish(m *Message, from *conn) int {
+	if m.Retain {
+		if len(m.Payload) == 0 {
+			b.retained.Delete(m.Topic) // [MQTT-3.3.1-6]
+		} else {
+			b.retained.Set(m.Topic, m) // [MQTT-3.3.1-5]
+		}
+	}
+	ms := b.matchPool.Get().(*topic.Matches)
+	ms.Reset()
+	b.subs.Match(m.Topic, ms)
+	targets := b.targets(m, ms, nil)
+	b.matchPool.Put(ms)
+
+	var waits []target
+	queued := 0
+	for _, t := range targets {
+		switch res, _ := t.s.offer(t.d, from != nil); res {
+		case offerQueued:
+			queued++
+		case offerWait:
+			waits = append(waits, t)
+		}
+	}
+	for _, t := range waits {
+		if b.offerWaiting(t, from) {
+			queued++
+		}
+	}
+	return queued
+}
+
+// offerWaiting retries a delivery to a full queue until it is queued, the subscriber has made no
+// progress for the slow-consumer timeout (the overflow policy then applies), or the publisher
+// goes away. It reports whether the delivery was queued.
+func (b *Broker) offerWaiting(t target, from *conn) bool {
+	timer := time.NewTimer(b.opts.SlowConsumerTimeout)
+	defer timer.Stop()
+	for {
+		res, room := t.s.offer(t.d, true)
+		if res != offerWait {
+			return res == offerQueued
+		}
+		select {
+		case <-room:
+		case <-timer.C:
+			timer.Reset(b.opts.SlowConsumerTimeout)
+		case <-from.done:
+			return false
+		}
+	}
+}
+
+// targets turns the matching subscriptions into deliveries. An MQTT 3 session with several
+// matching subscriptions gets one copy at the highest granted QoS [MQTT-3.3.5-1]; a 5.0 session
+// gets one copy per subscription, each with its subscription identifier. Each shared group
+// gives the message to one member.
+func (b *Broker) targets(m *Message, ms *topic.Matches, dst []target) []target {
+	var merged map[*Session]int // MQTT 3 session -> index in dst
+	for _, sub := range ms.Subs {
+		if sub.NoLocal && sub.ClientID == m.From {
+			continue // [MQTT-3.8.3-3]
+		}
+		s := b.session(sub.ClientID)
+		if s == nil {
+			continue
+		}
+		qos := min(m.QoS, sub.QoS)
+		if !s.isV5() {
+			if i, ok := merged[s]; ok {
+				dst[i].d.qos = max(dst[i].d.qos, qos)
+				continue
+			}
+			if merged == nil {
+				merged = make(map[*Session]int)
+			}
+			merged[s] = len(dst)
+		}
+		dst = append(dst, target{s: s, d: newDelivery(m, sub, qos)})
+	}
+	for _, g := range ms.Groups {
+		if t, ok := b.pickMember(g, m); ok {
+			dst = append(dst, t)
+		}
+	}
+	return dst
+}
+
+// pickMember chooses the member of a shared group that gets m: round robin among connected
+// members with queue room, else among connected members, else among any.
+func (b *Broker) pickMember(g *topic.Group, m *Message) (target, bool) {
+	accepts := []func(*Session) bool{
+		func(s *Session) bool { return s.online() && s.hasRoom() },
+		(*Session).online,
+		func(*Session) bool { return true },
+	}
+	for _, accept := range accepts {
+		var picked *Session
+		sub, ok := g.Pick(func(sub topic.Sub) bool {
+			s := b.session(sub.ClientID)
+			if s == nil || !accept(s) {
+				return false
+			}
+			picked = s
+			return true
+		})
+		if ok {
+			d := newDelivery(m, sub, min(m.QoS, sub.QoS))
+			d.shared = g
+			return target{s: picked, d: d}, true
+		}
+	}
+	return target{}, false
+}
+
+// newDelivery builds the delivery of m through sub at the granted qos.
+func newDelivery(m *Message, sub topic.Sub, qos byte) *delivery {
+	d := &delivery{msg: m, qos: qos, retain: sub.RetainAsPublished && m.Retain}
+	if sub.SubID != 0 {
+		d.subIDs = []uint32{sub.SubID}
+	}
+	return d
+}
+
+// sendRetained queues the retained messages matching a new subscription [MQTT-3.8.4-4]; they are
+// sent with RETAIN set [MQTT-3.3.1-8]. Shared subscriptions get none (5.0 section 4.8.2).
+func (b *Broker) sendRetained(s *Session, sub topic.Sub) {
+	if sub.Group != "" {
+		return
+	}
+	now := b.now()
+	var expired []string
+	b.retained.Match(sub.Filter, func(name string, m *Message) bool {
+		if m.expired(now) {
+			expired = append(expired, name)
+			return true
+		}
+		d := newDelivery(m, sub, min(m.QoS, sub.QoS))
+		d.retain = true
+		s.offer(d, false)
+		return true
+	})
+	for _, name := range expired {
+		if m, ok := b.retained.Get(name); ok && m.expired(now) {
+			b.retained.Delete(name)
+		}
+	}
+}
+
+// redistribute gives deliveries taken from a departed shared-subscription member to the other
+// members of their groups; those with no other member online go back to the departed session.
+func (b *Broker) redistribute(from *Session, ds []*delivery) {
+	for _, d := range ds {
+		placed := false
+		for _, sub := range d.shared.Members() {
+			if sub.ClientID == from.id {
+				continue
+			}
+			if s := b.session(sub.ClientID); s != nil && s.online() {
+				if res, _ := s.offer(d, false); res == offerQueued {
+					placed = true
+					break
+				}
+			}
+		}
+		if !placed {
+			from.offer(d, false)
+		}
+	}
+}
+
+// online reports whether the session has a live connection.
+func (s *Session) online() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conn != nil
+}
+
+// hasRoom reports whether the session's queue has a free slot.
+func (s *Session) hasRoom() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queue.Len() < s.queue.Cap()
+}
+
+// isV5 reports whether the session was last used with MQTT 5.0.
+func (s *Session) isV5() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.version == codec.V5
+}

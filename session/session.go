@@ -1,0 +1,288 @@
+package session
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"edgebroker/codec"
+	"edgebroker/limits"
+	"edgebroker/session/topic"
+)
+
+// Session is the state the broker keeps for one client identifier: its subscriptions, the
+// messages queued for it, the messages in flight in both directions and its will. A persistent
+// session outlives its connections until it expires; a clean one ends with its connection.
+type Session struct {
+	b  *Broker
+	id string
+
+	mu         sync.Mutex
+	version    codec.Version // of the latest connection, used to merge overlapping subscriptions
+	persistent bool          // survives the end of its connection
+	expiry     time.Duration // lifetime after disconnect when persistent; 0 means never expire
+	conn       *conn         // the live connection, nil while offline
+	ended      bool          // removed from the broker; offers are refused
+
+	queue    *limits.Ring[*delivery]
+	inflight map[uint16]*outbound // outbound QoS 1/2 awaiting PUBACK, PUBREC or PUBCOMP
+	sendSeq  uint64               // orders in-flight messages for resending
+	lastID   uint16
+	inQoS2   map[uint16]struct{} // inbound QoS 2 packet ids PUBRECed, awaiting PUBREL
+	subs     map[subKey]topic.Sub
+
+	will        *Message
+	willDelay   time.Duration
+	willTimer   *time.Timer
+	expiryTimer *time.Timer
+
+	// room is closed (and replaced) whenever queue space is freed, waking publishers that
+	// wait for it. lastProgress is when the subscriber last took a message off the queue.
+	room         chan struct{}
+	lastProgress time.Time
+	dropped      uint64
+}
+
+// subKey identifies one subscription of a session.
+type subKey struct{ group, filter string }
+
+// outState is where an outbound QoS 1/2 message stands in its handshake.
+type outState byte
+
+const (
+	awaitPuback  outState = iota // QoS 1 sent
+	awaitPubrec                  // QoS 2 PUBLISH sent
+	awaitPubcomp                 // QoS 2 PUBREL sent
+)
+
+// outbound is one in-flight message towards the client.
+type outbound struct {
+	d     *delivery
+	id    uint16
+	seq   uint64
+	state outState
+}
+
+func newSession(b *Broker, id string) *Session {
+	return &Session{
+		b:        b,
+		id:       id,
+		queue:    limits.NewRing[*delivery](b.opts.MaxQueued),
+		inflight: make(map[uint16]*outbound),
+		inQoS2:   make(map[uint16]struct{}),
+		subs:     make(map[subKey]topic.Sub),
+		room:     make(chan struct{}),
+	}
+}
+
+// ID returns the session's client identifier.
+func (s *Session) ID() string { return s.id }
+
+// offerResult says what became of a delivery offered to a session.
+type offerResult byte
+
+const (
+	offerQueued  offerResult = iota // queued for delivery
+	offerSkipped                    // not for this session (ended, or QoS 0 while offline)
+	offerDropped                    // dropped, or made room by dropping, by the overflow policy
+	offerWait                       // the queue is full and the subscriber is making progress: wait on the returned channel
+)
+
+// offer puts d on the session's queue, or says why it cannot. mayWait allows the offerWait
+// answer (flow control); without it a full queue falls back to the overflow policy.
+func (s *Session) offer(d *delivery, mayWait bool) (offerResult, <-chan struct{}) {
+	now := s.b.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return offerSkipped, nil
+	}
+	if d.qos == 0 && s.conn == nil && !s.b.opts.QueueQoS0 {
+		return offerSkipped, nil
+	}
+	if s.queue.Push(d) {
+		s.kickLocked()
+		return offerQueued, nil
+	}
+	// Full. A connected subscriber that keeps taking messages slows its publishers down
+	// instead of losing acknowledged messages; QoS 0 never waits.
+	if mayWait && d.qos > 0 && s.conn != nil && now.Sub(s.lastProgress) < s.b.opts.SlowConsumerTimeout {
+		return offerWait, s.room
+	}
+	s.dropped++
+	s.b.stats.MessagesDropped.Add(1)
+	if s.b.opts.Overflow == DropOldest {
+		s.queue.PushEvict(d)
+		s.kickLocked()
+	}
+	return offerDropped, nil
+}
+
+// kickLocked wakes the connection's delivery loop, if connected.
+func (s *Session) kickLocked() {
+	if s.conn != nil {
+		s.conn.kickDeliver()
+	}
+}
+
+// signalRoomLocked wakes every publisher waiting for queue space.
+func (s *Session) signalRoomLocked() {
+	close(s.room)
+	s.room = make(chan struct{})
+}
+
+// nextIDLocked returns a packet identifier not in use by an in-flight message [MQTT-2.2.1-3].
+func (s *Session) nextIDLocked() uint16 {
+	for {
+		s.lastID++
+		if s.lastID == 0 {
+			s.lastID = 1
+		}
+		if _, used := s.inflight[s.lastID]; !used {
+			return s.lastID
+		}
+	}
+}
+
+// takeBatchLocked moves up to max deliveries from the queue to the wire for connection c,
+// respecting the in-flight window: QoS 0 goes straight out, QoS 1/2 become in-flight entries.
+// Expired messages are dropped here [MQTT-3.3.2-5].
+func (s *Session) takeBatchLocked(c *conn, out []*outbound, max int) []*outbound {
+	now := s.b.now()
+	took := false
+	for len(out) < max {
+		d, ok := s.queue.Peek()
+		if !ok {
+			break
+		}
+		if d.msg.expired(now) {
+			s.queue.Pop()
+			took = true
+			s.b.stats.MessagesExpired.Add(1)
+			continue
+		}
+		if d.qos > 0 && len(s.inflight) >= c.sendWindow {
+			break
+		}
+		s.queue.Pop()
+		took = true
+		o := &outbound{d: d}
+		if d.qos > 0 {
+			o.id = s.nextIDLocked()
+			s.sendSeq++
+			o.seq = s.sendSeq
+			o.state = awaitPubrec
+			if d.qos == 1 {
+				o.state = awaitPuback
+			}
+			s.inflight[o.id] = o
+		}
+		out = append(out, o)
+	}
+	if took {
+		s.lastProgress = now
+		s.signalRoomLocked()
+	}
+	return out
+}
+
+// inflightInOrderLocked returns the in-flight messages in the order they were first sent, for
+// resending after a reconnect [MQTT-4.4.0-1].
+func (s *Session) inflightInOrderLocked() []*outbound {
+	out := make([]*outbound, 0, len(s.inflight))
+	for _, o := range s.inflight {
+		out = append(out, o)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].seq < out[j].seq })
+	return out
+}
+
+// ack applies a PUBACK, PUBREC or PUBCOMP from the client. It reports whether the packet id was
+// in flight in the expected state; for a successful PUBREC the caller answers with PUBREL.
+func (s *Session) ack(kind codec.Type, id uint16, reason codec.ReasonCode) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.inflight[id]
+	if o == nil {
+		return false
+	}
+	switch {
+	case kind == codec.PUBACK && o.state == awaitPuback,
+		kind == codec.PUBCOMP && o.state == awaitPubcomp:
+		delete(s.inflight, id)
+	case kind == codec.PUBREC && o.state == awaitPubrec:
+		if reason.IsFailure() {
+			// The receiver refused it: the flow ends here [MQTT-4.3.3-?] 5.0 4.3.3.
+			delete(s.inflight, id)
+		} else {
+			o.state = awaitPubcomp
+		}
+	case kind == codec.PUBREC && o.state == awaitPubcomp:
+		// A resent PUBREC: answer it again.
+	default:
+		return false
+	}
+	s.lastProgress = s.b.now()
+	s.kickLocked()
+	return true
+}
+
+// takeWillLocked returns the pending will, if any, and forgets it.
+func (s *Session) takeWillLocked() *Message {
+	w := s.will
+	s.will = nil
+	if s.willTimer != nil {
+		s.willTimer.Stop()
+		s.willTimer = nil
+	}
+	return w
+}
+
+func (s *Session) stopTimers() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopTimersLocked()
+}
+
+func (s *Session) stopTimersLocked() {
+	if s.willTimer != nil {
+		s.willTimer.Stop()
+		s.willTimer = nil
+	}
+	if s.expiryTimer != nil {
+		s.expiryTimer.Stop()
+		s.expiryTimer = nil
+	}
+}
+
+// dropAllLocked forgets queued and in-flight messages (the session starts clean or ends).
+func (s *Session) dropAllLocked() {
+	for {
+		if _, ok := s.queue.Pop(); !ok {
+			break
+		}
+	}
+	clear(s.inflight)
+	clear(s.inQoS2)
+}
+
+// takeSharedLocked removes the deliveries that came through a shared subscription and were not
+// yet received by the client (queued, or in flight but not yet PUBRECed), so that another
+// member of the group can have them.
+func (s *Session) takeSharedLocked() []*delivery {
+	var out []*delivery
+	for _, o := range s.inflightInOrderLocked() {
+		if o.d.shared != nil && o.state != awaitPubcomp {
+			delete(s.inflight, o.id)
+			out = append(out, o.d)
+		}
+	}
+	s.queue.RemoveIf(func(d *delivery) bool {
+		if d.shared != nil {
+			out = append(out, d)
+			return true
+		}
+		return false
+	})
+	return out
+}
