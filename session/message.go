@@ -63,7 +63,7 @@ func (m *Message) size() int {
 type delivery struct {
 	msg    *Message
 	qos    byte
-	retain bool     // the RETAIN flag to send: retained-on-subscribe or retain-as-published
-	subIDs []uint32 // 5.0 subscription identifiers of the matching subscription(s)
+	retain bool         // the RETAIN flag to send: retained-on-subscribe or retain-as-published
+	subIDs []uint32     // 5.0 subscription identifiers of the matching subscription(s)
 	shared *topic.Group // the shared-subscription group it came through, nil if none
 }

@@ -1,0 +1,53 @@
+# edgebroker build, test and run targets. CI runs `make test` (see .ci/run).
+
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+DATA_DIR  ?= .data
+LISTEN    ?= 127.0.0.1:1883
+FUZZTIME  ?= 10s
+BIN       := bin/edgebroker
+
+export CGO_ENABLED := 0
+
+.PHONY: all build run test test-unit test-race fuzz fuzz-short bench vet clean
+
+all: build
+
+## build: the broker for this machine, into bin/
+build:
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/edgebroker
+
+## run: build and start the broker on 127.0.0.1:1883 with its data in ./.data
+run: build
+	./$(BIN) --listen $(LISTEN) --data-dir $(DATA_DIR)
+
+## test: vet, every test with the race detector (long runs cut by -short), and short fuzz runs
+test: vet test-race fuzz-short
+
+vet:
+	$(GO) vet ./...
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+
+test-race:
+	CGO_ENABLED=1 $(GO) test -race -short -count=1 -timeout 20m ./...
+
+## test-unit: quick tests without the race detector
+test-unit:
+	$(GO) test -short -count=1 ./...
+
+## fuzz-short: every fuzz target for a few seconds each (fuzz: longer, FUZZTIME=10m)
+fuzz-short:
+	FUZZTIME=3s ./scripts/fuzz.sh
+
+fuzz:
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+## bench: package benchmarks
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=1s ./codec ./limits ./session/... ./wal
+
+clean:
+	rm -rf bin dist
