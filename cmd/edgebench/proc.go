@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// errNotRun marks a broker that was not configured or whose binary is missing.
+var errNotRun = errors.New("edgebench: not run")
+
+// stopGrace is how long a broker may take to exit after SIGTERM before it gets SIGKILL.
+const stopGrace = 5 * time.Second
+
+// brokerSpec says how to start one kind of broker.
+type brokerSpec struct {
+	Name string
+	Path string
+	// Args returns the command line arguments to serve on addr, with dir as a private scratch
+	// directory (for data and generated configuration).
+	Args func(addr, dir string) ([]string, error)
+}
+
+// edgebrokerSpec starts our broker with the durable defaults plus extra.
+func edgebrokerSpec(path string, extra []string) brokerSpec {
+	return brokerSpec{Name: "edgebroker", Path: path, Args: func(addr, dir string) ([]string, error) {
+		args := []string{"--listen", addr, "--data-dir", filepath.Join(dir, "data"),
+			"--max-queued-messages", "100", "--fsync=always"}
+		return append(args, extra...), nil
+	}}
+}
+
+// mosquittoSpec starts Mosquitto with a generated configuration matching our broker's limits.
+func mosquittoSpec(path string) brokerSpec {
+	return brokerSpec{Name: "mosquitto", Path: path, Args: func(addr, dir string) ([]string, error) {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		conf := fmt.Sprintf("listener %s %s\nallow_anonymous true\nmax_queued_messages 100\n"+
+			"persistence false\nmax_inflight_messages 20\n", port, host)
+		name := filepath.Join(dir, "mosquitto.conf")
+		if err := os.WriteFile(name, []byte(conf), 0o600); err != nil {
+			return nil, err
+		}
+		return []string{"-c", name}, nil
+	}}
+}
+
+// available reports errNotRun when the broker has no path or its binary does not exist.
+func (s brokerSpec) available() error {
+	if s.Path == "" {
+		return fmt.Errorf("%w: no path given for %s", errNotRun, s.Name)
+	}
+	if _, err := os.Stat(s.Path); err != nil {
+		return fmt.Errorf("%w: %s: %w", errNotRun, s.Name, err)
+	}
+	return nil
+}
+
+// proc is one running broker process that this program started.
+type proc struct {
+	Name string
+	Addr string // host:port it listens on
+	PID  int
+	dir  string
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
+	err  error         // Wait's result, valid after done is closed
+}
+
+// startBroker starts the broker on a free loopback port in a fresh scratch directory under base
+// and returns once it accepts TCP connections. Its output goes to broker.log in that directory.
+func startBroker(ctx context.Context, s brokerSpec, base string) (*proc, error) {
+	if err := s.available(); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp(base, s.Name+"-")
+	if err != nil {
+		return nil, fmt.Errorf("edgebench: scratch dir: %w", err)
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	args, err := s.Args(addr, dir)
+	if err != nil {
+		return nil, fmt.Errorf("edgebench: %s arguments: %w", s.Name, err)
+	}
+	logf, err := os.Create(filepath.Join(dir, "broker.log"))
+	if err != nil {
+		return nil, fmt.Errorf("edgebench: broker log: %w", err)
+	}
+	defer logf.Close() // the child holds its own descriptor
+	cmd := exec.Command(s.Path, args...)
+	cmd.Stdout, cmd.Stderr, cmd.Dir = logf, logf, dir
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("edgebench: start %s: %w", s.Name, err)
+	}
+	p := &proc{Name: s.Name, Addr: addr, PID: cmd.Process.Pid, dir: dir, cmd: cmd, done: make(chan struct{})}
+	go func() { p.err = cmd.Wait(); close(p.done) }()
+	if err := p.waitReady(ctx, 10*time.Second); err != nil {
+		p.stop()
+		return nil, err
+	}
+	return p, nil
+}
+
+// waitReady polls until the broker accepts a TCP connection, exits, or the timeout passes.
+func (p *proc) waitReady(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", p.Addr)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-p.done:
+			return fmt.Errorf("edgebench: %s exited before accepting connections (%v): %s",
+				p.Name, p.err, p.logTail())
+		case <-ctx.Done():
+			return fmt.Errorf("edgebench: %s not accepting connections on %s: %w", p.Name, p.Addr, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// logTail returns the last lines of the broker's output, for error messages (the scratch
+// directory holding the log is removed when the broker stops).
+func (p *proc) logTail() string {
+	b, err := os.ReadFile(filepath.Join(p.dir, "broker.log"))
+	if err != nil {
+		return err.Error()
+	}
+	const max = 600
+	if len(b) > max {
+		b = b[len(b)-max:]
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// mem reads the broker's memory counters.
+func (p *proc) mem() (Mem, error) { return readMem(p.PID) }
+
+// alive reports an error if the broker has exited.
+func (p *proc) alive() error {
+	select {
+	case <-p.done:
+		return fmt.Errorf("edgebench: %s (pid %d) exited (%v): %s", p.Name, p.PID, p.err, p.logTail())
+	default:
+		return nil
+	}
+}
+
+// stop ends the broker by its PID (SIGTERM, then SIGKILL after stopGrace), waits for it and
+// removes its scratch directory.
+func (p *proc) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(stopGrace):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+	_ = os.RemoveAll(p.dir)
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("edgebench: find a free port: %w", err)
+	}
+	defer l.Close()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(l.Addr().(*net.TCPAddr).Port)), nil
+}
