@@ -1,0 +1,207 @@
+package limits
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// ErrTooLarge is returned by Wait when the request exceeds the limit itself, so that no amount
+// of releasing could ever make room for it.
+var ErrTooLarge = errors.New("limits: reservation larger than the limit")
+
+// Budget accounts memory in bytes against a limit: the broker's global --memory-limit.
+//
+// A Budget is safe for concurrent use. TryReserve and Release are lock-free; Wait blocks
+// without spinning, on a channel that Release closes when someone is waiting.
+type Budget struct {
+	used    atomic.Int64
+	limit   atomic.Int64
+	waiters atomic.Int32 // callers inside Wait; Release signals only when this is non-zero
+
+	mu   sync.Mutex
+	room chan struct{} // closed by the next Release or SetLimit; nil when nobody waits
+}
+
+// NewBudget returns a budget with nothing reserved and the given limit in bytes (a negative
+// limit is taken as 0: nothing can be reserved).
+func NewBudget(limit int64) *Budget {
+	b := &Budget{}
+	b.limit.Store(max(limit, 0))
+	return b
+}
+
+// Used returns the bytes reserved and not yet released.
+func (b *Budget) Used() int64 { return b.used.Load() }
+
+// Limit returns the limit in bytes.
+func (b *Budget) Limit() int64 { return b.limit.Load() }
+
+// SetLimit changes the limit, as a live reload does (a negative limit is taken as 0). Lowering
+// it below Used takes nothing back: reservations fail until enough has been released. Raising
+// it wakes the callers blocked in Wait.
+func (b *Budget) SetLimit(limit int64) {
+	b.limit.Store(max(limit, 0))
+	b.signal()
+}
+
+// Pressure returns Used divided by Limit: 0 when idle, 1 when full. It may exceed 1 after the
+// limit was lowered below what is in use. A budget with a zero limit reports 1: nothing fits.
+func (b *Budget) Pressure() float64 {
+	used, limit := b.used.Load(), b.limit.Load()
+	if limit == 0 {
+		return 1
+	}
+	return float64(used) / float64(limit)
+}
+
+// TryReserve reserves n bytes if that keeps Used within Limit, and reports whether it did.
+// However many goroutines call it at once, the reservations that succeed never sum beyond the
+// limit. Reserving 0 bytes always succeeds; a negative n never does.
+func (b *Budget) TryReserve(n int64) bool {
+	if n < 0 {
+		return false
+	}
+	for {
+		used := b.used.Load()
+		if used > b.limit.Load()-n {
+			return false
+		}
+		if b.used.CompareAndSwap(used, used+n) {
+			return true
+		}
+	}
+}
+
+// Release returns n bytes reserved earlier and wakes the callers blocked in Wait. Releasing
+// more than was reserved is a caller bug that would let later reservations exceed the limit;
+// it is not detected here. A non-positive n does nothing.
+func (b *Budget) Release(n int64) {
+	if n <= 0 {
+		return
+	}
+	b.used.Add(-n)
+	b.signal()
+}
+
+// Wait reserves n bytes, blocking until enough has been released or ctx is done. It returns
+// ctx's error (wrapped) when ctx ends first, and ErrTooLarge at once when n exceeds Limit
+// (also when the limit is lowered below n while it waits).
+func (b *Budget) Wait(ctx context.Context, n int64) error {
+	return waitRoom(ctx, n, b.TryReserve, b, nil)
+}
+
+// signal wakes every caller blocked in Wait; it costs one atomic load when nobody waits.
+func (b *Budget) signal() {
+	if b.waiters.Load() == 0 {
+		return
+	}
+	b.mu.Lock()
+	if b.room != nil {
+		close(b.room)
+		b.room = nil
+	}
+	b.mu.Unlock()
+}
+
+// arm registers a waiter and returns a channel that the next signal closes. The caller must
+// call b.waiters.Add(-1) when it stops waiting.
+func (b *Budget) arm() <-chan struct{} {
+	b.waiters.Add(1)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.room == nil {
+		b.room = make(chan struct{})
+	}
+	return b.room
+}
+
+// waitRoom loops over try(n) until it succeeds, sleeping between attempts on the room channels
+// of a and, if not nil, c. A waiter registers before its last attempt, so a Release that comes
+// after a failed attempt always finds it registered: no wake-up is lost.
+func waitRoom(ctx context.Context, n int64, try func(int64) bool, a, c *Budget) error {
+	for {
+		if try(n) {
+			return nil
+		}
+		if n > a.Limit() || (c != nil && n > c.Limit()) {
+			return ErrTooLarge
+		}
+		roomA := a.arm()
+		var roomC <-chan struct{} // nil: never ready
+		if c != nil {
+			roomC = c.arm()
+		}
+		ok := try(n)
+		if !ok {
+			select {
+			case <-roomA:
+			case <-roomC:
+			case <-ctx.Done():
+			}
+		}
+		a.waiters.Add(-1)
+		if c != nil {
+			c.waiters.Add(-1)
+		}
+		if ok {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("limits: waiting for %d bytes: %w", n, err)
+		}
+	}
+}
+
+// Account is a child of a Budget with a limit of its own: a session's share of the global
+// budget, bounded by --max-queued-bytes. Every byte it reserves is reserved on the parent too.
+//
+// An Account is safe for concurrent use, like its parent.
+type Account struct {
+	parent *Budget
+	own    Budget
+}
+
+// NewAccount returns an account with nothing reserved that charges parent and holds at most
+// limit bytes itself.
+func NewAccount(parent *Budget, limit int64) *Account {
+	a := &Account{parent: parent}
+	a.own.limit.Store(max(limit, 0))
+	return a
+}
+
+// Used returns the bytes this account holds.
+func (a *Account) Used() int64 { return a.own.Used() }
+
+// Limit returns the account's own limit.
+func (a *Account) Limit() int64 { return a.own.Limit() }
+
+// SetLimit changes the account's own limit, with Budget.SetLimit's rules.
+func (a *Account) SetLimit(limit int64) { a.own.SetLimit(limit) }
+
+// TryReserve reserves n bytes if both the account and its parent have room, and reports
+// whether it did. On failure neither is charged.
+func (a *Account) TryReserve(n int64) bool {
+	if !a.own.TryReserve(n) {
+		return false
+	}
+	if !a.parent.TryReserve(n) {
+		a.own.Release(n)
+		return false
+	}
+	return true
+}
+
+// Release returns n bytes to the account and to its parent.
+func (a *Account) Release(n int64) {
+	a.own.Release(n)
+	a.parent.Release(n)
+}
+
+// Wait reserves n bytes, blocking until both the account and its parent have room or ctx is
+// done, with Budget.Wait's errors (ErrTooLarge when n exceeds either limit).
+func (a *Account) Wait(ctx context.Context, n int64) error {
+	return waitRoom(ctx, n, a.TryReserve, &a.own, a.parent)
+}
