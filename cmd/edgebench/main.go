@@ -23,7 +23,7 @@ func main() {
 
 func run() error {
 	ours := flag.String("edgebroker", "", "path of the edgebroker binary (empty: not run)")
-	oursArgs := flag.String("edgebroker-args", "", "extra arguments for edgebroker, space separated")
+	oursArgs := flag.String("edgebroker-args", "--fsync=always", "extra arguments for edgebroker, space separated")
 	mosq := flag.String("mosquitto", lookMosquitto(), "path of the mosquitto binary (empty: not run)")
 	only := flag.String("scenarios", "", "comma-separated scenarios to run (default all)")
 	jsonOut := flag.String("json", "", "also write the results to this JSON file")
