@@ -1,0 +1,257 @@
+package wal
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Format constants. NEVER CHANGE THEM: they describe files already on disk. A new format needs a
+// new formatVersion (see doc.go).
+const (
+	// MaxRecordSize is the largest record payload, in bytes. Append refuses larger records, and
+	// a length over it on disk is damage, found before anything is allocated.
+	MaxRecordSize = 16 << 20
+
+	segHeaderSize   = 28
+	frameHeaderSize = 12
+	formatVersion   = 1
+	segSuffix       = ".wal"
+	tmpExt          = ".tmp"
+	tmpSuffix       = segSuffix + tmpExt
+	brokenSuffix    = ".broken"
+)
+
+var segMagic = [8]byte{'E', 'B', 'W', 'A', 'L', 0, '\r', '\n'}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Errors of the package. Compare with errors.Is.
+var (
+	// ErrCorrupt reports damage that a power cut does not explain; the error is a *CorruptError.
+	ErrCorrupt = errors.New("wal: corrupt log")
+	// ErrVersion reports a segment written in a format version this code does not read.
+	ErrVersion = errors.New("wal: unsupported format version")
+	// ErrFailed wraps the write or sync error that poisoned a Log.
+	ErrFailed = errors.New("wal: log failed")
+	// ErrClosed is returned by calls on a closed Log.
+	ErrClosed = errors.New("wal: log closed")
+	// ErrTooLarge is returned by Append for a record over MaxRecordSize.
+	ErrTooLarge = errors.New("wal: record too large")
+	// ErrNotAppended is returned by WaitDurable for a position not yet appended.
+	ErrNotAppended = errors.New("wal: position not appended")
+	// ErrMissing is returned by Replay when records after the requested position were already
+	// removed by TruncateBefore.
+	ErrMissing = errors.New("wal: records missing")
+)
+
+// CorruptError describes damage in a segment file. errors.Is(err, ErrCorrupt) holds.
+type CorruptError struct {
+	Path   string // the segment file
+	Offset int64  // byte offset in the file where the damage begins
+	Reason string
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("%v: %s at offset %d: %s (run repair to move the damaged part aside)",
+		ErrCorrupt, e.Path, e.Offset, e.Reason)
+}
+
+// Unwrap returns ErrCorrupt.
+func (e *CorruptError) Unwrap() error { return ErrCorrupt }
+
+// segmentName returns the file name of the segment whose first record is first.
+func segmentName(first Pos) string { return fmt.Sprintf("%016x%s", uint64(first), segSuffix) }
+
+// parseSegmentName returns the first position encoded in a segment file name.
+func parseSegmentName(name string) (Pos, bool) {
+	hex, ok := strings.CutSuffix(name, segSuffix)
+	if !ok || len(hex) != 16 || strings.ToLower(hex) != hex {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(hex, 16, 64)
+	if err != nil || v == 0 {
+		return 0, false
+	}
+	return Pos(v), true
+}
+
+// encodeSegHeader returns the header of a new segment.
+func encodeSegHeader(first Pos, salt uint32) []byte {
+	h := make([]byte, segHeaderSize)
+	copy(h, segMagic[:])
+	binary.LittleEndian.PutUint32(h[8:], formatVersion)
+	binary.LittleEndian.PutUint32(h[12:], salt)
+	binary.LittleEndian.PutUint64(h[16:], uint64(first))
+	binary.LittleEndian.PutUint32(h[24:], crc32.Checksum(h[:24], castagnoli))
+	return h
+}
+
+// saltSeed returns the CRC state after the salt, the start of every frame header CRC.
+func saltSeed(salt uint32) uint32 {
+	var b [4]byte
+	binary.LittleEndian.PutUint32(b[:], salt)
+	return crc32.Update(0, castagnoli, b[:])
+}
+
+// appendFrame appends the frame of rec to buf.
+func appendFrame(buf []byte, seed uint32, rec []byte) []byte {
+	var h [frameHeaderSize]byte
+	binary.LittleEndian.PutUint32(h[0:], uint32(len(rec)))
+	dcrc := crc32.Update(crc32.Update(0, castagnoli, h[0:4]), castagnoli, rec)
+	binary.LittleEndian.PutUint32(h[4:], dcrc)
+	binary.LittleEndian.PutUint32(h[8:], crc32.Update(seed, castagnoli, h[:8]))
+	return append(append(buf, h[:]...), rec...)
+}
+
+// frameHeader checks a frame header; it returns the payload length and data CRC when the header
+// CRC matches and the length is within the limit.
+func frameHeader(seed uint32, h []byte) (n int64, dcrc uint32, ok bool) {
+	if binary.LittleEndian.Uint32(h[8:]) != crc32.Update(seed, castagnoli, h[:8]) {
+		return 0, 0, false
+	}
+	n = int64(binary.LittleEndian.Uint32(h[0:]))
+	return n, binary.LittleEndian.Uint32(h[4:]), n <= MaxRecordSize
+}
+
+// payloadOK reports whether payload matches the data CRC of its frame header h.
+func payloadOK(h, payload []byte, dcrc uint32) bool {
+	return crc32.Update(crc32.Update(0, castagnoli, h[0:4]), castagnoli, payload) == dcrc
+}
+
+// segReader reads the records of one segment file in order.
+type segReader struct {
+	path  string
+	f     File
+	size  int64
+	first Pos
+	seed  uint32
+	off   int64 // offset of the next frame
+	br    *bufio.Reader
+	buf   []byte
+}
+
+// openSegment opens a segment and checks its header against the first position in its name.
+// A damaged header is a *CorruptError; an unknown version wraps ErrVersion.
+func openSegment(fsys FS, path string, first Pos, br *bufio.Reader) (*segReader, error) {
+	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	r := &segReader{path: path, f: f, first: first, br: br}
+	if err := r.readHeader(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *segReader) readHeader() error {
+	size, err := r.f.Size()
+	if err != nil {
+		return err
+	}
+	r.size = size
+	if size < segHeaderSize {
+		return &CorruptError{r.path, 0, fmt.Sprintf("segment header: file is %d bytes, header is %d", size, segHeaderSize)}
+	}
+	r.br.Reset(io.NewSectionReader(r.f, 0, size))
+	var h [segHeaderSize]byte
+	if _, err := io.ReadFull(r.br, h[:]); err != nil {
+		return err
+	}
+	switch {
+	case [8]byte(h[:8]) != segMagic:
+		return &CorruptError{r.path, 0, "segment header: bad magic (not a log segment)"}
+	case binary.LittleEndian.Uint32(h[24:]) != crc32.Checksum(h[:24], castagnoli):
+		return &CorruptError{r.path, 24, "segment header: checksum mismatch"}
+	case binary.LittleEndian.Uint32(h[8:]) != formatVersion:
+		return fmt.Errorf("%w %d in %s (this build reads version %d)",
+			ErrVersion, binary.LittleEndian.Uint32(h[8:]), r.path, formatVersion)
+	case Pos(binary.LittleEndian.Uint64(h[16:])) != r.first:
+		return &CorruptError{r.path, 16, fmt.Sprintf("segment header: first position %d does not match the file name",
+			binary.LittleEndian.Uint64(h[16:]))}
+	}
+	r.seed = saltSeed(binary.LittleEndian.Uint32(h[12:]))
+	r.off = segHeaderSize
+	return nil
+}
+
+// next returns the next record, valid until the following call. It returns io.EOF at the clean
+// end of the file, a *CorruptError at damage, and other errors for failed reads.
+func (r *segReader) next() ([]byte, error) {
+	rest := r.size - r.off
+	if rest == 0 {
+		return nil, io.EOF
+	}
+	if rest < frameHeaderSize {
+		return nil, r.corrupt(fmt.Sprintf("frame header cut short (%d of %d bytes)", rest, frameHeaderSize))
+	}
+	var h [frameHeaderSize]byte
+	if _, err := io.ReadFull(r.br, h[:]); err != nil {
+		return nil, err
+	}
+	n, dcrc, ok := frameHeader(r.seed, h[:])
+	switch {
+	case !ok:
+		return nil, r.corrupt("frame header checksum mismatch or length over the limit")
+	case n > rest-frameHeaderSize:
+		return nil, r.corrupt(fmt.Sprintf("record of %d bytes runs past the end of the file", n))
+	}
+	if int64(cap(r.buf)) < n {
+		r.buf = make([]byte, n)
+	}
+	rec := r.buf[:n]
+	if _, err := io.ReadFull(r.br, rec); err != nil {
+		return nil, err
+	}
+	if !payloadOK(h[:], rec, dcrc) {
+		return nil, r.corrupt("record checksum mismatch")
+	}
+	r.off += frameHeaderSize + n
+	return rec, nil
+}
+
+func (r *segReader) corrupt(reason string) error { return &CorruptError{r.path, r.off, reason} }
+
+// validFrameAfter reports whether a complete, valid record starts anywhere after the damage at
+// r.off. Without one, the damage is a torn tail: everything from r.off on is what a power cut
+// left of writes that never completed.
+func (r *segReader) validFrameAfter() (bool, error) {
+	const window = 64 << 10
+	buf := make([]byte, window+frameHeaderSize-1)
+	for start := r.off + 1; start+frameHeaderSize <= r.size; start += window {
+		n := min(int64(len(buf)), r.size-start)
+		if _, err := r.f.ReadAt(buf[:n], start); err != nil && !errors.Is(err, io.EOF) {
+			return false, err
+		}
+		for i := int64(0); i+frameHeaderSize <= n && i < window; i++ {
+			h := buf[i : i+frameHeaderSize]
+			plen, dcrc, ok := frameHeader(r.seed, h)
+			at := start + i
+			if !ok || plen > r.size-at-frameHeaderSize {
+				continue
+			}
+			payload := make([]byte, plen)
+			if _, err := r.f.ReadAt(payload, at+frameHeaderSize); err != nil && !errors.Is(err, io.EOF) {
+				return false, err
+			}
+			if payloadOK(h, payload, dcrc) {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+func (r *segReader) close() error { return r.f.Close() }
+
+// segmentPath returns the path of the segment whose first record is first.
+func segmentPath(dir string, first Pos) string { return filepath.Join(dir, segmentName(first)) }
