@@ -103,7 +103,10 @@ func (b *Broker) serveConn(nc net.Conn) {
 	if c.handshake() {
 		c.readLoop()
 	}
+	// Detach from the session first, so that nothing is queued for a connection that is only
+	// being drained.
 	c.finish()
+	c.drainClose()
 }
 
 // handshake reads and answers CONNECT. It reports whether the connection was accepted.
@@ -118,13 +121,11 @@ func (c *conn) handshake() bool {
 			c.send(&codec.Connack{Reason: codec.V3UnacceptableVersion})
 		}
 		c.logClose("bad CONNECT", err)
-		c.drainClose()
 		return false
 	}
 	cp, ok := p.(*codec.Connect)
 	if !ok {
 		c.logClose("first packet is not CONNECT", errors.New(packetName(p))) // [MQTT-3.1.0-1]
-		c.drainClose()
 		return false
 	}
 	return c.connect(cp)
@@ -138,7 +139,6 @@ func (c *conn) refuse(rc codec.ReasonCode, why string) bool {
 	}
 	c.send(ack)
 	c.logClose("connection refused: "+why, rc)
-	c.drainClose()
 	return false
 }
 
@@ -343,15 +343,12 @@ func (c *conn) readLoop() {
 		}
 		switch {
 		case errors.Is(err, errClientDisconnect):
-			c.drainClose()
 		case c.killed.Load():
 			// Taken over or shut down: kill already said why.
 		case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 			c.logClose("connection closed by client", err)
-			c.nc.Close()
 		case errors.Is(err, errConnClosed):
 			c.logClose("write failed", err)
-			c.nc.Close()
 		case isTimeout(err):
 			c.fail(codec.KeepAliveTimeout)
 		default:
@@ -694,8 +691,8 @@ func (c *conn) flushLocked() error {
 	return nil
 }
 
-// fail closes the connection after a protocol violation or error, telling a 5.0 client the
-// reason code first [MQTT-4.13.1-1].
+// fail answers a protocol violation or error, telling a 5.0 client the reason code
+// [MQTT-4.13.1-1]; the connection is then closed.
 func (c *conn) fail(err error) {
 	var rc codec.ReasonCode
 	if !errors.As(err, &rc) {
@@ -708,7 +705,6 @@ func (c *conn) fail(err error) {
 		c.send(&codec.Disconnect{Reason: rc})
 	}
 	c.logClose("closing connection", err)
-	c.drainClose()
 }
 
 // kill closes the connection from another goroutine (takeover, shutdown), telling a 5.0 client
@@ -749,12 +745,11 @@ func (c *conn) closeWrite() {
 	}
 }
 
-// finish tears the connection down and detaches it from its session: a clean session ends, a
+// finish stops the connection's goroutines and detaches it from its session: a clean session ends, a
 // persistent one starts its expiry clock, and the will is scheduled unless the client
 // disconnected normally.
 func (c *conn) finish() {
 	c.doneOnce.Do(func() { close(c.done) })
-	c.nc.Close()
 	b := c.b
 	b.mu.Lock()
 	delete(b.conns, c)

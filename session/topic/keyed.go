@@ -1,24 +1,25 @@
 package topic
 
 // keyer is an element of a keyedSet: a Sub is keyed by its client, a *Group by
-// its share name.
-type keyer interface{ key() string }
+// its share name, a subKey by itself.
+type keyer[K comparable] interface{ key() K }
 
 // indexAbove is the size above which a keyedSet keeps a map from key to slot.
-// Most filters have one or a few subscribers; for them a scan of the slice is
-// as fast as a map and saves the map's memory.
+// Most filters have one or a few subscribers, and most clients a few
+// subscriptions; for them a scan of the slice is as fast as a map and saves
+// the map's memory.
 const indexAbove = 8
 
 // keyedSet is a set of values with distinct keys, stored in a slice so that
 // Match can append a node's subscriptions in one copy. put and remove are O(1)
 // (amortized) at any size; the order of items is not kept.
-type keyedSet[T keyer] struct {
+type keyedSet[K comparable, T keyer[K]] struct {
 	items []T
-	index map[string]int // nil while len(items) <= indexAbove
+	index map[K]int // nil while len(items) <= indexAbove
 }
 
 // find returns the slot of key, or -1.
-func (s *keyedSet[T]) find(key string) int {
+func (s *keyedSet[K, T]) find(key K) int {
 	if s.index != nil {
 		if i, ok := s.index[key]; ok {
 			return i
@@ -34,7 +35,7 @@ func (s *keyedSet[T]) find(key string) int {
 }
 
 // get returns the value with key.
-func (s *keyedSet[T]) get(key string) (T, bool) {
+func (s *keyedSet[K, T]) get(key K) (T, bool) {
 	if i := s.find(key); i >= 0 {
 		return s.items[i], true
 	}
@@ -44,7 +45,7 @@ func (s *keyedSet[T]) get(key string) (T, bool) {
 
 // put adds v or replaces the value with the same key, reporting whether one
 // was replaced.
-func (s *keyedSet[T]) put(v T) (replaced bool) {
+func (s *keyedSet[K, T]) put(v T) (replaced bool) {
 	k := v.key()
 	if i := s.find(k); i >= 0 {
 		s.items[i] = v
@@ -55,7 +56,7 @@ func (s *keyedSet[T]) put(v T) (replaced bool) {
 	case s.index != nil:
 		s.index[k] = len(s.items) - 1
 	case len(s.items) > indexAbove:
-		s.index = make(map[string]int, len(s.items))
+		s.index = make(map[K]int, len(s.items))
 		for i := range s.items {
 			s.index[s.items[i].key()] = i
 		}
@@ -65,7 +66,7 @@ func (s *keyedSet[T]) put(v T) (replaced bool) {
 
 // remove deletes the value with key, reporting whether there was one. The
 // last item moves into the freed slot.
-func (s *keyedSet[T]) remove(key string) bool {
+func (s *keyedSet[K, T]) remove(key K) bool {
 	i := s.find(key)
 	if i < 0 {
 		return false

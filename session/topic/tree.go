@@ -19,29 +19,35 @@ type Sub struct {
 type Tree struct {
 	mu      sync.RWMutex
 	root    node
-	clients map[string]map[subKey]struct{} // every subscription of each client
-	count   int                            // subscriptions, shared members included
-	nodes   int                            // nodes besides the root, for the pruning tests
+	clients map[string]*keyedSet[subKey, subKey] // every subscription of each client
+	count   int                                  // subscriptions, shared members included
+	nodes   int                                  // nodes besides the root, for the pruning tests
 }
 
 // subKey names one subscription of a client.
 type subKey struct{ group, filter string }
 
+func (k subKey) key() subKey { return k }
+
 // node is one level of a filter. Its subscriptions and groups are those whose
 // filter ends here.
 type node struct {
-	parent   *node
-	level    string
-	children map[string]*node // literal levels; nil when there are none
-	plus     *node            // the "+" level
-	hash     *node            // the "#" level
-	subs     keyedSet[Sub]
-	groups   keyedSet[*Group]
+	parent *node
+	level  string
+	// The children for literal levels: most nodes have at most one, held in
+	// one without the cost of a map; children holds two or more, and then
+	// one is nil.
+	one      *node
+	children map[string]*node
+	plus     *node // the "+" level
+	hash     *node // the "#" level
+	subs     keyedSet[string, Sub]
+	groups   keyedSet[string, *Group]
 }
 
 // NewTree returns an empty Tree.
 func NewTree() *Tree {
-	return &Tree{clients: make(map[string]map[subKey]struct{})}
+	return &Tree{clients: make(map[string]*keyedSet[subKey, subKey])}
 }
 
 // Subscribe adds the subscription s, or replaces the options of the one with
@@ -77,10 +83,10 @@ func (t *Tree) Subscribe(s Sub) (existed bool) {
 		t.count++
 		keys := t.clients[s.ClientID]
 		if keys == nil {
-			keys = make(map[subKey]struct{}, 1)
+			keys = new(keyedSet[subKey, subKey])
 			t.clients[s.ClientID] = keys
 		}
-		keys[subKey{s.Group, s.Filter}] = struct{}{}
+		keys.put(subKey{s.Group, s.Filter})
 	}
 	return existed
 }
@@ -96,8 +102,7 @@ func (t *Tree) Unsubscribe(clientID, group, filter string) bool {
 		return false
 	}
 	keys := t.clients[clientID]
-	delete(keys, k)
-	if len(keys) == 0 {
+	if keys.remove(k); len(keys.items) == 0 {
 		delete(t.clients, clientID)
 	}
 	return true
@@ -109,9 +114,12 @@ func (t *Tree) UnsubscribeAll(clientID string) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	keys := t.clients[clientID]
+	if keys == nil {
+		return 0
+	}
 	delete(t.clients, clientID)
 	n := 0
-	for k := range keys {
+	for _, k := range keys.items {
 		if t.remove(clientID, k) {
 			n++
 		}
@@ -210,7 +218,7 @@ func (n *node) match(topic string, wild bool, m *Matches) {
 				}
 			}
 		}
-		c := n.children[lvl]
+		c := n.literal(lvl)
 		if c == nil {
 			return
 		}
@@ -245,6 +253,17 @@ func (n *node) child(lvl string) *node {
 	case "#":
 		return n.hash
 	}
+	return n.literal(lvl)
+}
+
+// literal returns the child of n for the literal level lvl, or nil.
+func (n *node) literal(lvl string) *node {
+	if n.one != nil {
+		if n.one.level == lvl {
+			return n.one
+		}
+		return nil
+	}
 	return n.children[lvl]
 }
 
@@ -255,14 +274,24 @@ func (n *node) setChild(lvl string, c *node) {
 		n.plus = c
 	case lvl == "#":
 		n.hash = c
+	case c != nil && n.one == nil && n.children == nil:
+		n.one = c
 	case c != nil:
-		if n.children == nil {
-			n.children = make(map[string]*node, 1)
+		if n.one != nil {
+			n.children = map[string]*node{n.one.level: n.one}
+			n.one = nil
 		}
 		n.children[lvl] = c
+	case n.one != nil:
+		if n.one.level == lvl {
+			n.one = nil
+		}
 	default:
 		delete(n.children, lvl)
-		if len(n.children) == 0 {
+		if len(n.children) == 1 {
+			for _, last := range n.children {
+				n.one = last
+			}
 			n.children = nil
 		}
 	}
@@ -270,6 +299,6 @@ func (n *node) setChild(lvl string, c *node) {
 
 // empty reports whether n holds nothing and can be removed.
 func (n *node) empty() bool {
-	return len(n.children) == 0 && n.plus == nil && n.hash == nil &&
+	return n.one == nil && len(n.children) == 0 && n.plus == nil && n.hash == nil &&
 		len(n.subs.items) == 0 && len(n.groups.items) == 0
 }

@@ -1,0 +1,463 @@
+package session
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"edgebroker/codec"
+)
+
+var versions = []codec.Version{codec.V31, codec.V311, codec.V5}
+
+func TestPersistentSessionKeepsMessagesWhileOffline(t *testing.T) {
+	for _, v := range versions {
+		t.Run(fmt.Sprint("v", v), func(t *testing.T) {
+			_, addr := startBroker(t, nil)
+			sub, ack := connectClient(t, addr, v, "sub", false)
+			if ack.SessionPresent {
+				t.Fatal("new session reported as present")
+			}
+			sub.subscribe(1, "room/+/temp", 1)
+			sub.send(&codec.Disconnect{})
+			sub.expectClosed()
+
+			pub, _ := connectClient(t, addr, v, "pub", true)
+			want := payloads(50, "m")
+			for i, p := range want {
+				pub.publish(uint16(i+1), "room/1/temp", 1, p)
+			}
+			sub, ack = connectClient(t, addr, v, "sub", false)
+			if !ack.SessionPresent {
+				t.Fatal("Session Present = 0 after resuming a persistent session")
+			}
+			for i, w := range want {
+				if got := sub.receive(); string(got.Payload) != w || got.QoS != 1 {
+					t.Fatalf("message %d: got %q QoS %d, want %q QoS 1", i, got.Payload, got.QoS, w)
+				}
+			}
+			sub.expectNothing(100 * time.Millisecond)
+		})
+	}
+}
+
+func TestCleanSessionForgetsEverything(t *testing.T) {
+	_, addr := startBroker(t, nil)
+	sub, _ := connectClient(t, addr, codec.V311, "sub", true)
+	sub.subscribe(1, "a", 1)
+	sub.send(&codec.Disconnect{})
+	sub.expectClosed()
+	pub, _ := connectClient(t, addr, codec.V311, "pub", true)
+	pub.publish(1, "a", 1, "lost")
+	sub, ack := connectClient(t, addr, codec.V311, "sub", false)
+	if ack.SessionPresent {
+		t.Fatal("a clean session was resumed")
+	}
+	sub.expectNothing(200 * time.Millisecond)
+}
+
+func TestQoS0NotQueuedOfflineUnlessAsked(t *testing.T) {
+	for _, queue := range []bool{false, true} {
+		t.Run(fmt.Sprint("queue-qos0=", queue), func(t *testing.T) {
+			_, addr := startBroker(t, func(o *Options) { o.QueueQoS0 = queue })
+			sub, _ := connectClient(t, addr, codec.V311, "sub", false)
+			sub.subscribe(1, "a", 1)
+			sub.send(&codec.Disconnect{})
+			sub.expectClosed()
+			pub, _ := connectClient(t, addr, codec.V311, "pub", true)
+			pub.publish(0, "a", 0, "zero")
+			pub.publish(1, "a", 1, "one") // its PUBACK orders it after the QoS 0 one
+			sub, _ = connectClient(t, addr, codec.V311, "sub", false)
+			if queue {
+				if got := sub.receive(); string(got.Payload) != "zero" || got.QoS != 0 {
+					t.Fatalf("got %q QoS %d, want the queued QoS 0 message", got.Payload, got.QoS)
+				}
+			}
+			if got := sub.receive(); string(got.Payload) != "one" {
+				t.Fatalf("got %q, want one", got.Payload)
+			}
+			sub.expectNothing(100 * time.Millisecond)
+		})
+	}
+}
+
+func TestOverflowPolicyOfflineQueue(t *testing.T) {
+	for _, tc := range []struct {
+		policy     Overflow
+		first, end int // payload numbers expected, [first, end)
+	}{
+		{DropNew, 0, 100},
+		{DropOldest, 50, 150},
+	} {
+		t.Run(string(tc.policy), func(t *testing.T) {
+			b, addr := startBroker(t, func(o *Options) { o.Overflow = tc.policy })
+			sub, _ := connectClient(t, addr, codec.V311, "sub", false)
+			sub.subscribe(1, "q", 1)
+			sub.send(&codec.Disconnect{})
+			sub.expectClosed()
+			pub, _ := connectClient(t, addr, codec.V311, "pub", true)
+			for i := range 150 {
+				pub.publish(uint16(i+1), "q", 1, fmt.Sprint(i))
+			}
+			if got := b.Stats().MessagesDropped.Load(); got != 50 {
+				t.Fatalf("dropped %d, want 50", got)
+			}
+			sub, _ = connectClient(t, addr, codec.V311, "sub", false)
+			for i := tc.first; i < tc.end; i++ {
+				if got := sub.receive(); string(got.Payload) != fmt.Sprint(i) {
+					t.Fatalf("got %q, want %d", got.Payload, i)
+				}
+			}
+			sub.expectNothing(100 * time.Millisecond)
+		})
+	}
+}
+
+func TestFullQueueOfProgressingSubscriberSlowsPublisher(t *testing.T) {
+	b, addr := startBroker(t, func(o *Options) {
+		o.MaxQueued = 5
+		o.MaxInflight = 1
+		o.SlowConsumerTimeout = time.Minute
+	})
+	sub, _ := connectClient(t, addr, codec.V311, "sub", true)
+	sub.subscribe(1, "f", 1)
+	pub, _ := connectClient(t, addr, codec.V311, "pub", true)
+	// One in flight to the subscriber plus five queued are acknowledged at once.
+	for i := range 6 {
+		pub.publish(uint16(i+1), "f", 1, fmt.Sprint(i))
+	}
+	// The seventh meets a full queue: its PUBACK waits for the subscriber.
+	pub.send(&codec.Publish{PacketID: 7, Topic: "f", QoS: 1, Payload: []byte("6")})
+	pub.expectNothing(300 * time.Millisecond)
+	for i := range 7 {
+		if got := sub.receive(); string(got.Payload) != fmt.Sprint(i) {
+			t.Fatalf("got %q, want %d", got.Payload, i)
+		}
+	}
+	if a, ok := pub.next().(*codec.Ack); !ok || a.PacketID != 7 {
+		t.Fatalf("want PUBACK 7, got %+v", a)
+	}
+	if d := b.Stats().MessagesDropped.Load(); d != 0 {
+		t.Fatalf("%d messages dropped, want none", d)
+	}
+}
+
+func TestStuckSubscriberMeetsOverflowPolicy(t *testing.T) {
+	b, addr := startBroker(t, func(o *Options) {
+		o.MaxQueued = 2
+		o.MaxInflight = 1
+		o.SlowConsumerTimeout = 200 * time.Millisecond
+	})
+	sub, _ := connectClient(t, addr, codec.V311, "sub", true)
+	sub.subscribe(1, "s", 1)
+	pub, _ := connectClient(t, addr, codec.V311, "pub", true)
+	for i := range 10 { // never acknowledged by the subscriber: every PUBACK still arrives
+		pub.publish(uint16(i+1), "s", 1, fmt.Sprint(i))
+	}
+	if d := b.Stats().MessagesDropped.Load(); d != 7 { // 1 in flight + 2 queued kept
+		t.Fatalf("dropped %d, want 7", d)
+	}
+}
+
+func TestQoS0NeverWaitsForAFullQueue(t *testing.T) {
+	b, addr := startBroker(t, func(o *Options) {
+		o.MaxQueued = 1
+		o.MaxInflight = 1
+		o.SlowConsumerTimeout = time.Minute
+	})
+	sub, _ := connectClient(t, addr, codec.V311, "sub", true)
+	sub.subscribe(1, "z", 0)
+	// The subscriber never reads again: 20 MB of QoS 0 fills its socket and its queue.
+	pub, _ := connectClient(t, addr, codec.V311, "pub", true)
+	big := string(make([]byte, 100<<10))
+	for range 200 {
+		pub.publish(0, "z", 0, big)
+	}
+	pub.publish(1, "other", 1, "ack me") // routed after the 200: proves nothing waited
+	if b.Stats().MessagesDropped.Load() == 0 {
+		t.Fatal("no QoS 0 message was dropped")
+	}
+}
+
+func TestInboundQoS2DeliveredOnce(t *testing.T) {
+	_, addr := startBroker(t, nil)
+	sub, _ := connectClient(t, addr, codec.V5, "sub", true)
+	sub.subscribe(1, "two", 2)
+	pub, _ := connectClient(t, addr, codec.V5, "pub", false)
+	p := &codec.Publish{PacketID: 9, Topic: "two", QoS: 2, Payload: []byte("once")}
+	pub.send(p)
+	if a := pub.next().(*codec.Ack); a.Kind != codec.PUBREC || a.PacketID != 9 {
+		t.Fatalf("want PUBREC 9, got %+v", a)
+	}
+	// Reconnect and resend with DUP, as a client does when it lost the PUBREC [MQTT-4.3.3-10].
+	pub.nc.Close()
+	pub, ack := connectClient(t, addr, codec.V5, "pub", false)
+	if !ack.SessionPresent {
+		t.Fatal("session not resumed")
+	}
+	p.Dup = true
+	pub.send(p)
+	if a := pub.next().(*codec.Ack); a.Kind != codec.PUBREC || a.PacketID != 9 {
+		t.Fatalf("want PUBREC 9 again, got %+v", a)
+	}
+	pub.send(&codec.Ack{Kind: codec.PUBREL, PacketID: 9})
+	if a := pub.next().(*codec.Ack); a.Kind != codec.PUBCOMP || a.Reason != codec.Success {
+		t.Fatalf("want PUBCOMP success, got %+v", a)
+	}
+	got := sub.next().(*codec.Publish)
+	if string(got.Payload) != "once" || got.QoS != 2 {
+		t.Fatalf("got %+v", got)
+	}
+	sub.send(&codec.Ack{Kind: codec.PUBREC, PacketID: got.PacketID})
+	if a := sub.next().(*codec.Ack); a.Kind != codec.PUBREL {
+		t.Fatalf("want PUBREL, got %+v", a)
+	}
+	sub.send(&codec.Ack{Kind: codec.PUBCOMP, PacketID: got.PacketID})
+	sub.expectNothing(200 * time.Millisecond)
+}
+
+func TestInflightResentWithDupAfterReconnect(t *testing.T) {
+	_, addr := startBroker(t, nil)
+	sub, _ := connectClient(t, addr, codec.V311, "sub", false)
+	sub.subscribe(1, "d", 1)
+	pub, _ := connectClient(t, addr, codec.V311, "pub", true)
+	pub.publish(1, "d", 1, "first")
+	p := sub.next().(*codec.Publish) // not acknowledged
+	if p.Dup {
+		t.Fatal("first delivery has DUP set")
+	}
+	sub.nc.Close()
+	sub, _ = connectClient(t, addr, codec.V311, "sub", false)
+	again := sub.next().(*codec.Publish)
+	if !again.Dup || string(again.Payload) != "first" || again.PacketID != p.PacketID {
+		t.Fatalf("want DUP resend of %d, got %+v", p.PacketID, again)
+	}
+	sub.send(&codec.Ack{Kind: codec.PUBACK, PacketID: again.PacketID})
+	sub.expectNothing(100 * time.Millisecond)
+}
+
+func TestTakeoverClosesOldConnection(t *testing.T) {
+	_, addr := startBroker(t, nil)
+	old, _ := connectClient(t, addr, codec.V5, "dev", false)
+	old.subscribe(1, "t", 1)
+	_, ack := connectClient(t, addr, codec.V5, "dev", false)
+	if !ack.SessionPresent {
+		t.Fatal("takeover did not resume the session")
+	}
+	got := old.expectClosed()
+	if len(got) != 1 || got[0].(*codec.Disconnect).Reason != codec.SessionTakenOver {
+		t.Fatalf("old connection got %v, want DISCONNECT 0x8E", got)
+	}
+}
+
+func TestWills(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		v       codec.Version
+		end     func(c *client)
+		publish bool
+	}{
+		{"abnormal close", codec.V311, func(c *client) { c.nc.Close() }, true},
+		{"normal disconnect", codec.V311, func(c *client) { c.send(&codec.Disconnect{}) }, false},
+		{"v5 disconnect with will", codec.V5, func(c *client) {
+			c.send(&codec.Disconnect{Reason: codec.DisconnectWithWill})
+		}, true},
+		{"v5 protocol error", codec.V5, func(c *client) { c.send(&codec.Connect{}) }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, addr := startBroker(t, nil)
+			watcher, _ := connectClient(t, addr, codec.V311, "watcher", true)
+			watcher.subscribe(1, "will/#", 1)
+			c := dial(t, addr, tc.v)
+			if ack := c.connect(&codec.Connect{ClientID: "dying", CleanStart: true, WillFlag: true,
+				WillTopic: "will/dying", WillPayload: []byte("gone"), WillQoS: 1}); ack.Reason != 0 {
+				t.Fatal(ack.Reason)
+			}
+			tc.end(c)
+			if !tc.publish {
+				watcher.expectNothing(300 * time.Millisecond)
+				return
+			}
+			if got := watcher.receive(); got.Topic != "will/dying" || string(got.Payload) != "gone" {
+				t.Fatalf("got %+v", got)
+			}
+		})
+	}
+}
+
+func TestWillDelay(t *testing.T) {
+	_, addr := startBroker(t, nil)
+	watcher, _ := connectClient(t, addr, codec.V311, "watcher", true)
+	watcher.subscribe(1, "will", 1)
+	connectWithDelayedWill := func() *client {
+		c := dial(t, addr, codec.V5)
+		cp := &codec.Connect{ClientID: "dev", WillFlag: true, WillTopic: "will", WillPayload: []byte("late")}
+		cp.Props.Present.Set(codec.PropSessionExpiry)
+		cp.Props.SessionExpiry = 60
+		cp.WillProps.Present.Set(codec.PropWillDelay)
+		cp.WillProps.WillDelay = 1
+		if ack := c.connect(cp); ack.Reason != 0 {
+			t.Fatal(ack.Reason)
+		}
+		return c
+	}
+	c := connectWithDelayedWill()
+	c.nc.Close()
+	c = connectWithDelayedWill() // back within the delay: the will is cancelled
+	watcher.expectNothing(1500 * time.Millisecond)
+	c.nc.Close()
+	if got := watcher.receive(); string(got.Payload) != "late" {
+		t.Fatalf("got %q", got.Payload)
+	}
+}
+
+func TestSessionExpiryV5(t *testing.T) {
+	b, addr := startBroker(t, nil)
+	c := dial(t, addr, codec.V5)
+	cp := &codec.Connect{ClientID: "short"}
+	cp.Props.Present.Set(codec.PropSessionExpiry)
+	cp.Props.SessionExpiry = 1
+	c.connect(cp)
+	c.nc.Close()
+	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+		if n := b.SessionCount(); n != 0 {
+			return fmt.Errorf("%d sessions after expiry", n)
+		}
+		return nil
+	})
+	// Expiry 0 ends the session at once on disconnect.
+	c = dial(t, addr, codec.V5)
+	c.connect(&codec.Connect{ClientID: "zero"})
+	c.send(&codec.Disconnect{})
+	c.expectClosed()
+	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+		if n := b.SessionCount(); n != 0 {
+			return fmt.Errorf("%d sessions after a disconnect with expiry 0", n)
+		}
+		return nil
+	})
+}
+
+func TestDisconnectCannotRaiseExpiryFromZero(t *testing.T) {
+	_, addr := startBroker(t, nil)
+	c := dial(t, addr, codec.V5)
+	c.connect(&codec.Connect{ClientID: "z"})
+	d := &codec.Disconnect{}
+	d.Props.Present.Set(codec.PropSessionExpiry)
+	d.Props.SessionExpiry = 10
+	c.send(d)
+	got := c.expectClosed()
+	if len(got) != 1 || got[0].(*codec.Disconnect).Reason != codec.ProtocolError {
+		t.Fatalf("got %v, want DISCONNECT 0x82 [MQTT-3.14.2-2]", got)
+	}
+}
+
+func TestMessageExpiryWhileQueued(t *testing.T) {
+	_, addr := startBroker(t, nil)
+	sub, _ := connectClient(t, addr, codec.V5, "sub", false)
+	sub.subscribe(1, "e", 1)
+	sub.send(&codec.Disconnect{})
+	sub.expectClosed()
+	pub, _ := connectClient(t, addr, codec.V5, "pub", true)
+	for i, exp := range []uint32{1, 100} {
+		p := &codec.Publish{PacketID: uint16(i + 1), Topic: "e", QoS: 1, Payload: []byte(fmt.Sprint(exp))}
+		p.Props.Present.Set(codec.PropMessageExpiry)
+		p.Props.MessageExpiry = exp
+		pub.send(p)
+		pub.next()
+	}
+	time.Sleep(1100 * time.Millisecond) // let the 1 s message expire while queued
+	sub, _ = connectClient(t, addr, codec.V5, "sub", false)
+	got := sub.receive()
+	if string(got.Payload) != "100" {
+		t.Fatalf("got %q, want only the unexpired message", got.Payload)
+	}
+	if e := got.Props.MessageExpiry; !got.Props.Present.Has(codec.PropMessageExpiry) || e > 99 || e < 90 {
+		t.Fatalf("forwarded expiry %d, want the remaining interval (<100)", e)
+	}
+	sub.expectNothing(100 * time.Millisecond)
+}
+
+func TestSharedSubscriptionHandsOverDepartedMembersMessages(t *testing.T) {
+	_, addr := startBroker(t, func(o *Options) { o.MaxInflight = 10 })
+	a, _ := connectClient(t, addr, codec.V5, "a", true)
+	a.subscribe(1, "$share/g/work", 1)
+	bb, _ := connectClient(t, addr, codec.V5, "b", true)
+	bb.subscribe(1, "$share/g/work", 1)
+	pub, _ := connectClient(t, addr, codec.V5, "pub", true)
+	for i := range 10 {
+		pub.publish(uint16(i+1), "work", 1, fmt.Sprint(i))
+	}
+	// a takes its share without acknowledging and leaves; b must end with all ten.
+	got := map[string]bool{}
+	var aCount int
+	for {
+		p, err := a.tryNext(300 * time.Millisecond)
+		if err != nil {
+			break
+		}
+		aCount++
+		_ = p
+	}
+	if aCount == 0 {
+		t.Fatal("round robin gave member a nothing")
+	}
+	a.nc.Close()
+	for len(got) < 10 {
+		p := bb.receive()
+		got[string(p.Payload)] = true
+	}
+	bb.expectNothing(200 * time.Millisecond)
+}
+
+func TestReceiveMaximumExceeded(t *testing.T) {
+	_, addr := startBroker(t, func(o *Options) { o.MaxInflight = 2 })
+	c := dial(t, addr, codec.V5)
+	ack := c.connect(&codec.Connect{ClientID: "greedy", CleanStart: true})
+	if ack.Props.ReceiveMaximum != 2 {
+		t.Fatalf("Receive Maximum %d, want 2", ack.Props.ReceiveMaximum)
+	}
+	for i := range 3 { // QoS 2 without PUBREL: all three stay in flight
+		c.send(&codec.Publish{PacketID: uint16(i + 1), Topic: "x", QoS: 2})
+	}
+	got := c.expectClosed()
+	last, ok := got[len(got)-1].(*codec.Disconnect)
+	if !ok || last.Reason != codec.ReceiveMaximumExceeded {
+		t.Fatalf("got %v, want DISCONNECT 0x93", got)
+	}
+}
+
+func TestTopicAliases(t *testing.T) {
+	_, addr := startBroker(t, nil)
+	sub := dial(t, addr, codec.V5)
+	cp := &codec.Connect{ClientID: "sub", CleanStart: true}
+	cp.Props.Present.Set(codec.PropTopicAliasMaximum)
+	cp.Props.TopicAliasMaximum = 4
+	sub.connect(cp)
+	sub.subscribe(1, "long/topic/name", 0)
+	pub, _ := connectClient(t, addr, codec.V5, "pub", true)
+	// The publisher sets alias 1 and then uses it alone.
+	p := &codec.Publish{Topic: "long/topic/name", Payload: []byte("a")}
+	p.Props.Present.Set(codec.PropTopicAlias)
+	p.Props.TopicAlias = 1
+	pub.send(p)
+	p2 := &codec.Publish{Payload: []byte("b")}
+	p2.Props = p.Props
+	pub.send(p2)
+	first, second := sub.receive(), sub.receive()
+	if first.Topic != "long/topic/name" || !first.Props.Present.Has(codec.PropTopicAlias) {
+		t.Fatalf("first delivery should carry topic and alias: %+v", first)
+	}
+	if second.Topic != "" || second.Props.TopicAlias != first.Props.TopicAlias || string(second.Payload) != "b" {
+		t.Fatalf("second delivery should use the alias alone: %+v", second)
+	}
+	// An alias above the maximum closes the connection with 0x94.
+	bad := &codec.Publish{Topic: "x"}
+	bad.Props.Present.Set(codec.PropTopicAlias)
+	bad.Props.TopicAlias = 1000
+	pub.send(bad)
+	got := pub.expectClosed()
+	if len(got) != 1 || got[0].(*codec.Disconnect).Reason != codec.TopicAliasInvalid {
+		t.Fatalf("got %v, want DISCONNECT 0x94", got)
+	}
+}
