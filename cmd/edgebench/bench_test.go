@@ -16,18 +16,23 @@ func tinyConfig() config {
 }
 
 // brokers returns the brokers the end-to-end test drives: edgebroker, built from this tree, and
-// Mosquitto, which is required (CI installs it).
+// Mosquitto.
 func brokers(t *testing.T) []brokerSpec {
-	path := lookMosquitto()
-	if path == "" {
-		t.Fatal("mosquitto not found on PATH or in /usr/sbin: install Debian's mosquitto package")
-	}
 	ours := filepath.Join(t.TempDir(), "edgebroker")
 	out, err := exec.Command("go", "build", "-o", ours, "edgebroker/cmd/edgebroker").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build ./cmd/edgebroker: %v\n%s", err, out)
 	}
-	return []brokerSpec{edgebrokerSpec(ours, nil), mosquittoSpec(path)}
+	return []brokerSpec{edgebrokerSpec(ours, nil), mosquitto(t)}
+}
+
+// mosquitto returns how to start Mosquitto, which the tests require (CI installs it).
+func mosquitto(t *testing.T) brokerSpec {
+	path := lookMosquitto()
+	if path == "" {
+		t.Fatal("mosquitto not found on PATH or in /usr/sbin: install Debian's mosquitto package")
+	}
+	return mosquittoSpec(path)
 }
 
 func TestEndToEnd(t *testing.T) {
@@ -112,6 +117,53 @@ func TestReport(t *testing.T) {
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("report lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+func TestTimeoutReportsPartialNumbers(t *testing.T) {
+	cfg := tinyConfig()
+	cfg.FanInMsgs, cfg.Timeout = 10_000_000, 500*time.Millisecond
+	start := time.Now()
+	r := runScenario(context.Background(), mosquitto(t), scenarios()[1], cfg, t.TempDir())
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("scenario with a %v timeout took %v", cfg.Timeout, took)
+	}
+	if r.Status != "timeout" || r.Published == 0 || r.Published >= 4*uint64(cfg.FanInMsgs) || r.PeakRSS == 0 {
+		t.Errorf("%+v: want status timeout with partial numbers", r)
+	}
+}
+
+func TestPick(t *testing.T) {
+	all := scenarios()
+	got, err := pick(all, "backlog,fan-in-qos0")
+	if err != nil || len(got) != 2 || got[0].Name != "backlog" || got[1].Name != "fan-in-qos0" {
+		t.Errorf("pick = %v, %v", got, err)
+	}
+	if got, err := pick(all, ""); err != nil || len(got) != len(all) {
+		t.Errorf("pick of nothing = %d scenarios, %v; want all %d", len(got), err, len(all))
+	}
+	if _, err := pick(all, "fan-in-qos0,nope"); err == nil {
+		t.Error("unknown scenario accepted")
+	}
+}
+
+func TestValidate(t *testing.T) {
+	if err := tinyConfig().validate(); err != nil {
+		t.Errorf("tiny config rejected: %v", err)
+	}
+	for name, spoil := range map[string]func(*config){
+		"no messages":   func(c *config) { c.FanInMsgs = 0 },
+		"short payload": func(c *config) { c.PayloadSize = payloadHeader - 1 },
+		"zero window":   func(c *config) { c.Window = 0 },
+		"huge window":   func(c *config) { c.Window = 65536 },
+		"no timeout":    func(c *config) { c.Timeout = 0 },
+		"no idle":       func(c *config) { c.IdleClients = 0 },
+	} {
+		c := tinyConfig()
+		spoil(&c)
+		if err := c.validate(); err == nil {
+			t.Errorf("%s: accepted", name)
 		}
 	}
 }
