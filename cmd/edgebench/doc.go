@@ -12,6 +12,10 @@
 //     disconnect; one publisher sends 150 QoS 1 messages to each; all reconnect and drain.
 //   - idle: the broker's RSS right after start, and the RSS delta per idle connected client.
 //
+// edgebroker runs as `PATH --listen 127.0.0.1:PORT --data-dir DIR --max-queued-messages 100`
+// followed by -edgebroker-args (default --fsync=always); Mosquitto with a generated
+// configuration: the same queue limit, persistence off, max_inflight_messages 20.
+//
 // Every broker process is started fresh for each scenario, so its VmHWM (peak RSS, read from
 // /proc/PID/status) belongs to that scenario alone.
 //

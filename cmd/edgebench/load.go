@@ -19,6 +19,7 @@ type window struct {
 	err      error         // why it stopped, valid after done is closed
 }
 
+// newWindow returns a window of size packet identifiers, 1 to size, all free.
 func newWindow(size int) *window {
 	w := &window{ids: make(chan uint16, size), inflight: make([]atomic.Bool, size+1), done: make(chan struct{})}
 	for id := 1; id <= size; id++ {
@@ -138,10 +139,12 @@ func startSubscriber(c *client) *subscriber {
 	return s
 }
 
+// run reads until the connection fails or is closed, flushing PUBACKs whenever it is about to
+// wait for the network.
 func (s *subscriber) run() {
 	defer close(s.done)
 	for {
-		if !s.c.buffered() { // about to wait for the network: let the broker see our PUBACKs
+		if !s.c.buffered() {
 			if s.err = s.c.flush(); s.err != nil {
 				return
 			}

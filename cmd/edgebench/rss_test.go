@@ -65,3 +65,21 @@ func TestReadMemSelf(t *testing.T) {
 		t.Errorf("own memory = %+v: want 0 < RSS <= Peak", m)
 	}
 }
+
+func FuzzParseStatus(f *testing.F) {
+	f.Add(statusFixture)
+	f.Add("VmRSS:\t1 kB\nVmHWM:\t2 kB\n")
+	f.Add("VmHWM:\t18014398509481984 kB\nVmRSS:\t1 kB\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := parseStatus(s)
+		if err != nil {
+			if !errors.Is(err, errStatus) {
+				t.Fatalf("error %v does not wrap %v", err, errStatus)
+			}
+			return
+		}
+		if m.RSS%1024 != 0 || m.Peak%1024 != 0 {
+			t.Fatalf("%+v: kB values must give whole KiB", m)
+		}
+	})
+}
