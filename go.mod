@@ -15,3 +15,5 @@ require (
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/tools v0.36.0 // indirect
 )
+
+tool github.com/tinylib/msgp
