@@ -2,6 +2,7 @@ package wal
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -57,6 +58,8 @@ type CorruptError struct {
 	Path   string // the segment file
 	Offset int64  // byte offset in the file where the damage begins
 	Reason string
+
+	torn bool // damage a power cut explains if it is at the end of the log
 }
 
 func (e *CorruptError) Error() string {
@@ -159,24 +162,32 @@ func (r *segReader) readHeader() error {
 		return err
 	}
 	r.size = size
-	if size < segHeaderSize {
-		return &CorruptError{r.path, 0, fmt.Sprintf("segment header: file is %d bytes, header is %d", size, segHeaderSize)}
-	}
 	r.br.Reset(io.NewSectionReader(r.f, 0, size))
 	var h [segHeaderSize]byte
+	if size < segHeaderSize {
+		if _, err := io.ReadFull(r.br, h[:size]); err != nil {
+			return err
+		}
+		// A power cut cannot tear a header (segments are renamed into place after a sync), but a
+		// file system that does not order rename after data can: when what is there is the
+		// start of a header, the segment is treated as a torn tail with no records.
+		want := encodeSegHeader(0, 0)[:12]
+		torn := bytes.HasPrefix(want, h[:size]) || bytes.HasPrefix(h[:size], want)
+		return &CorruptError{r.path, 0, fmt.Sprintf("segment header cut short (%d of %d bytes)", size, segHeaderSize), torn}
+	}
 	if _, err := io.ReadFull(r.br, h[:]); err != nil {
 		return err
 	}
 	switch {
 	case [8]byte(h[:8]) != segMagic:
-		return &CorruptError{r.path, 0, "segment header: bad magic (not a log segment)"}
+		return &CorruptError{Path: r.path, Reason: "segment header: bad magic (not a log segment)"}
 	case binary.LittleEndian.Uint32(h[24:]) != crc32.Checksum(h[:24], castagnoli):
-		return &CorruptError{r.path, 24, "segment header: checksum mismatch"}
+		return &CorruptError{Path: r.path, Offset: 24, Reason: "segment header: checksum mismatch"}
 	case binary.LittleEndian.Uint32(h[8:]) != formatVersion:
 		return fmt.Errorf("%w %d in %s (this build reads version %d)",
 			ErrVersion, binary.LittleEndian.Uint32(h[8:]), r.path, formatVersion)
 	case Pos(binary.LittleEndian.Uint64(h[16:])) != r.first:
-		return &CorruptError{r.path, 16, fmt.Sprintf("segment header: first position %d does not match the file name",
+		return &CorruptError{Path: r.path, Offset: 16, Reason: fmt.Sprintf("segment header: first position %d does not match the file name",
 			binary.LittleEndian.Uint64(h[16:]))}
 	}
 	r.seed = saltSeed(binary.LittleEndian.Uint32(h[12:]))
@@ -219,7 +230,9 @@ func (r *segReader) next() ([]byte, error) {
 	return rec, nil
 }
 
-func (r *segReader) corrupt(reason string) error { return &CorruptError{r.path, r.off, reason} }
+func (r *segReader) corrupt(reason string) error {
+	return &CorruptError{Path: r.path, Offset: r.off, Reason: reason}
+}
 
 // validFrameAfter reports whether a complete, valid record starts anywhere after the damage at
 // r.off. Without one, the damage is a torn tail: everything from r.off on is what a power cut

@@ -109,11 +109,10 @@ func Open(opts Options) (*Log, error) {
 		l.segs = append(l.segs, s.first)
 	}
 	if len(segs) == 0 {
-		if l.f, err = l.createSegment(1, rand.Uint32()); err != nil {
+		if err := l.startSegment(1); err != nil {
 			return nil, fmt.Errorf("wal: open: %w", err)
 		}
 		l.segs = []Pos{1}
-		l.segSize = segHeaderSize
 	} else if err := l.openLast(&segs[len(segs)-1]); err != nil {
 		return nil, fmt.Errorf("wal: open: %w", err)
 	}
@@ -137,7 +136,12 @@ func (l *Log) removeTmps(tmps []string) error {
 }
 
 // openLast cuts a torn tail off the last segment and opens it for appending.
-func (l *Log) openLast(s *segState) error {
+func (l *Log) openLast(s *segState) (err error) {
+	l.next = s.last() + 1
+	if s.damage != nil && s.good == 0 {
+		l.opts.Logger.Warn("wal: rewriting a torn segment header (no records lost)", "file", s.path)
+		return l.startSegment(s.first)
+	}
 	if s.damage != nil {
 		l.opts.Logger.Warn("wal: dropping a torn record at the end of the log (expected after a power cut)",
 			"file", s.path, "offset", s.good, "bytes", s.size-s.good, "damage", s.damage)
@@ -162,12 +166,17 @@ func (l *Log) openLast(s *segState) error {
 	}
 	l.seed = r.seed
 	r.close()
-	if l.f, err = l.fs.OpenFile(s.path, os.O_WRONLY|os.O_APPEND, 0); err != nil {
-		return err
-	}
-	l.next = s.last() + 1
 	l.segSize = s.good
-	return nil
+	l.f, err = l.fs.OpenFile(s.path, os.O_WRONLY|os.O_APPEND, 0)
+	return err
+}
+
+// startSegment creates the segment starting at first, empty, as the active one (during Open).
+func (l *Log) startSegment(first Pos) (err error) {
+	salt := rand.Uint32()
+	l.seed, l.segSize = saltSeed(salt), segHeaderSize
+	l.f, err = l.createSegment(first, salt)
+	return err
 }
 
 // createSegment creates the segment starting at first and opens it for appending: header into

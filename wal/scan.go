@@ -50,7 +50,7 @@ func survey(fsys FS, dir string) (segs []segState, tmps []string, err error) {
 		if n := len(segs); n > 0 && segs[n-1].damage == nil && s.damage == nil {
 			if want := segs[n-1].last() + 1; s.first != want {
 				s.gap = true
-				s.damage = &CorruptError{s.path, 0, fmt.Sprintf(
+				s.damage = &CorruptError{Path: s.path, Reason: fmt.Sprintf(
 					"segment starts at position %d but the segment before it ends at %d", s.first, want-1)}
 			}
 		}
@@ -66,6 +66,8 @@ func scanSegment(fsys FS, path string, first Pos, br *bufio.Reader) (segState, e
 	if err != nil {
 		if isDamage(err) {
 			s.damage = err
+			var ce *CorruptError
+			s.torn = errors.As(err, &ce) && ce.torn
 			s.size, err = fileSize(fsys, path)
 			return s, err
 		}

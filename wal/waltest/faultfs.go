@@ -8,8 +8,8 @@ import (
 )
 
 // FaultFS wraps a wal.FS and fails the k-th operation on demand, then optionally every later
-// one too (a full disk, a dead card, a power cut). Every operation counts except Close. A failing
-// Write writes the first half of its bytes before it fails, as a disk that fills up does. Safe
+// one too (a full disk, a dead card, a power cut). Every operation counts except Close. The Write
+// chosen to fail writes the first half of its bytes first, as a disk that fills up does. Safe
 // for concurrent use.
 type FaultFS struct {
 	inner wal.FS
@@ -52,14 +52,21 @@ func (f *FaultFS) Fired() bool {
 
 // hit counts an operation and returns the error it must fail with, if any.
 func (f *FaultFS) hit(op, path string) error {
+	_, err := f.hitFirst(op, path)
+	return err
+}
+
+// hitFirst is hit that also reports whether this is the operation FailAt chose.
+func (f *FaultFS) hitFirst(op, path string) (first bool, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.count++
-	if (f.fired && f.sticky) || (f.failAt > 0 && f.count == f.failAt) {
+	first = f.failAt > 0 && f.count == f.failAt
+	if first || (f.fired && f.sticky) {
 		f.fired = true
-		return &fs.PathError{Op: op, Path: path, Err: f.err}
+		return first, &fs.PathError{Op: op, Path: path, Err: f.err}
 	}
-	return nil
+	return false, nil
 }
 
 // OpenFile implements wal.FS.
@@ -121,8 +128,11 @@ type faultFile struct {
 }
 
 func (ff *faultFile) Write(p []byte) (int, error) {
-	if err := ff.fs.hit("write", ff.name); err != nil {
-		n, _ := ff.f.Write(p[:len(p)/2])
+	if first, err := ff.fs.hitFirst("write", ff.name); err != nil {
+		n := 0
+		if first {
+			n, _ = ff.f.Write(p[:len(p)/2])
+		}
 		return n, err
 	}
 	return ff.f.Write(p)

@@ -213,6 +213,40 @@ func (n *memNode) crash(rng *rand.Rand) {
 	n.synced = slices.Clone(n.data)
 }
 
+// Clone returns a deep copy of the file system, synced and unsynced state alike, so that one
+// state can be crashed or failed in many ways. Files open in m are not open in the copy.
+func (m *MemFS) Clone() *MemFS {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := NewMemFS()
+	nodes := map[*memNode]*memNode{}
+	cp := func(n *memNode) *memNode {
+		if n == nil {
+			return nil
+		}
+		if _, ok := nodes[n]; !ok {
+			nodes[n] = &memNode{data: slices.Clone(n.data), synced: slices.Clone(n.synced)}
+		}
+		return nodes[n]
+	}
+	cpMap := func(ents map[string]*memNode) map[string]*memNode {
+		out := make(map[string]*memNode, len(ents))
+		for k, n := range ents {
+			out[k] = cp(n)
+		}
+		return out
+	}
+	for path, d := range m.dirs {
+		nd := &memDir{live: cpMap(d.live), durable: cpMap(d.durable)}
+		for _, op := range d.ops {
+			op.node = cp(op.node)
+			nd.ops = append(nd.ops, op)
+		}
+		c.dirs[path] = nd
+	}
+	return c
+}
+
 // Snapshot returns the current contents of a file, synced or not, or nil if it does not exist.
 func (m *MemFS) Snapshot(path string) []byte {
 	m.mu.Lock()
