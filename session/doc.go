@@ -17,8 +17,10 @@
 // meets a full queue of a connected subscriber that has taken a message off its queue within
 // Options.SlowConsumerTimeout, the publisher's router waits for room, so its PUBACK/PUBREC and,
 // through the bounded inbox, its socket reads wait too: acknowledged messages are not dropped
-// because a reader is slower than its writers. An offline session, a QoS 0 message or a
-// subscriber that makes no progress meets Options.Overflow instead, and the drop is counted.
+// because a reader is slower than its writers. QoS 0 waits the same way, but only while the
+// subscriber made progress within the last 100 ms, so a stuck subscriber never holds QoS 0
+// traffic up for more than a moment. An offline session, or a subscriber that made no progress
+// for that long, meets Options.Overflow instead, and the drop is counted.
 //
 // # Sessions
 //

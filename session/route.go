@@ -53,7 +53,8 @@ func (b *Broker) publish(m *Message, from *conn) int {
 // progress for the slow-consumer timeout (the overflow policy then applies), or the publisher
 // goes away. It reports whether the delivery was queued.
 func (b *Broker) offerWaiting(t target, from *conn) bool {
-	timer := time.NewTimer(b.opts.SlowConsumerTimeout)
+	patience := b.patience(t.d.qos)
+	timer := time.NewTimer(patience)
 	defer timer.Stop()
 	for {
 		res, room := t.s.offer(t.d, true)
@@ -63,11 +64,26 @@ func (b *Broker) offerWaiting(t target, from *conn) bool {
 		select {
 		case <-room:
 		case <-timer.C:
-			timer.Reset(b.opts.SlowConsumerTimeout)
+			timer.Reset(patience)
 		case <-from.done:
 			return false
 		}
 	}
+}
+
+// qos0Patience is how recently a subscriber must have taken a message off its full queue for a
+// QoS 0 publisher to wait for room rather than lose the message: long enough to ride out a
+// reading subscriber's scheduling hiccups, short enough that a stuck one never holds QoS 0
+// traffic up for more than a moment.
+const qos0Patience = 100 * time.Millisecond
+
+// patience is how long a subscriber may make no progress before a full queue stops slowing
+// publishers of messages of the given QoS down.
+func (b *Broker) patience(qos byte) time.Duration {
+	if qos == 0 {
+		return min(qos0Patience, b.opts.SlowConsumerTimeout)
+	}
+	return b.opts.SlowConsumerTimeout
 }
 
 // targets turns the matching subscriptions into deliveries. An MQTT 3 session with several

@@ -37,7 +37,8 @@ type Session struct {
 	expiryTimer *time.Timer
 
 	// room is closed (and replaced) whenever queue space is freed, waking publishers that
-	// wait for it. lastProgress is when the subscriber last took a message off the queue.
+	// wait for it. lastProgress is when the subscriber last took a message off the queue, or
+	// when the queue last became non-empty.
 	room         chan struct{}
 	lastProgress time.Time
 	dropped      uint64
@@ -100,13 +101,17 @@ func (s *Session) offer(d *delivery, mayWait bool) (offerResult, <-chan struct{}
 	if d.qos == 0 && s.conn == nil && !s.b.opts.QueueQoS0 {
 		return offerSkipped, nil
 	}
+	if s.queue.Len() == 0 {
+		// Idle time is not a lack of progress: the clock starts when something waits.
+		s.lastProgress = now
+	}
 	if s.queue.Push(d) {
 		s.kickLocked()
 		return offerQueued, nil
 	}
 	// Full. A connected subscriber that keeps taking messages slows its publishers down
-	// instead of losing acknowledged messages; QoS 0 never waits.
-	if mayWait && d.qos > 0 && s.conn != nil && now.Sub(s.lastProgress) < s.b.opts.SlowConsumerTimeout {
+	// instead of losing their messages.
+	if mayWait && s.conn != nil && now.Sub(s.lastProgress) < s.b.patience(d.qos) {
 		return offerWait, s.room
 	}
 	s.dropped++

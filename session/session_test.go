@@ -159,7 +159,44 @@ func TestStuckSubscriberMeetsOverflowPolicy(t *testing.T) {
 	}
 }
 
-func TestQoS0NeverWaitsForAFullQueue(t *testing.T) {
+func TestQoS0FanInToReadingSubscriberLosesNothing(t *testing.T) {
+	b, addr := startBroker(t, func(o *Options) { o.MaxQueued = 10 })
+	sub, _ := connectClient(t, addr, codec.V311, "sub", true)
+	sub.subscribe(1, "in/#", 0)
+	const pubs, each = 4, 2000
+	done := make(chan struct{})
+	for p := range pubs {
+		c, _ := connectClient(t, addr, codec.V311, fmt.Sprint("pub", p), true)
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range each {
+				buf, _ := (&codec.Publish{Topic: fmt.Sprint("in/", p), Payload: []byte(fmt.Sprint(i))}).Encode(nil, codec.V311)
+				if _, err := c.nc.Write(buf); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	next := make([]int, pubs)
+	for range pubs * each {
+		got := sub.receive()
+		var p, i int
+		fmt.Sscanf(got.Topic, "in/%d", &p)
+		fmt.Sscan(string(got.Payload), &i)
+		if i != next[p] {
+			t.Fatalf("publisher %d: got %d, want %d (lost or reordered)", p, i, next[p])
+		}
+		next[p]++
+	}
+	for range pubs {
+		<-done
+	}
+	if d := b.Stats().MessagesDropped.Load(); d != 0 {
+		t.Fatalf("%d dropped", d)
+	}
+}
+
+func TestQoS0NeverWaitsForAStuckSubscriber(t *testing.T) {
 	b, addr := startBroker(t, func(o *Options) {
 		o.MaxQueued = 1
 		o.MaxInflight = 1
