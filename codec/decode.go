@@ -435,7 +435,7 @@ func (d *decoder) publish(flags byte, v Version) (*Publish, error) {
 			return nil, err
 		}
 		if p.Topic == "" && !p.Props.Present.Has(PropTopicAlias) {
-			return nil, d.fail("topic", ProtocolError) // [MQTT-3.3.2.3.4] empty topic needs an alias
+			return nil, d.fail("topic", ProtocolError) // (5.0 §3.3.2.3.4) empty topic needs an alias
 		}
 	}
 	p.Payload = d.rest()
@@ -495,7 +495,7 @@ func (d *decoder) subscribe(v Version) (*Subscribe, error) {
 				return nil, d.fail("subscription options", MalformedPacket) // [MQTT-3.8.3-5] reserved bits
 			}
 			if sub.RetainHandling == 3 {
-				return nil, d.fail("retain handling", ProtocolError) // [MQTT-3.8.3.1] value 3 is a protocol error
+				return nil, d.fail("retain handling", ProtocolError) // (5.0 §3.8.3.1) value 3 is a protocol error
 			}
 		}
 		s.Subs = append(s.Subs, sub)

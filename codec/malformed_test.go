@@ -111,7 +111,7 @@ var malformed = []struct {
 		0x02,       // remaining length 2
 		0x00, 0x00, // topic ""
 	}, TopicNameInvalid},
-	{"[MQTT-3.3.2.3.4] 5.0 empty topic without alias", V5, []byte{
+	{"(5.0 §3.3.2.3.4) 5.0 empty topic without alias", V5, []byte{
 		0x30,       // PUBLISH, QoS 0
 		0x03,       // remaining length 3
 		0x00, 0x00, // topic ""
@@ -191,7 +191,7 @@ var malformed = []struct {
 		0x00, 0x01, '#', // will topic "#"
 		0x00, 0x00, // will payload ""
 	}, TopicNameInvalid},
-	{"[MQTT-3.1.2.11.3] receive maximum 0", V5, []byte{
+	{"(5.0 §3.1.2.11.3) receive maximum 0", V5, []byte{
 		0x10,                           // CONNECT
 		0x10,                           // remaining length 16
 		0x00, 0x04, 'M', 'Q', 'T', 'T', // protocol name "MQTT"
@@ -202,7 +202,7 @@ var malformed = []struct {
 		0x21, 0x00, 0x00, // receive maximum 0
 		0x00, 0x00, // client id ""
 	}, ProtocolError},
-	{"[MQTT-3.1.2.11.4] maximum packet size 0", V5, []byte{
+	{"(5.0 §3.1.2.11.4) maximum packet size 0", V5, []byte{
 		0x10,                           // CONNECT
 		0x12,                           // remaining length 18
 		0x00, 0x04, 'M', 'Q', 'T', 'T', // protocol name "MQTT"
@@ -288,7 +288,7 @@ var malformed = []struct {
 		0x00, 0x01, 'a', // filter "a"
 		0x40, // options: bit 6, reserved
 	}, MalformedPacket},
-	{"[MQTT-3.8.3.1] retain handling 3", V5, []byte{
+	{"(5.0 §3.8.3.1) retain handling 3", V5, []byte{
 		0x82,       // SUBSCRIBE
 		0x07,       // remaining length 7
 		0x00, 0x01, // packet id 1
@@ -296,7 +296,7 @@ var malformed = []struct {
 		0x00, 0x01, 'a', // filter "a"
 		0x30, // options: retain handling 3
 	}, ProtocolError},
-	{"[MQTT-3.8.2.1.2] subscription identifier 0", V5, []byte{
+	{"(5.0 §3.8.2.1.2) subscription identifier 0", V5, []byte{
 		0x82,       // SUBSCRIBE
 		0x09,       // remaining length 9
 		0x00, 0x01, // packet id 1
@@ -342,21 +342,21 @@ var malformed = []struct {
 	}, ProtocolError},
 
 	// Properties.
-	{"[MQTT-2.2.2.2] session expiry not allowed on PUBLISH", V5, []byte{
+	{"(5.0 §2.2.2.2) session expiry not allowed on PUBLISH", V5, []byte{
 		0x30,            // PUBLISH, QoS 0
 		0x09,            // remaining length 9
 		0x00, 0x01, 't', // topic "t"
 		0x05,                         // property length 5
 		0x11, 0x00, 0x00, 0x00, 0x01, // session expiry 1
 	}, MalformedPacket},
-	{"[MQTT-2.2.2.2] unknown property", V5, []byte{
+	{"(5.0 §2.2.2.2) unknown property", V5, []byte{
 		0x30,            // PUBLISH, QoS 0
 		0x06,            // remaining length 6
 		0x00, 0x01, 't', // topic "t"
 		0x02,       // property length 2
 		0x7F, 0x00, // property 0x7F
 	}, MalformedPacket},
-	{"[MQTT-2.2.2.2] duplicate message expiry", V5, []byte{
+	{"(5.0 §2.2.2.2) duplicate message expiry", V5, []byte{
 		0x30,            // PUBLISH, QoS 0
 		0x0E,            // remaining length 14
 		0x00, 0x01, 't', // topic "t"

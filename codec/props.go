@@ -7,7 +7,7 @@ import "math/bits"
 const willProps Type = 0
 
 // propAllowed lists, for every property identifier, the packet types (bit n = Type n, bit 0 = the
-// will) that may carry it [MQTT-2.2.2.2]. An identifier with no bits is unknown.
+// will) that may carry it (5.0 §2.2.2.2). An identifier with no bits is unknown.
 var propAllowed = [...]uint16{
 	PropPayloadFormat:        1<<PUBLISH | 1<<willProps,
 	PropMessageExpiry:        1<<PUBLISH | 1<<willProps,
@@ -235,7 +235,7 @@ func (d *decoder) prop(p *Properties, ctx Type) error {
 		return err
 	}
 	id := PropID(b)
-	// An identifier not valid for the packet type is a malformed packet [MQTT-2.2.2.2].
+	// An identifier not valid for the packet type is a malformed packet (5.0 §2.2.2.2).
 	if !allowed(id, ctx) {
 		return d.fail("property identifier", MalformedPacket)
 	}
@@ -261,12 +261,12 @@ func (d *decoder) prop(p *Properties, ctx Type) error {
 			return err
 		}
 		if v == 0 {
-			return d.fail("subscription identifier", ProtocolError) // [MQTT-3.8.2.1.2] 0 is a protocol error
+			return d.fail("subscription identifier", ProtocolError) // (5.0 §3.8.2.1.2) 0 is a protocol error
 		}
 		p.SubscriptionIDs = append(p.SubscriptionIDs, v)
 		return nil
 	}
-	// Any other property appearing twice is a protocol error [MQTT-2.2.2.2].
+	// Any other property appearing twice is a protocol error (5.0 §2.2.2.2).
 	if p.Present.Has(id) {
 		return d.fail("duplicate property", ProtocolError)
 	}
@@ -300,11 +300,11 @@ func (d *decoder) checkProp(p *Properties, id PropID) error {
 		}
 	case PropReceiveMaximum:
 		if p.ReceiveMaximum == 0 {
-			return d.fail("receive maximum", ProtocolError) // [MQTT-3.1.2.11.3] 0 is a protocol error
+			return d.fail("receive maximum", ProtocolError) // (5.0 §3.1.2.11.3) 0 is a protocol error
 		}
 	case PropMaximumPacketSize:
 		if p.MaximumPacketSize == 0 {
-			return d.fail("maximum packet size", ProtocolError) // [MQTT-3.1.2.11.4] 0 is a protocol error
+			return d.fail("maximum packet size", ProtocolError) // (5.0 §3.1.2.11.4) 0 is a protocol error
 		}
 	case PropTopicAlias:
 		if p.TopicAlias == 0 {
