@@ -61,6 +61,7 @@ type conn struct {
 
 	// Delivery goroutine state.
 	aliasOut map[string]uint16
+	outPub   codec.Publish // reused for every outgoing PUBLISH: encoding copies it out at once
 
 	wmu     sync.Mutex
 	wbuf    []byte
@@ -586,19 +587,22 @@ func (c *conn) writeOutbound(o *outbound, dup bool) error {
 		return c.send(&codec.Ack{Kind: codec.PUBREL, PacketID: o.id})
 	}
 	m := o.d.msg
-	p := codec.Publish{Dup: dup && o.d.qos > 0, QoS: o.d.qos, Retain: o.d.retain, Topic: m.Topic,
+	p := &c.outPub
+	*p = codec.Publish{Dup: dup && o.d.qos > 0, QoS: o.d.qos, Retain: o.d.retain, Topic: m.Topic,
 		PacketID: o.id, Payload: m.Payload}
 	if c.version == codec.V5 {
-		p.Props = m.Props
+		if m.Props != nil {
+			p.Props = *m.Props
+		}
 		p.Props.SubscriptionIDs = o.d.subIDs
-		if !m.Expires.IsZero() {
-			left := m.Expires.Sub(c.b.now())
+		if m.expires != 0 {
+			left := time.Duration(m.expires - c.b.now().UnixNano())
 			p.Props.Present.Set(codec.PropMessageExpiry) // [MQTT-3.3.2-6] the time remaining
 			p.Props.MessageExpiry = uint32(max(1, (left+time.Second-1)/time.Second))
 		}
-		c.applyAlias(&p)
+		c.applyAlias(p)
 	}
-	err := c.send(&p)
+	err := c.send(p)
 	if errors.Is(err, codec.PacketTooLarge) {
 		// [MQTT-3.1.2-25] a packet over the client's limit is discarded as if delivered.
 		if o.d.qos > 0 {

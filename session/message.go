@@ -8,54 +8,50 @@ import (
 )
 
 // Message is one application message as published. It is immutable once routed: every queue that
-// holds it shares the same *Message, so its body is stored once.
+// holds it shares the same *Message, so its body is stored once. It is kept small: offline
+// queues hold many of them.
 type Message struct {
 	Topic   string
 	Payload []byte
-	QoS     byte
-	Retain  bool
 	// From is the publisher's client identifier, for the 5.0 No Local option.
 	From string
-	// Expires is when the 5.0 Message Expiry Interval runs out; zero means never.
-	Expires time.Time
-	// Props are the 5.0 properties forwarded unchanged to subscribers: payload format, content
-	// type, response topic, correlation data and user properties.
-	Props codec.Properties
+	// Props are the 5.0 properties forwarded unchanged to subscribers (payload format, content
+	// type, response topic, correlation data, user properties); nil when there are none.
+	Props *codec.Properties
+	// expires is when the 5.0 Message Expiry Interval runs out, in unix nanoseconds; 0 = never.
+	expires int64
+	QoS     byte
+	Retain  bool
 }
 
 // forwardedProps is the set of PUBLISH properties a broker passes from publisher to subscriber
-// [MQTT-3.3.2-4] and friends; topic alias and subscription identifiers are per connection.
+// unchanged [MQTT-3.3.2-4] and friends; topic alias and subscription identifiers are per
+// connection and the expiry interval is recomputed.
 const forwardedProps = codec.PropSet(1<<codec.PropPayloadFormat | 1<<codec.PropContentType |
 	1<<codec.PropResponseTopic | 1<<codec.PropCorrelationData)
 
 // newMessage builds a Message from a decoded PUBLISH whose topic alias has been resolved.
 func newMessage(p *codec.Publish, from string, now time.Time) *Message {
 	m := &Message{Topic: p.Topic, Payload: p.Payload, QoS: p.QoS, Retain: p.Retain, From: from}
-	m.Props.Present = p.Props.Present & forwardedProps
-	m.Props.PayloadFormat = p.Props.PayloadFormat
-	m.Props.ContentType = p.Props.ContentType
-	m.Props.ResponseTopic = p.Props.ResponseTopic
-	m.Props.CorrelationData = p.Props.CorrelationData
-	m.Props.User = p.Props.User
+	if fwd := p.Props.Present & forwardedProps; fwd != 0 || len(p.Props.User) > 0 {
+		m.Props = &codec.Properties{
+			Present:         fwd,
+			PayloadFormat:   p.Props.PayloadFormat,
+			ContentType:     p.Props.ContentType,
+			ResponseTopic:   p.Props.ResponseTopic,
+			CorrelationData: p.Props.CorrelationData,
+			User:            p.Props.User,
+		}
+	}
 	if p.Props.Present.Has(codec.PropMessageExpiry) {
-		m.Expires = now.Add(time.Duration(p.Props.MessageExpiry) * time.Second)
+		m.expires = now.Add(time.Duration(p.Props.MessageExpiry) * time.Second).UnixNano()
 	}
 	return m
 }
 
 // expired reports whether the message's expiry interval has passed at now.
 func (m *Message) expired(now time.Time) bool {
-	return !m.Expires.IsZero() && !now.Before(m.Expires)
-}
-
-// size approximates the memory the message holds, for statistics and budgets.
-func (m *Message) size() int {
-	n := len(m.Topic) + len(m.Payload) + len(m.From) + 96
-	n += len(m.Props.ContentType) + len(m.Props.ResponseTopic) + len(m.Props.CorrelationData)
-	for _, u := range m.Props.User {
-		n += len(u.Key) + len(u.Value) + 32
-	}
-	return n
+	return m.expires != 0 && now.UnixNano() >= m.expires
 }
 
 // delivery is one message on its way to one session: a queue entry and, once sent, an in-flight
