@@ -130,8 +130,11 @@ func (l *Log) removeTmps(tmps []string) error {
 			return fmt.Errorf("wal: open: %w", err)
 		}
 	}
-	if len(tmps) > 0 {
-		return l.syncDir()
+	if len(tmps) == 0 {
+		return nil
+	}
+	if err := l.syncDir(); err != nil {
+		return fmt.Errorf("wal: open: %w", err)
 	}
 	return nil
 }
@@ -463,16 +466,18 @@ func (l *Log) Replay(after Pos, fn func(p Pos, rec []byte) error) error {
 		return err
 	}
 	limit := l.next - 1
-	segs := append([]Pos(nil), l.segs...)
 	l.mu.Unlock()
 	if after >= limit {
 		return nil
 	}
-	if after+1 < segs[0] {
-		return fmt.Errorf("%w: replay after %d, but the log starts at %d", ErrMissing, after, segs[0])
-	}
 	if err := l.wait(limit, false); err != nil {
 		return err
+	}
+	l.mu.Lock()
+	segs := append([]Pos(nil), l.segs...) // now including the segments of records up to limit
+	l.mu.Unlock()
+	if after+1 < segs[0] {
+		return fmt.Errorf("%w: replay after %d, but the log starts at %d", ErrMissing, after, segs[0])
 	}
 	i := len(segs) - 1
 	for segs[i] > after+1 {
@@ -480,23 +485,30 @@ func (l *Log) Replay(after Pos, fn func(p Pos, rec []byte) error) error {
 	}
 	br := bufio.NewReaderSize(nil, 64<<10)
 	for ; i < len(segs) && segs[i] <= limit; i++ {
-		if err := l.replaySegment(segs[i], after, limit, br, fn); err != nil {
+		end := limit
+		if i+1 < len(segs) {
+			end = min(limit, segs[i+1]-1)
+		}
+		if err := l.replaySegment(segs[i], after, end, br, fn); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (l *Log) replaySegment(first, after, limit Pos, br *bufio.Reader, fn func(Pos, []byte) error) error {
+// replaySegment calls fn for the records after `after` up to end of the segment starting at
+// first, which must hold every record up to end.
+func (l *Log) replaySegment(first, after, end Pos, br *bufio.Reader, fn func(Pos, []byte) error) error {
 	r, err := openSegment(l.fs, segmentPath(l.opts.Dir, first), first, br)
 	if err != nil {
 		return err
 	}
 	defer r.close()
-	for p := first; p <= limit; p++ {
+	for p := first; p <= end; p++ {
 		rec, err := r.next()
 		if err == io.EOF {
-			return nil
+			return &CorruptError{Path: r.path, Offset: r.off, Reason: fmt.Sprintf(
+				"segment ends at position %d, before %d", p-1, end)}
 		}
 		if err != nil {
 			return err

@@ -207,3 +207,37 @@ func TestOSFileSystem(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestReplayWhileAppending(t *testing.T) {
+	l := mustOpen(t, memOptions(waltest.NewMemFS(), 300))
+	defer l.Close()
+	done := make(chan error)
+	go func() {
+		for i := 1; i <= 300; i++ {
+			if _, err := l.Append(record(i)); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for running := true; running; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			running = false
+		default:
+		}
+		got := replayAll(t, l, 0)
+		for _, e := range got {
+			if !bytes.Equal(e.rec, record(int(e.pos))) {
+				t.Fatalf("record %d = %q", e.pos, e.rec)
+			}
+		}
+	}
+	if got := replayAll(t, l, 0); len(got) != 300 {
+		t.Fatalf("replayed %d records, want 300", len(got))
+	}
+}
