@@ -322,6 +322,16 @@ func TestReport(t *testing.T) {
 			t.Errorf("report of an empty root lacks %q:\n%s", want, r)
 		}
 	}
+	d, err = Detect(writeTree(t, map[string]string{meminfoFile: "MemTotal: 3000000 kB\n"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = spaces.ReplaceAllString(d.Report(), " ")
+	for _, want := range []string{"RAM 2929.7 MiB reported\n", "--memory-limit 366MiB max(min(RAM/4, 32MiB), RAM/8) of 2929.7 MiB,"} {
+		if !strings.Contains(r, want) {
+			t.Errorf("report of 3000000 kB lacks %q:\n%s", want, r)
+		}
+	}
 }
 
 // FuzzParsers feeds arbitrary bytes to every file parser: none may panic, and what they return

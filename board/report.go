@@ -26,7 +26,10 @@ func (d Detection) Report() string {
 	line("  instruction set", unknown(d.Arch))
 	ram := "unknown (no MemTotal in /proc/meminfo)"
 	if d.MemTotal > 0 {
-		ram = fmt.Sprintf("%.1f MiB reported, counted as %s", float64(d.MemTotal)/miB, formatSize(NominalRAM(d.MemTotal)))
+		ram = ramSize(d.MemTotal) + " reported"
+		if n := NominalRAM(d.MemTotal); n != d.MemTotal {
+			ram += ", counted as " + ramSize(n)
+		}
 	}
 	line("  RAM", ram)
 	openwrt := "no"
@@ -44,7 +47,7 @@ func (d Detection) Report() string {
 	line("defaults it implies (flags and the config file override each one)")
 	budget := "the profile's value: the RAM is unknown"
 	if d.MemTotal > 0 {
-		budget = "max(min(RAM/4, 32MiB), RAM/8) of " + formatSize(NominalRAM(d.MemTotal)) +
+		budget = "max(min(RAM/4, 32MiB), RAM/8) of " + ramSize(NominalRAM(d.MemTotal)) +
 			", within 8MiB..1GiB; also the Go runtime's soft memory limit"
 	}
 	line("  --memory-limit", formatSize(p.MemoryLimit), budget)
@@ -71,6 +74,15 @@ func unknown(s string) string {
 		return "unknown"
 	}
 	return s
+}
+
+// ramSize writes a RAM size in whole units when it has them (512MiB), else in MiB with one
+// decimal (433.0 MiB).
+func ramSize(n int64) string {
+	if n%miB == 0 {
+		return formatSize(n)
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/miB)
 }
 
 // formatSize writes a byte count the way size flags accept it: with the largest binary unit

@@ -8,6 +8,9 @@ import (
 	"sync/atomic"
 )
 
+// ErrNegative is returned by Wait for a negative request.
+var ErrNegative = errors.New("limits: negative reservation")
+
 // ErrTooLarge is returned by Wait when the request exceeds the limit itself, so that no amount
 // of releasing could ever make room for it.
 var ErrTooLarge = errors.New("limits: reservation larger than the limit")
@@ -87,8 +90,8 @@ func (b *Budget) Release(n int64) {
 }
 
 // Wait reserves n bytes, blocking until enough has been released or ctx is done. It returns
-// ctx's error (wrapped) when ctx ends first, and ErrTooLarge at once when n exceeds Limit
-// (also when the limit is lowered below n while it waits).
+// ctx's error (wrapped) when ctx ends first, ErrTooLarge at once when n exceeds Limit (also
+// when the limit is lowered below n while it waits), and ErrNegative for a negative n.
 func (b *Budget) Wait(ctx context.Context, n int64) error {
 	return waitRoom(ctx, n, b.TryReserve, b, nil)
 }
@@ -122,6 +125,9 @@ func (b *Budget) arm() <-chan struct{} {
 // of a and, if not nil, c. A waiter registers before its last attempt, so a Release that comes
 // after a failed attempt always finds it registered: no wake-up is lost.
 func waitRoom(ctx context.Context, n int64, try func(int64) bool, a, c *Budget) error {
+	if n < 0 {
+		return ErrNegative
+	}
 	for {
 		if try(n) {
 			return nil

@@ -336,6 +336,15 @@ func TestBudgetWait(t *testing.T) {
 			t.Fatalf("Wait = %v, want ErrTooLarge", err)
 		}
 	})
+	t.Run("negative", func(t *testing.T) {
+		b := NewBudget(10)
+		if err := b.Wait(ctx, -1); !errors.Is(err, ErrNegative) {
+			t.Fatalf("Wait(-1) = %v, want ErrNegative", err)
+		}
+		if err := NewAccount(b, 10).Wait(ctx, -1); !errors.Is(err, ErrNegative) {
+			t.Fatalf("Account.Wait(-1) = %v, want ErrNegative", err)
+		}
+	})
 	t.Run("immediate", func(t *testing.T) {
 		b := NewBudget(10)
 		if err := b.Wait(ctx, 10); err != nil || b.Used() != 10 {

@@ -16,15 +16,22 @@ type RateLimiter struct {
 	tat      time.Time     // when the bucket will be full again
 }
 
+// Bounds that keep burst * interval within a time.Duration.
+const (
+	maxInterval = 24 * time.Hour
+	maxBurst    = 100_000
+)
+
 // NewRateLimiter returns a full bucket that allows perSecond messages a second on average and
-// up to burst at once (a burst below 1 is taken as 1). A perSecond of 0 or less, or one so high
-// that a token takes under a nanosecond, means no limit: Allow always returns true.
+// up to burst at once. A burst below 1 is taken as 1 and one above 100,000 as 100,000; a rate
+// below one a day as one a day. A perSecond of 0 or less (or NaN), or one so high that a token
+// takes under a nanosecond, means no limit: Allow always returns true.
 func NewRateLimiter(perSecond float64, burst int) *RateLimiter {
 	l := &RateLimiter{}
 	if perSecond > 0 {
-		l.interval = time.Duration(float64(time.Second) / perSecond)
+		l.interval = time.Duration(min(float64(time.Second)/perSecond, float64(maxInterval)))
 	}
-	l.window = time.Duration(max(burst, 1)) * l.interval
+	l.window = time.Duration(min(max(burst, 1), maxBurst)) * l.interval
 	return l
 }
 

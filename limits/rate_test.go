@@ -1,6 +1,7 @@
 package limits
 
 import (
+	"math"
 	"testing"
 	"time"
 )
@@ -76,6 +77,22 @@ func TestRateLimiter(t *testing.T) {
 			perSecond: 0,
 			burst:     1,
 			calls:     []call{{0, true, 0}, {0, true, 0}, {0, true, 0}, {-time.Hour, true, 0}},
+		},
+		{
+			name:      "rates below one a day are one a day",
+			perSecond: 1e-30,
+			burst:     1 << 40, // and bursts are capped
+			calls: []call{
+				{0, true, 0}, {0, true, 0},
+				// The window is exactly maxBurst days: two days used, one more for the next.
+				{-maxBurst * 24 * time.Hour, false, 72 * time.Hour},
+			},
+		},
+		{
+			name:      "NaN rate is unlimited",
+			perSecond: math.NaN(),
+			burst:     1,
+			calls:     []call{{0, true, 0}, {0, true, 0}},
 		},
 		{
 			name:      "negative rate is unlimited",
