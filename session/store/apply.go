@@ -1,0 +1,305 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"edgebroker/wal"
+)
+
+// Bucket names and meta keys of checkpoint.db (see doc.go). NEVER CHANGE them.
+var (
+	bucketMeta     = []byte("meta")
+	bucketSessions = []byte("sessions")
+	bucketSubs     = []byte("subs")
+	bucketEntries  = []byte("entries")
+	bucketInQoS2   = []byte("inqos2")
+	bucketMessages = []byte("messages")
+	bucketRetained = []byte("retained")
+
+	keyFormat     = []byte("format")     // uint32: dbFormat
+	keyCheckpoint = []byte("checkpoint") // uint64: the log position C applied
+	keyMaxMsgID   = []byte("maxmsgid")   // uint64: the highest message ID ever stored
+	keyNextSeq    = []byte("next")       // in entries/<client>: uint64 NextSeq
+)
+
+// dbFormat is the layout version of checkpoint.db. NEVER CHANGE its meaning; bump it.
+const dbFormat = 1
+
+var topBuckets = [][]byte{bucketMeta, bucketSessions, bucketSubs, bucketEntries, bucketInQoS2,
+	bucketMessages, bucketRetained}
+
+// applier applies log records to checkpoint.db inside one read-write transaction. Checkpoints
+// and recovery both use it, so that they cannot disagree about what a record means.
+type applier struct {
+	tx                                                  *bolt.Tx
+	meta, sessions, subs, entries, inqos2, msgs, retain *bolt.Bucket
+	refs                                                map[uint64]int64  // reference count changes
+	nextSeq                                             map[string]uint64 // raised NextSeq per client
+	maxMsgID                                            uint64
+	o                                                   op
+	scratch                                             []byte
+}
+
+func newApplier(tx *bolt.Tx) (*applier, error) {
+	a := &applier{tx: tx, refs: map[uint64]int64{}, nextSeq: map[string]uint64{}}
+	bs := []**bolt.Bucket{&a.meta, &a.sessions, &a.subs, &a.entries, &a.inqos2, &a.msgs, &a.retain}
+	for i, name := range topBuckets {
+		if *bs[i] = tx.Bucket(name); *bs[i] == nil {
+			return nil, fmt.Errorf("%w: bucket %q missing", ErrDamaged, name)
+		}
+	}
+	a.maxMsgID = getUint64(a.meta, keyMaxMsgID)
+	a.msgs.FillPercent = 0.9 // keys ascend: pack pages
+	return a, nil
+}
+
+// record applies one log record. A record that does not decode changes nothing.
+func (a *applier) record(p wal.Pos, rec []byte) error {
+	if err := validateBatch(rec); err != nil {
+		return fmt.Errorf("log record %d: %w", p, err)
+	}
+	return decodeBatch(rec, &a.o, a.apply)
+}
+
+// apply applies one operation.
+func (a *applier) apply(o *op) error {
+	key := []byte(o.key)
+	switch o.kind {
+	case opPutSession:
+		return a.sessions.Put(key, bytes.Clone(o.raw))
+	case opDeleteSession:
+		return a.deleteSession(key)
+	case opDisconnected, opConnected:
+		return a.setDisconnected(key, o.at)
+	case opPutSub:
+		b, err := a.subs.CreateBucketIfNotExists(key)
+		if err != nil {
+			return err
+		}
+		return b.Put(subKey(o.sub.Group, o.sub.Filter), bytes.Clone(o.raw))
+	case opDeleteSub:
+		if b := a.subs.Bucket(key); b != nil {
+			return b.Delete(subKey(o.group, o.filter))
+		}
+	case opPutMessage:
+		return a.putMessage(o)
+	case opPutEntry:
+		return a.putEntry(key, o)
+	case opReleaseEntry:
+		return a.releaseEntry(key, o.seq, o.packetID)
+	case opDeleteEntry:
+		return a.deleteEntry(key, o.seq)
+	case opPutInQoS2:
+		b, err := a.inqos2.CreateBucketIfNotExists(key)
+		if err != nil {
+			return err
+		}
+		return b.Put(binary.BigEndian.AppendUint16(nil, o.packetID), []byte{})
+	case opDeleteInQoS2:
+		if b := a.inqos2.Bucket(key); b != nil {
+			return b.Delete(binary.BigEndian.AppendUint16(nil, o.packetID))
+		}
+	case opPutRetained:
+		a.unref(a.retain.Get(key))
+		a.refs[o.msgID]++
+		return a.retain.Put(key, binary.BigEndian.AppendUint64(nil, o.msgID))
+	case opDeleteRetained:
+		a.unref(a.retain.Get(key))
+		return a.retain.Delete(key)
+	}
+	return nil
+}
+
+// subKey is the key of a subscription in subs/<client>: group, NUL, filter. Neither may contain
+// NUL [MQTT-1.5.4-2].
+func subKey(group, filter string) []byte {
+	k := make([]byte, 0, len(group)+1+len(filter))
+	return append(append(append(k, group...), 0), filter...)
+}
+
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
+
+// unref drops a reference to the message whose 8-byte ID is v (a retained value), if any.
+func (a *applier) unref(v []byte) {
+	if len(v) == 8 {
+		a.refs[binary.BigEndian.Uint64(v)]--
+	}
+}
+
+func (a *applier) deleteSession(key []byte) error {
+	if b := a.entries.Bucket(key); b != nil {
+		err := b.ForEach(func(k, v []byte) error {
+			if len(k) != 8 {
+				return nil
+			}
+			id, err := entryMsgID(v)
+			a.refs[id]--
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("session %q: %w", key, err)
+		}
+	}
+	delete(a.nextSeq, string(key))
+	for _, parent := range []*bolt.Bucket{a.entries, a.subs, a.inqos2} {
+		if err := parent.DeleteBucket(key); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+			return err
+		}
+	}
+	return a.sessions.Delete(key)
+}
+
+// entryMsgID returns the MsgID of an encoded Entry.
+func entryMsgID(v []byte) (uint64, error) {
+	var e Entry
+	if _, err := e.UnmarshalMsg(v); err != nil {
+		return 0, fmt.Errorf("%w: entry: %w", ErrDamaged, err)
+	}
+	return e.MsgID, nil
+}
+
+func (a *applier) setDisconnected(key []byte, at int64) error {
+	v := a.sessions.Get(key)
+	if v == nil {
+		return nil // deleted by an earlier operation
+	}
+	var s Session
+	if _, err := s.UnmarshalMsg(v); err != nil {
+		return fmt.Errorf("%w: session %q: %w", ErrDamaged, key, err)
+	}
+	s.DisconnectedAt = at
+	nv, err := s.MarshalMsg(nil)
+	if err != nil {
+		return err
+	}
+	return a.sessions.Put(key, nv)
+}
+
+// putMessage stores a body, keeping the reference count of a body stored before. A message value
+// is a 4-byte reference count and the encoded Message; the count is settled in finish.
+func (a *applier) putMessage(o *op) error {
+	k := seqKey(o.msgID)
+	v := make([]byte, 4, 4+len(o.raw))
+	if old := a.msgs.Get(k); len(old) >= 4 {
+		copy(v, old[:4])
+	}
+	a.maxMsgID = max(a.maxMsgID, o.msgID)
+	a.refs[o.msgID] += 0 // settle it in finish even if nothing refers to it
+	return a.msgs.Put(k, append(v, o.raw...))
+}
+
+func (a *applier) putEntry(key []byte, o *op) error {
+	b, err := a.entries.CreateBucketIfNotExists(key)
+	if err != nil {
+		return err
+	}
+	b.FillPercent = 0.9
+	k := seqKey(o.entry.Seq)
+	if old := b.Get(k); old != nil {
+		id, err := entryMsgID(old)
+		if err != nil {
+			return err
+		}
+		a.refs[id]--
+	}
+	a.refs[o.msgID]++
+	if n := o.entry.Seq + 1; n > a.nextSeq[o.key] {
+		a.nextSeq[o.key] = n
+	}
+	return b.Put(k, bytes.Clone(o.raw))
+}
+
+func (a *applier) releaseEntry(key []byte, seq uint64, packetID uint16) error {
+	b := a.entries.Bucket(key)
+	if b == nil {
+		return nil
+	}
+	k := seqKey(seq)
+	v := b.Get(k)
+	if v == nil {
+		return nil // already acknowledged
+	}
+	var e Entry
+	if _, err := e.UnmarshalMsg(v); err != nil {
+		return fmt.Errorf("%w: entry %d of %q: %w", ErrDamaged, seq, key, err)
+	}
+	e.PacketID, e.Released = packetID, true
+	nv, err := e.MarshalMsg(nil)
+	if err != nil {
+		return err
+	}
+	return b.Put(k, nv)
+}
+
+func (a *applier) deleteEntry(key []byte, seq uint64) error {
+	b := a.entries.Bucket(key)
+	if b == nil {
+		return nil
+	}
+	k := seqKey(seq)
+	v := b.Get(k)
+	if v == nil {
+		return nil
+	}
+	id, err := entryMsgID(v)
+	if err != nil {
+		return err
+	}
+	a.refs[id]--
+	return b.Delete(k)
+}
+
+// finish settles reference counts (deleting bodies nobody refers to), records the NextSeq of
+// the sessions that used new sequence numbers and the highest message ID, and marks the log
+// applied up to c.
+func (a *applier) finish(c wal.Pos) error {
+	for id, d := range a.refs {
+		k := seqKey(id)
+		v := a.msgs.Get(k)
+		if len(v) < 4 {
+			continue // a reference to a body never stored; load reports it
+		}
+		n := int64(binary.BigEndian.Uint32(v)) + d
+		if n <= 0 {
+			if err := a.msgs.Delete(k); err != nil {
+				return err
+			}
+			continue
+		}
+		if d == 0 {
+			continue
+		}
+		nv := binary.BigEndian.AppendUint32(make([]byte, 0, len(v)), uint32(n))
+		if err := a.msgs.Put(k, append(nv, v[4:]...)); err != nil {
+			return err
+		}
+	}
+	clear(a.refs)
+	for client, next := range a.nextSeq {
+		b := a.entries.Bucket([]byte(client))
+		if b == nil || getUint64(b, keyNextSeq) >= next {
+			continue
+		}
+		if err := b.Put(keyNextSeq, binary.BigEndian.AppendUint64(nil, next)); err != nil {
+			return err
+		}
+	}
+	clear(a.nextSeq)
+	if err := a.meta.Put(keyMaxMsgID, binary.BigEndian.AppendUint64(nil, a.maxMsgID)); err != nil {
+		return err
+	}
+	return a.meta.Put(keyCheckpoint, binary.BigEndian.AppendUint64(nil, uint64(c)))
+}
+
+// getUint64 reads a big-endian uint64 value, 0 if absent or malformed.
+func getUint64(b *bolt.Bucket, k []byte) uint64 {
+	if v := b.Get(k); len(v) == 8 {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}

@@ -1,0 +1,330 @@
+package store
+
+import (
+		"errors"
+	"fmt"
+	"time"
+
+	"github.com/tinylib/msgp/msgp"
+)
+
+// formatVersion is the first byte of every log record. NEVER CHANGE the meaning of a version:
+// a new encoding needs a new number and a decoder for the old one (see doc.go).
+const formatVersion = 1
+
+// opKind is the first byte of an operation in a record. NEVER CHANGE the values: they are on disk.
+type opKind byte
+
+const (
+	opPutSession     opKind = 1
+	opDeleteSession  opKind = 2
+	opDisconnected   opKind = 3
+	opConnected      opKind = 4
+	opPutSub         opKind = 5
+	opDeleteSub      opKind = 6
+	opPutMessage     opKind = 7
+	opPutEntry       opKind = 8
+	opReleaseEntry   opKind = 9
+	opDeleteEntry    opKind = 10
+	opPutInQoS2      opKind = 11
+	opDeleteInQoS2   opKind = 12
+	opPutRetained    opKind = 13
+	opDeleteRetained opKind = 14
+	opLimit                 = 15 // one past the last kind
+)
+
+var opNames = [opLimit]string{"", "PutSession", "DeleteSession", "Disconnected", "Connected",
+	"PutSub", "DeleteSub", "PutMessage", "PutEntry", "ReleaseEntry", "DeleteEntry", "PutInQoS2",
+	"DeleteInQoS2", "PutRetained", "DeleteRetained"}
+
+func (k opKind) String() string {
+	if k > 0 && k < opLimit {
+		return opNames[k]
+	}
+	return fmt.Sprintf("op(%d)", byte(k))
+}
+
+// Errors of the package. Compare with errors.Is.
+var (
+	// ErrBadRecord reports a log record or checkpoint value that does not decode.
+	ErrBadRecord = errors.New("store: bad record")
+	// ErrInvalid reports a batch operation that cannot be stored (an empty client id or topic,
+	// a message without an ID); Commit returns it and writes nothing.
+	ErrInvalid = errors.New("store: invalid operation")
+	// ErrDamaged reports a checkpoint.db that is not a valid checkpoint: garbage, another
+	// program's file, a newer layout, or a value that does not decode.
+	ErrDamaged = errors.New("store: checkpoint damaged")
+	// ErrClosed is returned by calls on a closed Store.
+	ErrClosed = errors.New("store: closed")
+)
+
+// Batch collects changes that become durable together: Store.Commit writes a whole batch as ONE
+// log record, so a power cut keeps all of it or none of it. The operations are encoded as they
+// are added, so a Batch holds no reference to the values passed to it. A Batch is not safe for
+// concurrent use; the zero value is an empty batch.
+type Batch struct {
+	buf []byte // formatVersion, then the encoded operations
+	n   int
+	err error // the first invalid operation; Commit returns it
+}
+
+// Len returns the number of operations in the batch.
+func (b *Batch) Len() int { return b.n }
+
+// Reset empties the batch, keeping its buffer for reuse.
+func (b *Batch) Reset() {
+	b.buf, b.n, b.err = b.buf[:0], 0, nil
+}
+
+// begin starts an operation of kind k.
+func (b *Batch) begin(k opKind) {
+	if len(b.buf) == 0 {
+		b.buf = append(b.buf, formatVersion)
+	}
+	b.buf = append(b.buf, byte(k))
+	b.n++
+}
+
+// fail records the first invalid operation.
+func (b *Batch) fail(k opKind, what string) {
+	if b.err == nil {
+		b.err = fmt.Errorf("%w: %v with %s", ErrInvalid, k, what)
+	}
+}
+
+// client starts operation k on clientID.
+func (b *Batch) client(k opKind, clientID string) {
+	if clientID == "" {
+		b.fail(k, "an empty client id")
+	}
+	b.begin(k)
+	b.buf = msgp.AppendString(b.buf, clientID)
+}
+
+// marshal appends a record type's encoding.
+func (b *Batch) marshal(k opKind, m msgp.Marshaler) {
+	var err error
+	b.buf, err = m.MarshalMsg(b.buf)
+	if err != nil && b.err == nil {
+		b.err = fmt.Errorf("%w: %v: %w", ErrInvalid, k, err)
+	}
+}
+
+// PutSession creates or replaces a session (its will, expiry, protocol version...).
+func (b *Batch) PutSession(s *Session) {
+	if s.ClientID == "" {
+		b.fail(opPutSession, "an empty client id")
+	}
+	b.begin(opPutSession)
+	b.marshal(opPutSession, s)
+}
+
+// DeleteSession ends a session: its subscriptions, queue entries and inbound QoS 2 packet ids go
+// with it.
+func (b *Batch) DeleteSession(clientID string) {
+	b.client(opDeleteSession, clientID)
+}
+
+// Disconnected records that the session's connection ended at at (its expiry clock starts).
+func (b *Batch) Disconnected(clientID string, at time.Time) {
+	b.client(opDisconnected, clientID)
+	b.buf = msgp.AppendInt64(b.buf, at.UnixNano())
+}
+
+// Connected records that the session has a connection again (DisconnectedAt = 0).
+func (b *Batch) Connected(clientID string) {
+	b.client(opConnected, clientID)
+}
+
+// PutSub creates or replaces the subscription (s.Group, s.Filter) of a session.
+func (b *Batch) PutSub(clientID string, s Sub) {
+	b.client(opPutSub, clientID)
+	b.marshal(opPutSub, &s)
+}
+
+// DeleteSub removes the subscription (group, filter) of a session.
+func (b *Batch) DeleteSub(clientID, group, filter string) {
+	b.client(opDeleteSub, clientID)
+	b.buf = msgp.AppendString(b.buf, group)
+	b.buf = msgp.AppendString(b.buf, filter)
+}
+
+// PutMessage stores a message body once; entries and retained topics refer to it by m.ID. A body
+// is kept while an entry or a retained topic refers to it, and deleted at the checkpoint after
+// its last reference goes, so a PutMessage must be in the same batch as (or an earlier batch
+// than) the first reference, and a body whose last reference was deleted in an earlier batch
+// must be put again before it is referred to anew. Putting a body again is harmless.
+func (b *Batch) PutMessage(m *Message) {
+	if m.ID == 0 {
+		b.fail(opPutMessage, "message ID 0")
+	}
+	b.begin(opPutMessage)
+	b.marshal(opPutMessage, m)
+}
+
+// PutEntry creates or replaces the entry e.Seq in a session's queue. e.Msg is ignored: the entry
+// refers to the message e.MsgID, which must be stored (see PutMessage).
+func (b *Batch) PutEntry(clientID string, e *Entry) {
+	b.client(opPutEntry, clientID)
+	b.marshal(opPutEntry, e)
+}
+
+// ReleaseEntry records that the PUBREC of the QoS 2 entry seq arrived with packetID: on recovery
+// the entry is resent as a PUBREL, never as the PUBLISH.
+func (b *Batch) ReleaseEntry(clientID string, seq uint64, packetID uint16) {
+	b.client(opReleaseEntry, clientID)
+	b.buf = msgp.AppendUint64(b.buf, seq)
+	b.buf = msgp.AppendUint16(b.buf, packetID)
+}
+
+// DeleteEntry removes the entry seq from a session (acknowledged, expired, evicted or moved).
+func (b *Batch) DeleteEntry(clientID string, seq uint64) {
+	b.client(opDeleteEntry, clientID)
+	b.buf = msgp.AppendUint64(b.buf, seq)
+}
+
+// PutInQoS2 records an inbound QoS 2 packet id awaiting PUBREL.
+func (b *Batch) PutInQoS2(clientID string, packetID uint16) {
+	b.client(opPutInQoS2, clientID)
+	b.buf = msgp.AppendUint16(b.buf, packetID)
+}
+
+// DeleteInQoS2 forgets an inbound QoS 2 packet id (its PUBREL arrived).
+func (b *Batch) DeleteInQoS2(clientID string, packetID uint16) {
+	b.client(opDeleteInQoS2, clientID)
+	b.buf = msgp.AppendUint16(b.buf, packetID)
+}
+
+// PutRetained makes msgID the retained message of topic. The message must be in this or an
+// earlier batch (see PutMessage).
+func (b *Batch) PutRetained(topic string, msgID uint64) {
+	b.topic(opPutRetained, topic)
+	b.buf = msgp.AppendUint64(b.buf, msgID)
+}
+
+// DeleteRetained clears the retained message of topic.
+func (b *Batch) DeleteRetained(topic string) {
+	b.topic(opDeleteRetained, topic)
+}
+
+func (b *Batch) topic(k opKind, topic string) {
+	if topic == "" {
+		b.fail(k, "an empty topic")
+	}
+	b.begin(k)
+	b.buf = msgp.AppendString(b.buf, topic)
+}
+
+// op is one decoded operation. Which fields are set depends on kind; raw is the encoding of the
+// record type (Session, Sub, Message, Entry) as it appeared in the log record, valid as long as
+// the record is.
+type op struct {
+	kind     opKind
+	key      string // client id (PutSession: Session.ClientID), or topic for the retained operations
+	group    string // DeleteSub
+	filter   string // DeleteSub
+	seq      uint64 // ReleaseEntry, DeleteEntry
+	packetID uint16 // ReleaseEntry, PutInQoS2, DeleteInQoS2
+	at       int64  // Disconnected
+	msgID    uint64 // PutRetained; PutMessage and PutEntry: the ID in raw
+	raw      []byte
+	entry    Entry   // PutEntry
+	sub      Sub     // PutSub
+	session  Session // PutSession
+	msg      Message // PutMessage
+}
+
+// decodeBatch calls fn for each operation of the log record rec, in order. o is reused between
+// calls. It returns an error wrapping ErrBadRecord, naming the byte offset, for a record that does
+// not decode; operations before the damage have been passed to fn by then, so callers that need
+// all-or-nothing validate first (see validateBatch).
+func decodeBatch(rec []byte, o *op, fn func(*op) error) error {
+	if len(rec) == 0 {
+		return fmt.Errorf("%w: empty record", ErrBadRecord)
+	}
+	if rec[0] != formatVersion {
+		return fmt.Errorf("%w: format version %d at byte 0, want %d", ErrBadRecord, rec[0], formatVersion)
+	}
+	for off := 1; off < len(rec); {
+		rest, err := decodeOp(rec[off:], o)
+		if err != nil {
+			return fmt.Errorf("%w: %v at byte %d: %w", ErrBadRecord, o.kind, off, err)
+		}
+		if err := fn(o); err != nil {
+			return err
+		}
+		off = len(rec) - len(rest)
+	}
+	return nil
+}
+
+// validateBatch checks that every operation of rec decodes.
+func validateBatch(rec []byte) error {
+	var o op
+	return decodeBatch(rec, &o, func(*op) error { return nil })
+}
+
+// decodeOp decodes one operation from the front of b into o and returns the rest.
+func decodeOp(b []byte, o *op) (rest []byte, err error) {
+	o.kind = opKind(b[0])
+	if o.kind == 0 || o.kind >= opLimit {
+		return nil, errors.New("unknown operation")
+	}
+	b = b[1:]
+	switch o.kind {
+	case opPutSession:
+		if b, err = decodeRaw(b, o, &o.session); err == nil {
+			o.key = o.session.ClientID
+		}
+	case opPutMessage:
+		if b, err = decodeRaw(b, o, &o.msg); err == nil {
+			if o.msgID = o.msg.ID; o.msgID == 0 {
+				err = errors.New("message ID 0")
+			}
+		}
+		return b, err
+	default:
+		o.key, b, err = msgp.ReadStringBytes(b)
+	}
+	if err == nil && o.key == "" {
+		err = errors.New("empty client id or topic")
+	}
+	if err != nil {
+		return nil, err
+	}
+	switch o.kind {
+	case opPutSub:
+		return decodeRaw(b, o, &o.sub)
+	case opPutEntry:
+		if b, err = decodeRaw(b, o, &o.entry); err == nil {
+			o.msgID = o.entry.MsgID
+		}
+	case opDisconnected:
+		o.at, b, err = msgp.ReadInt64Bytes(b)
+	case opDeleteSub:
+		if o.group, b, err = msgp.ReadStringBytes(b); err == nil {
+			o.filter, b, err = msgp.ReadStringBytes(b)
+		}
+	case opReleaseEntry:
+		if o.seq, b, err = msgp.ReadUint64Bytes(b); err == nil {
+			o.packetID, b, err = msgp.ReadUint16Bytes(b)
+		}
+	case opDeleteEntry:
+		o.seq, b, err = msgp.ReadUint64Bytes(b)
+	case opPutInQoS2, opDeleteInQoS2:
+		o.packetID, b, err = msgp.ReadUint16Bytes(b)
+	case opPutRetained:
+		o.msgID, b, err = msgp.ReadUint64Bytes(b)
+	}
+	return b, err
+}
+
+// decodeRaw decodes a record type from the front of b into v and keeps its bytes in o.raw.
+func decodeRaw(b []byte, o *op, v msgp.Unmarshaler) ([]byte, error) {
+	rest, err := v.UnmarshalMsg(b)
+	if err != nil {
+		return nil, err
+	}
+	o.raw = b[:len(b)-len(rest)]
+	return rest, nil
+}

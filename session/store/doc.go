@@ -1,0 +1,116 @@
+// Package store is the durable session store of the broker: every change to a persistent
+// session (its subscriptions, queued and in-flight messages, inbound QoS 2 packet ids, will and
+// expiry) and to the retained messages is written to a write-ahead log (package wal) as a batch,
+// and applied in the background to a bbolt file, the checkpoint, after which the log segments
+// it covers are deleted. Open recovers: checkpoint plus the log after it.
+//
+// The store knows what a session is made of, not MQTT's rules: the engine (package session)
+// decides what to write and when to wait for it. Only what the engine commits is written; the
+// store writes on its own only when it checkpoints (and, at Open, to drop what has expired).
+//
+// # Call order and durability
+//
+//	s, st, err := store.Open(opts) // recovery; st is every session and retained message
+//	var b store.Batch
+//	b.PutMessage(m); b.PutEntry("client", &e)
+//	p, err := s.Commit(&b)         // one log record; not durable yet; concurrent callers share
+//	err = s.Wait(p)                // durable (one fsync for many waiters); now acknowledge
+//	b.Reset()
+//	err = s.Close()                // last checkpoint
+//
+// A batch is all or nothing across a power cut: it is one log record. Under wal.SyncAlways
+// (the default) Wait returns nil only when the batch and every batch committed before it are
+// fdatasynced; the broker sends PUBACK, PUBREC, SUBACK or UNSUBACK after that (the durability
+// contract, docs section 3 of the design). Commits are ordered: a batch committed after another
+// (by the same goroutine, or after the other's Commit returned) has a higher position and is
+// applied after it.
+//
+// # Data directory
+//
+//	DIR/wal/               the log: segment files of package wal
+//	DIR/checkpoint.db      the bbolt checkpoint
+//
+// # Log record format, version 1
+//
+// THE FORMAT BELOW MUST NEVER CHANGE. A change of any byte's meaning needs a new version byte,
+// and a decoder for every older version kept.
+//
+// Each log record is one Batch:
+//
+//	offset size  field
+//	0      1     format version = 0x01
+//	1      ...   operations, back to back, up to the end of the record (none in an empty batch)
+//
+// Each operation is a kind byte followed by msgpack values (uints and ints in their shortest
+// msgpack form, strings as msgpack str, byte slices as bin, records as fixed-length msgpack
+// arrays of their fields in the order listed):
+//
+//	kind  operation       values after the kind byte
+//	0x01  PutSession      Session
+//	0x02  DeleteSession   client id (str)
+//	0x03  Disconnected    client id, at (int: unix ns)
+//	0x04  Connected       client id
+//	0x05  PutSub          client id, Sub
+//	0x06  DeleteSub       client id, group (str), filter (str)
+//	0x07  PutMessage      Message
+//	0x08  PutEntry        client id, Entry
+//	0x09  ReleaseEntry    client id, seq (uint), packet id (uint)
+//	0x0a  DeleteEntry     client id, seq (uint)
+//	0x0b  PutInQoS2       client id, packet id (uint)
+//	0x0c  DeleteInQoS2    client id, packet id (uint)
+//	0x0d  PutRetained     topic (str), message id (uint)
+//	0x0e  DeleteRetained  topic (str)
+//
+// The records, as msgpack arrays:
+//
+//	Session (6):       ClientID str, Version uint, Expiry int (ns), DisconnectedAt int (unix ns),
+//	                   Will (nil or Message), WillDelay int (ns)
+//	Sub (7):           Filter str, Group str, QoS uint, NoLocal bool, RetainAsPublished bool,
+//	                   RetainHandling uint, SubID uint
+//	Message (13):      ID uint, Topic str, Payload bin, QoS uint, Retain bool, From str,
+//	                   Expires int (unix ns), PayloadFormat uint, HasPayloadFormat bool,
+//	                   ContentType str, ResponseTopic str, CorrelationData bin,
+//	                   User (array of UserProperty)
+//	UserProperty (2):  Key str, Value str
+//	Entry (9):         Seq uint, MsgID uint, QoS uint, Retain bool, SubIDs (array of uint),
+//	                   Group str, Filter str, PacketID uint, Released bool
+//
+// For example, DeleteEntry of seq 5 of client "c1" is 0a a2 63 31 05. Client ids and retained
+// topics are never empty; message IDs are never 0; arrays hold at most 65536 elements. A record
+// that breaks any of this, or does not decode, is ErrBadRecord naming the byte offset; the log's
+// CRC makes that damage in practice impossible, so recovery stops on it.
+//
+// # Checkpoint layout (checkpoint.db), version 1
+//
+// All integers in keys and values are big endian, so that keys sort numerically. Buckets:
+//
+//	meta                 "format" → uint32 1; "checkpoint" → uint64 C, the last log position
+//	                     applied; "maxmsgid" → uint64, the highest message ID ever stored
+//	sessions             client id → Session (msgpack, as in the log)
+//	subs/<client id>     group NUL filter → Sub
+//	entries/<client id>  seq (uint64) → Entry; "next" → uint64 NextSeq
+//	inqos2/<client id>   packet id (uint16) → empty
+//	messages             message id (uint64) → reference count (uint32), Message
+//	retained             topic → message id (uint64)
+//
+// A message body's reference count is the number of entries and retained topics that refer to
+// it; a checkpoint deletes a body whose count is zero, including one that was put and dropped
+// within the records it applies.
+//
+// # Checkpoints and recovery
+//
+// A checkpoint takes the last committed position D, waits until the log has made it durable
+// (a checkpoint must never hold a record a power cut could still take back: the log would give
+// its position to a later record, and recovery would skip that one as applied), applies every
+// record in (C, D] to the buckets and stores D as C, all in ONE bbolt transaction, then deletes
+// the log segments wholly below D+1. Recovery at Open applies the records after C with the same
+// function, drops expired sessions and messages in the same transaction, and loads the State.
+// bbolt commits atomically (NoSync is off), so a power cut anywhere leaves either the old C and
+// the old buckets or the new ones, and the log still holds every record after C: recovery is
+// idempotent. If a power cut took records the checkpoint already holds (possible only under
+// wal.SyncInterval or SyncNever, or after a process crash left them in the page cache), Open
+// pads the log with empty batches up to C so that new records never reuse applied positions.
+//
+// On 32-bit targets checkpoint.db is capped at MaxDBSize32 (bbolt cannot map a larger file
+// there); it grows by Options.DBAllocSize at a time.
+package store

@@ -1,0 +1,113 @@
+package store
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	"edgebroker/wal"
+)
+
+// is32bit is true on 32-bit targets (armv6, armv7, mips, mipsle), where bbolt can only map a
+// file as large as the address space leaves room for.
+const is32bit = math.MaxInt == math.MaxInt32
+
+// Defaults and limits of Options.
+const (
+	DefaultCheckpointBytes = 8 << 20
+	DefaultCheckpointEvery = 30 * time.Second
+	// MaxDBSize32 is the largest checkpoint.db on 32-bit targets: bbolt cannot map, and so
+	// cannot reopen, a bigger file there.
+	MaxDBSize32         = 512 << 20
+	DefaultInitialMmap  = 1 << 20
+	DefaultDBAllocSize  = 1 << 20
+	checkpointFile      = "checkpoint.db"
+	walDir              = "wal"
+	dbLockTimeout       = time.Second
+	inspectLockFallback = 200 * time.Millisecond
+)
+
+// Options configure a Store. Get them from DefaultOptions.
+type Options struct {
+	// Dir is the data directory: the log goes to Dir/wal/ and the checkpoint to
+	// Dir/checkpoint.db. Open creates it if missing. Required.
+	Dir string
+	// WAL configures the log: Sync (the fsync policy), SyncInterval, SegmentSize, FS. Its Dir
+	// is set by the store. Only wal.SyncAlways keeps the durability promise of Store.Wait
+	// across a power cut.
+	WAL wal.Options
+	// CheckpointBytes starts a background checkpoint once this much log has been committed
+	// since the last one. Smaller means less disk for the log and faster recovery, but more
+	// writes to checkpoint.db (bbolt rewrites whole pages: flash wear). Default 8 MiB.
+	CheckpointBytes int64
+	// CheckpointEvery starts a checkpoint at least this often while there is new log.
+	// Default 30s.
+	CheckpointEvery time.Duration
+	// DBMaxSize caps the size of checkpoint.db in bytes; a checkpoint that would grow it further
+	// fails (and is retried, while the log grows). Zero means no cap on 64-bit targets and
+	// MaxDBSize32 on 32-bit ones, where larger values are lowered to it.
+	DBMaxSize int
+	// DBInitialMmap is the initial memory map of checkpoint.db. Larger lets readers run beside
+	// a growing checkpoint without remapping, at the cost of address space. Default 1 MiB.
+	DBInitialMmap int
+	// DBAllocSize is how much checkpoint.db grows at a time. bbolt's default (16 MiB) is a lot
+	// for an SD card of a small gateway; growing in small steps costs more remaps. Default 1 MiB.
+	DBAllocSize int
+	// Logger receives recovery warnings and checkpoint errors; nil discards them.
+	Logger *slog.Logger
+	// Now returns the current time, used to drop expired sessions and messages at Open; nil
+	// means time.Now.
+	Now func() time.Time
+}
+
+// DefaultOptions returns the default options for a store in dir: a fresh value on every call.
+func DefaultOptions(dir string) Options {
+	return Options{
+		Dir:             dir,
+		WAL:             wal.DefaultOptions(""),
+		CheckpointBytes: DefaultCheckpointBytes,
+		CheckpointEvery: DefaultCheckpointEvery,
+		DBInitialMmap:   DefaultInitialMmap,
+		DBAllocSize:     DefaultDBAllocSize,
+	}
+}
+
+// normalized fills in defaults and checks o.
+func (o Options) normalized() (Options, error) {
+	if o.Dir == "" {
+		return o, fmt.Errorf("store: Options.Dir is required")
+	}
+	if o.CheckpointBytes <= 0 {
+		o.CheckpointBytes = DefaultCheckpointBytes
+	}
+	if o.CheckpointEvery <= 0 {
+		o.CheckpointEvery = DefaultCheckpointEvery
+	}
+	if o.DBInitialMmap <= 0 {
+		o.DBInitialMmap = DefaultInitialMmap
+	}
+	if o.DBAllocSize <= 0 {
+		o.DBAllocSize = DefaultDBAllocSize
+	}
+	o.DBMaxSize = clampDBSize(o.DBMaxSize, is32bit)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	o.WAL.Dir = walPath(o.Dir)
+	if o.WAL.Logger == nil {
+		o.WAL.Logger = o.Logger
+	}
+	return o, nil
+}
+
+// clampDBSize applies the 32-bit limit to a DBMaxSize.
+func clampDBSize(n int, small bool) int {
+	if small && (n <= 0 || n > MaxDBSize32) {
+		return MaxDBSize32
+	}
+	return max(n, 0)
+}

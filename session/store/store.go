@@ -1,0 +1,426 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"edgebroker/wal"
+)
+
+// Store is an open session store: a write-ahead log of batches and a bbolt checkpoint of the
+// log's effect up to a position C. Its methods are safe for concurrent use.
+type Store struct {
+	opts Options
+	log  *wal.Log
+	db   *bolt.DB
+
+	nextMsgID atomic.Uint64
+	sinceCkpt atomic.Int64 // bytes committed since the last checkpoint began
+	ckptPos   atomic.Uint64
+	ckpts     atomic.Int64
+
+	ckptMu sync.Mutex // serializes checkpoints and Close
+	closed bool       // on ckptMu
+
+	kick chan struct{} // wakes the checkpointer; capacity 1
+	quit chan struct{}
+	done chan struct{}
+}
+
+// Stats are counters of a Store since Open.
+type Stats struct {
+	Log           wal.Stats // bytes, records, fsyncs and segments of the log
+	Checkpoints   int64     // checkpoints done (recovery counts as one when it applied records)
+	CheckpointPos wal.Pos   // the log position checkpoint.db reflects
+	DBSize        int64     // size of checkpoint.db in bytes
+}
+
+func walPath(dir string) string { return filepath.Join(dir, walDir) }
+func dbPath(dir string) string  { return filepath.Join(dir, checkpointFile) }
+
+// Open opens the store in opts.Dir and recovers it: the log records after the checkpoint are
+// applied to checkpoint.db, as a checkpoint would, and the state is loaded from it. Expired
+// sessions and messages are dropped (and deleted from disk). A session whose connection was
+// open when the broker stopped comes back with DisconnectedAt set to the time of Open.
+//
+// Recovery is idempotent: a crash or power cut during Open is survived by the next Open. Open
+// fails with an error naming the file and offset, and pointing at Repair, when the log is
+// damaged in the middle, and with ErrDamaged when checkpoint.db is not a valid checkpoint.
+func Open(opts Options) (*Store, *State, error) {
+	opts, err := opts.normalized()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("store: open: %w", err)
+	}
+	db, err := openDB(opts, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := wal.Open(opts.WAL)
+	if err != nil {
+		db.Close()
+		return nil, nil, logError(opts.Dir, err)
+	}
+	s := &Store{opts: opts, log: l, db: db, kick: make(chan struct{}, 1),
+		quit: make(chan struct{}), done: make(chan struct{})}
+	st, err := s.recover()
+	if err != nil {
+		l.Close()
+		db.Close()
+		return nil, nil, err
+	}
+	go s.checkpointer()
+	return s, st, nil
+}
+
+// logError turns a damaged-log error into the one-line message an operator needs.
+func logError(dir string, err error) error {
+	var ce *wal.CorruptError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("store: %w; the command is: edgebroker repair --data-dir %s", err, dir)
+	}
+	return fmt.Errorf("store: open log: %w", err)
+}
+
+// openDB opens checkpoint.db, creating its buckets if it is new, and checks its layout version.
+func openDB(opts Options, readOnly bool) (db *bolt.DB, err error) {
+	path := dbPath(opts.Dir)
+	bo := &bolt.Options{
+		Timeout:         dbLockTimeout,
+		InitialMmapSize: opts.DBInitialMmap,
+		MaxSize:         opts.DBMaxSize,
+		FreelistType:    bolt.FreelistMapType,
+		ReadOnly:        readOnly,
+	}
+	if readOnly {
+		bo.Timeout = inspectLockFallback
+	}
+	err = guard(func() error {
+		db, err = bolt.Open(path, 0o600, bo)
+		return err
+	})
+	switch {
+	case errors.Is(err, bolt.ErrTimeout):
+		return nil, fmt.Errorf("%w: %s (is a broker running on this data directory?)", errLocked, path)
+	case err != nil && !errors.Is(err, ErrDamaged) && isBoltDamage(err):
+		return nil, fmt.Errorf("%w: %s: %w (restore it from a backup, or move it aside to start empty)", ErrDamaged, path, err)
+	case err != nil:
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	db.AllocSize = opts.DBAllocSize
+	check := func(tx *bolt.Tx) error {
+		if readOnly && tx.Bucket(bucketMeta) == nil {
+			return nil // a database Open has not initialized yet: it reads as empty
+		}
+		for _, name := range topBuckets {
+			if _, err := createBucket(tx, name, readOnly); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		v := meta.Get(keyFormat)
+		if v == nil && !readOnly {
+			return meta.Put(keyFormat, binary.BigEndian.AppendUint32(nil, dbFormat))
+		}
+		if len(v) != 4 || binary.BigEndian.Uint32(v) != dbFormat {
+			return fmt.Errorf("%w: %s: layout version %x, want %d", ErrDamaged, path, v, dbFormat)
+		}
+		return nil
+	}
+	if readOnly {
+		err = guard(func() error { return db.View(check) })
+	} else {
+		err = guard(func() error { return db.Update(check) })
+	}
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func createBucket(tx *bolt.Tx, name []byte, readOnly bool) (*bolt.Bucket, error) {
+	if b := tx.Bucket(name); b != nil || readOnly {
+		if b == nil {
+			return nil, fmt.Errorf("%w: bucket %q missing", ErrDamaged, name)
+		}
+		return b, nil
+	}
+	return tx.CreateBucket(name)
+}
+
+// isBoltDamage reports whether bolt.Open failed because the file is not a valid database.
+func isBoltDamage(err error) bool {
+	return errors.Is(err, bolt.ErrInvalid) || errors.Is(err, bolt.ErrChecksum) ||
+		errors.Is(err, bolt.ErrVersionMismatch) || errors.Is(err, bolt.ErrInvalidMapping)
+}
+
+// guard runs fn and turns a panic inside bbolt on a damaged file into ErrDamaged.
+func guard(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", ErrDamaged, r)
+		}
+	}()
+	return fn()
+}
+
+// recover brings checkpoint.db up to the end of the log and loads the state.
+func (s *Store) recover() (*State, error) {
+	var c wal.Pos
+	err := guard(func() error {
+		return s.db.View(func(tx *bolt.Tx) error {
+			c = wal.Pos(getUint64(tx.Bucket(bucketMeta), keyCheckpoint))
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.pad(c); err != nil {
+		return nil, err
+	}
+	d := s.log.LastPos()
+	var st *State
+	err = guard(func() error {
+		return s.db.Update(func(tx *bolt.Tx) error {
+			a, err := newApplier(tx)
+			if err != nil {
+				return err
+			}
+			if err := s.replay(a, c, d); err != nil {
+				return err
+			}
+			st, err = load(a, s.opts.Now(), s.opts.Logger)
+			if err != nil {
+				return err
+			}
+			return a.finish(d)
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.ckptPos.Store(uint64(d))
+	if d > c {
+		s.ckpts.Add(1)
+	}
+	if err := s.log.TruncateBefore(d + 1); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	s.nextMsgID.Store(st.NextMessageID)
+	return st, nil
+}
+
+// pad makes the log's positions continue after the checkpoint c. The log can end before c when
+// records checkpointed under SyncInterval or SyncNever, or recovered from the page cache after
+// a process crash, were lost to a power cut before reaching the disk: their effect is in
+// checkpoint.db, but without padding new records would take their positions and be skipped by
+// the next recovery as already applied. The padding records are empty batches.
+func (s *Store) pad(c wal.Pos) error {
+	last := s.log.LastPos()
+	if first := s.log.FirstPos(); first > c+1 {
+		return fmt.Errorf("store: %w: the log starts at record %d but checkpoint.db ends at %d",
+			wal.ErrMissing, first, c)
+	}
+	if last >= c {
+		return nil
+	}
+	s.opts.Logger.Warn("store: the log ends before the checkpoint (unsynced records lost in a power cut); padding",
+		"log_end", last, "checkpoint", c)
+	empty := []byte{formatVersion}
+	recs := make([][]byte, 0, 1024)
+	for last < c {
+		n := min(c-last, wal.Pos(cap(recs)))
+		recs = recs[:0]
+		for range n {
+			recs = append(recs, empty)
+		}
+		p, err := s.log.Append(recs...)
+		if err != nil {
+			return fmt.Errorf("store: pad the log: %w", err)
+		}
+		last = p
+	}
+	if err := s.log.WaitDurable(last); err != nil {
+		return fmt.Errorf("store: pad the log: %w", err)
+	}
+	return nil
+}
+
+var (
+	errStop   = errors.New("stop")
+	errLocked = errors.New("store: locked by another process")
+)
+
+// replay applies the log records in (c, d] with a.
+func (s *Store) replay(a *applier, c, d wal.Pos) error {
+	if d <= c {
+		return nil
+	}
+	err := s.log.Replay(c, func(p wal.Pos, rec []byte) error {
+		if p > d {
+			return errStop
+		}
+		return a.record(p, rec)
+	})
+	if err != nil && err != errStop {
+		return logError(s.opts.Dir, err)
+	}
+	return nil
+}
+
+// NextMessageID returns a message ID never used before: above every ID in the State of Open
+// and every ID returned since. Safe for concurrent use.
+func (s *Store) NextMessageID() uint64 { return s.nextMsgID.Add(1) - 1 }
+
+// Commit appends b to the log as one record and returns its position. The batch is not durable
+// yet: Wait for the position before acknowledging anything that depends on it. A power cut
+// keeps the whole batch or none of it. Commit copies b, which may be reused at once. An empty
+// batch writes nothing and returns the last position committed. Safe for concurrent use.
+func (s *Store) Commit(b *Batch) (wal.Pos, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.n == 0 {
+		return s.log.LastPos(), nil
+	}
+	p, err := s.log.Append(b.buf)
+	if err != nil {
+		return 0, fmt.Errorf("store: commit: %w", err)
+	}
+	if s.sinceCkpt.Add(int64(len(b.buf))) >= s.opts.CheckpointBytes {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+	return p, nil
+}
+
+// Wait blocks until the record at p and every one before it are durable as the log's sync
+// policy defines it: under wal.SyncAlways written and fdatasynced. Concurrent waiters share one
+// fsync (group commit).
+func (s *Store) Wait(p wal.Pos) error {
+	if err := s.log.WaitDurable(p); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
+// Sync commits b and waits until it is durable.
+func (s *Store) Sync(b *Batch) error {
+	p, err := s.Commit(b)
+	if err != nil {
+		return err
+	}
+	return s.Wait(p)
+}
+
+// Checkpoint applies the log records after the last checkpoint to checkpoint.db in one
+// transaction and removes the log segments that are then wholly applied. Only durable records
+// are applied: it waits for the last committed one first. The store runs it in the background
+// (see Options.CheckpointBytes and CheckpointEvery); calling it directly is safe at any time.
+func (s *Store) Checkpoint() error {
+	s.ckptMu.Lock()
+	defer s.ckptMu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	return s.checkpoint()
+}
+
+// checkpoint does the work of Checkpoint with ckptMu held.
+func (s *Store) checkpoint() error {
+	c := wal.Pos(s.ckptPos.Load())
+	d := s.log.LastPos()
+	if d <= c {
+		return nil
+	}
+	s.sinceCkpt.Store(0)
+	// A checkpoint must never hold a record that a power cut could still take from the log:
+	// the log would give its position to a later record, which recovery would then skip.
+	if err := s.log.WaitDurable(d); err != nil {
+		return fmt.Errorf("store: checkpoint: %w", err)
+	}
+	err := guard(func() error {
+		return s.db.Update(func(tx *bolt.Tx) error {
+			a, err := newApplier(tx)
+			if err != nil {
+				return err
+			}
+			if err := s.replay(a, c, d); err != nil {
+				return err
+			}
+			return a.finish(d)
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("store: checkpoint: %w", err)
+	}
+	s.ckptPos.Store(uint64(d))
+	s.ckpts.Add(1)
+	if err := s.log.TruncateBefore(d + 1); err != nil {
+		return fmt.Errorf("store: checkpoint: %w", err)
+	}
+	return nil
+}
+
+// checkpointer runs checkpoints when enough log has been committed, or CheckpointEvery passed.
+func (s *Store) checkpointer() {
+	defer close(s.done)
+	t := time.NewTicker(s.opts.CheckpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-s.kick:
+		case <-t.C:
+		}
+		if err := s.Checkpoint(); err != nil && !errors.Is(err, ErrClosed) {
+			s.opts.Logger.Error("store: checkpoint failed; the log keeps everything until one succeeds", "err", err)
+		}
+	}
+}
+
+// Stats returns the store's counters.
+func (s *Store) Stats() Stats {
+	st := Stats{
+		Log:           s.log.Stats(),
+		Checkpoints:   s.ckpts.Load(),
+		CheckpointPos: wal.Pos(s.ckptPos.Load()),
+	}
+	if fi, err := os.Stat(dbPath(s.opts.Dir)); err == nil {
+		st.DBSize = fi.Size()
+	}
+	return st
+}
+
+// Close stops the background checkpointer, runs a last checkpoint, and closes the log and
+// checkpoint.db. Commits racing with Close may fail with the log's ErrClosed.
+func (s *Store) Close() error {
+	s.ckptMu.Lock()
+	if s.closed {
+		s.ckptMu.Unlock()
+		return ErrClosed
+	}
+	s.closed = true
+	s.ckptMu.Unlock()
+	close(s.quit)
+	<-s.done
+	s.ckptMu.Lock()
+	defer s.ckptMu.Unlock()
+	err := s.checkpoint()
+	return errors.Join(err, s.log.Close(), s.db.Close())
+}
