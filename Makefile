@@ -11,7 +11,7 @@ BIN       := bin/edgebroker
 
 export CGO_ENABLED := 0
 
-.PHONY: all build run test test-unit test-race fuzz fuzz-short bench vet clean
+.PHONY: all build run test test-unit test-race fuzz fuzz-short bench bench-packages vet clean
 
 all: build
 
@@ -45,8 +45,14 @@ fuzz-short:
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
-## bench: package benchmarks
-bench:
+MOSQUITTO  ?= $(shell command -v mosquitto 2>/dev/null || echo /usr/sbin/mosquitto)
+BENCH_ARGS ?=
+
+## bench: package benchmarks, then edgebroker against Mosquitto in one run (docs/BENCHMARKS.md)
+bench: build bench-packages
+	$(GO) run ./cmd/edgebench -edgebroker $(abspath $(BIN)) -mosquitto $(MOSQUITTO) -json bin/bench.json $(BENCH_ARGS)
+
+bench-packages:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=1s ./codec ./limits ./session/... ./wal
 
 clean:

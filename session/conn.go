@@ -62,13 +62,14 @@ type conn struct {
 	// Delivery goroutine state.
 	aliasOut map[string]uint16
 	outPub   codec.Publish // reused for every outgoing PUBLISH: encoding copies it out at once
+	batch    []*outbound   // guarded by Session.mu between delivery loops; only one runs at a time
 
 	wmu     sync.Mutex
 	wbuf    []byte
 	wclosed bool
 
-	kick     chan struct{} // wakes the delivery goroutine
-	done     chan struct{} // closed when the connection is finished
+	delivering bool          // guarded by Session.mu: a delivery goroutine is running
+	done       chan struct{} // closed when the connection is finished
 	doneOnce sync.Once
 
 	detached bool // guarded by Broker.mu: the session no longer points here
@@ -88,7 +89,6 @@ func (b *Broker) serveConn(nc net.Conn) {
 		b:      b,
 		nc:     nc,
 		remote: nc.RemoteAddr().String(),
-		kick:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 	}
 	b.mu.Lock()
@@ -234,8 +234,10 @@ func (c *conn) connect(cp *codec.Connect) bool {
 	s.persistent, s.expiry = persistent, expiry
 	s.will, s.willDelay = will, willDelay
 	s.lastProgress = b.now()
-	s.mu.Unlock()
 	c.s = s
+	// Deliveries wait until CONNACK is out: the loop starts below.
+	c.delivering = true
+	s.mu.Unlock()
 	b.mu.Unlock()
 	for _, w := range wills {
 		b.publish(w, nil)
@@ -248,7 +250,7 @@ func (c *conn) connect(cp *codec.Connect) bool {
 	b.stats.ClientsConnected.Add(1)
 	b.log.Debug("client connected", "client", c.clientID, "remote", c.remote, "version", int(c.version),
 		"clean", cp.CleanStart, "session_present", resumed)
-	go c.deliverLoop()
+	go c.deliverLoop(true)
 	return true
 }
 
@@ -531,19 +533,24 @@ func (c *conn) handleDisconnect(p *codec.Disconnect) error {
 	return errClientDisconnect
 }
 
-// deliverLoop writes the session's in-flight messages (again, with DUP) and then its queue,
-// as the in-flight window allows, until the connection finishes.
-func (c *conn) deliverLoop() {
+// deliverLoop writes the session's queue onto the wire as the in-flight window allows, after
+// resending (with DUP) what was in flight when resend is set. It exits when there is nothing
+// left to send, so an idle connection costs no goroutine for delivery; kickLocked starts it
+// again.
+func (c *conn) deliverLoop(resend bool) {
 	s := c.s
-	s.mu.Lock()
-	resend := s.inflightInOrderLocked()
-	s.mu.Unlock()
-	for _, o := range resend {
-		if c.writeOutbound(o, true) != nil {
-			return
+	if resend {
+		s.mu.Lock()
+		again := s.inflightInOrderLocked()
+		s.mu.Unlock()
+		for _, o := range again {
+			if c.writeOutbound(o, true) != nil {
+				c.stopDelivering()
+				return
+			}
 		}
 	}
-	batch := make([]*outbound, 0, maxBatch)
+	batch := c.batch
 	for {
 		s.mu.Lock()
 		if s.conn == c {
@@ -551,20 +558,17 @@ func (c *conn) deliverLoop() {
 		} else {
 			batch = batch[:0]
 		}
-		s.mu.Unlock()
 		if len(batch) == 0 {
-			if c.flush() != nil {
-				return
-			}
-			select {
-			case <-c.kick:
-				continue
-			case <-c.done:
-				return
-			}
+			c.batch = batch // handed to the next loop, which cannot start before the unlock
+			c.delivering = false
+			s.mu.Unlock()
+			c.flush()
+			return
 		}
+		s.mu.Unlock()
 		for i, o := range batch {
 			if c.writeOutbound(o, false) != nil {
+				c.stopDelivering()
 				return
 			}
 			batch[i] = nil
@@ -572,12 +576,25 @@ func (c *conn) deliverLoop() {
 	}
 }
 
-// kickDeliver wakes the delivery loop without blocking.
-func (c *conn) kickDeliver() {
+// stopDelivering marks the delivery loop stopped after a write failed.
+func (c *conn) stopDelivering() {
+	c.s.mu.Lock()
+	c.delivering = false
+	c.s.mu.Unlock()
+}
+
+// kickLocked makes sure a delivery loop runs for the connection. Session.mu must be held.
+func (c *conn) kickLocked() {
+	if c.delivering {
+		return // it takes the new work on its next pass
+	}
 	select {
-	case c.kick <- struct{}{}:
+	case <-c.done:
+		return
 	default:
 	}
+	c.delivering = true
+	go c.deliverLoop(false)
 }
 
 // writeOutbound encodes one outgoing PUBLISH (or, for a QoS 2 message already PUBRECed, its

@@ -18,7 +18,7 @@
 // Options.SlowConsumerTimeout, the publisher's router waits for room, so its PUBACK/PUBREC and,
 // through the bounded inbox, its socket reads wait too: acknowledged messages are not dropped
 // because a reader is slower than its writers. QoS 0 waits the same way, but only while the
-// subscriber made progress within the last 100 ms, so a stuck subscriber never holds QoS 0
+// subscriber made progress within the last 1 s, so a stuck subscriber never holds QoS 0
 // traffic up for more than a moment. An offline session, or a subscriber that made no progress
 // for that long, meets Options.Overflow instead, and the drop is counted.
 //

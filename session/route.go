@@ -73,9 +73,9 @@ func (b *Broker) offerWaiting(t target, from *conn) bool {
 
 // qos0Patience is how recently a subscriber must have taken a message off its full queue for a
 // QoS 0 publisher to wait for room rather than lose the message: long enough to ride out a
-// reading subscriber's scheduling hiccups, short enough that a stuck one never holds QoS 0
-// traffic up for more than a moment.
-const qos0Patience = 100 * time.Millisecond
+// reading subscriber's scheduling hiccups on a busy single-board computer, short enough that a
+// subscriber that gets stuck holds QoS 0 traffic up once, for a moment, and then never again.
+const qos0Patience = time.Second
 
 // patience is how long a subscriber may make no progress before a full queue stops slowing
 // publishers of messages of the given QoS down.

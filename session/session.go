@@ -114,6 +114,10 @@ func (s *Session) offer(d *delivery, mayWait bool) (offerResult, <-chan struct{}
 	if mayWait && s.conn != nil && now.Sub(s.lastProgress) < s.b.patience(d.qos) {
 		return offerWait, s.room
 	}
+	if s.dropped == 0 || s.dropped%10000 == 0 {
+		s.b.log.Warn("session queue full: dropping messages", "client", s.id, "online", s.conn != nil,
+			"policy", s.b.opts.Overflow, "dropped_so_far", s.dropped, "qos", d.qos)
+	}
 	s.dropped++
 	s.b.stats.MessagesDropped.Add(1)
 	if s.b.opts.Overflow == DropOldest {
@@ -123,10 +127,10 @@ func (s *Session) offer(d *delivery, mayWait bool) (offerResult, <-chan struct{}
 	return offerDropped, nil
 }
 
-// kickLocked wakes the connection's delivery loop, if connected.
+// kickLocked makes the connection's delivery loop run, if connected.
 func (s *Session) kickLocked() {
 	if s.conn != nil {
-		s.conn.kickDeliver()
+		s.conn.kickLocked()
 	}
 }
 

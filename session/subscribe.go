@@ -1,6 +1,8 @@
 package session
 
 import (
+	"strings"
+
 	"edgebroker/codec"
 	"edgebroker/session/topic"
 )
@@ -26,6 +28,8 @@ func (c *conn) handleSubscribe(p *codec.Subscribe) error {
 		if shared && req.NoLocal {
 			return codec.ProtocolError // [MQTT-3.8.3-4]
 		}
+		// Decoded strings point into the packet body: clone what the tree keeps for good.
+		filter, group = strings.Clone(filter), strings.Clone(group)
 		sub := topic.Sub{ClientID: c.clientID, Filter: filter, Group: group, QoS: req.QoS,
 			NoLocal: req.NoLocal, RetainAsPublished: req.RetainAsPublished,
 			RetainHandling: req.RetainHandling, SubID: subID}
