@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"edgebroker/codec"
 )
@@ -78,9 +79,22 @@ type conn struct {
 
 // inbound is one PUBLISH waiting for the router.
 type inbound struct {
-	msg *Message
-	id  uint16
-	qos byte
+	msg    *Message
+	id     uint16
+	qos    byte
+	reject codec.ReasonCode // if set, acknowledge with this failure instead of routing
+}
+
+// checkPublishProps applies the 5.0 rules on PUBLISH properties a client sends that the
+// codec leaves to the engine.
+func checkPublishProps(p *codec.Properties) error {
+	if len(p.SubscriptionIDs) > 0 {
+		return codec.ProtocolError // [MQTT-3.3.4-6] only the server sends them
+	}
+	if p.Present.Has(codec.PropResponseTopic) && !codec.ValidTopicName(p.ResponseTopic) {
+		return codec.ProtocolError // [MQTT-3.3.2-14] a topic name, no wildcards
+	}
+	return nil
 }
 
 // serveConn runs one connection from accept to close.
@@ -321,7 +335,7 @@ func (b *Broker) takeOverLocked(clientID string, cleanStart bool) (*Session, []*
 }
 
 // expiryDuration converts a 5.0 Session Expiry Interval; 0xFFFFFFFF (and 0) map to 0, which for
-// a persistent session means it never expires [MQTT-3.1.2-?] 5.0 3.1.2.11.2.
+// a persistent session means it never expires (5.0 section 3.1.2.11.2).
 func expiryDuration(secs uint32) time.Duration {
 	if secs == 0xFFFFFFFF {
 		return 0
@@ -414,14 +428,22 @@ func (c *conn) handlePublish(p *codec.Publish) error {
 	if p.QoS > 0 && c.inflightIn.Add(1) > int32(c.b.opts.MaxInflight) && c.version == codec.V5 {
 		return codec.ReceiveMaximumExceeded // [MQTT-3.3.4-9]
 	}
-	msg := newMessage(p, c.clientID, c.b.now())
+	if err := checkPublishProps(&p.Props); err != nil {
+		return err
+	}
+	in := inbound{id: p.PacketID, qos: p.QoS}
+	if p.Props.Present.Has(codec.PropPayloadFormat) && p.Props.PayloadFormat == 1 && !utf8.Valid(p.Payload) {
+		in.reject = codec.PayloadFormatInvalid // 5.0 section 3.3.2.3.2: refused, not routed
+	} else {
+		in.msg = newMessage(p, c.clientID, c.b.now())
+	}
 	if !c.routing {
 		c.routing = true
 		c.inbox = make(chan inbound, c.b.opts.MaxInflight+8)
 		go c.routeLoop()
 	}
 	select {
-	case c.inbox <- inbound{msg: msg, id: p.PacketID, qos: p.QoS}:
+	case c.inbox <- in:
 		return nil
 	case <-c.done:
 		return errConnClosed
@@ -447,6 +469,17 @@ func (c *conn) routeLoop() {
 // route delivers one publication and sends its PUBACK or PUBREC.
 func (c *conn) route(in inbound) {
 	s := c.s
+	if in.reject != 0 {
+		switch in.qos {
+		case 1:
+			c.send(&codec.Ack{Kind: codec.PUBACK, PacketID: in.id, Reason: in.reject})
+			c.inflightIn.Add(-1)
+		case 2: // a failed PUBREC ends the exchange (5.0 section 4.3.3)
+			c.send(&codec.Ack{Kind: codec.PUBREC, PacketID: in.id, Reason: in.reject})
+			c.inflightIn.Add(-1)
+		}
+		return
+	}
 	switch in.qos {
 	case 0:
 		c.b.publish(in.msg, c)

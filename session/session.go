@@ -221,7 +221,7 @@ func (s *Session) ack(kind codec.Type, id uint16, reason codec.ReasonCode) bool 
 		delete(s.inflight, id)
 	case kind == codec.PUBREC && o.state == awaitPubrec:
 		if reason.IsFailure() {
-			// The receiver refused it: the flow ends here [MQTT-4.3.3-?] 5.0 4.3.3.
+			// The receiver refused it: the exchange ends here (5.0 section 4.3.3).
 			delete(s.inflight, id)
 		} else {
 			o.state = awaitPubcomp

@@ -498,3 +498,27 @@ func TestTopicAliases(t *testing.T) {
 		t.Fatalf("got %v, want DISCONNECT 0x94", got)
 	}
 }
+
+func TestPublishPropertyRules(t *testing.T) {
+	_, addr := startBroker(t, nil)
+	sub, _ := connectClient(t, addr, codec.V5, "sub", true)
+	sub.subscribe(1, "p", 1)
+	c, _ := connectClient(t, addr, codec.V5, "pub", true)
+	// Payload Format 1 promises UTF-8: a payload that is not is refused with 0x99, not routed.
+	bad := &codec.Publish{PacketID: 1, Topic: "p", QoS: 1, Payload: []byte{0xff, 0xfe}}
+	bad.Props.Present.Set(codec.PropPayloadFormat)
+	bad.Props.PayloadFormat = 1
+	c.send(bad)
+	if a := c.next().(*codec.Ack); a.Kind != codec.PUBACK || a.Reason != codec.PayloadFormatInvalid {
+		t.Fatalf("got %+v, want PUBACK 0x99", a)
+	}
+	sub.expectNothing(200 * time.Millisecond)
+	// A client may not send a Subscription Identifier [MQTT-3.3.4-6].
+	withID := &codec.Publish{Topic: "p"}
+	withID.Props.SubscriptionIDs = []uint32{7}
+	c.send(withID)
+	got := c.expectClosed()
+	if len(got) != 1 || got[0].(*codec.Disconnect).Reason != codec.ProtocolError {
+		t.Fatalf("got %v, want DISCONNECT 0x82", got)
+	}
+}
