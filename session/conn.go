@@ -71,7 +71,7 @@ type conn struct {
 
 	delivering bool          // guarded by Session.mu: a delivery goroutine is running
 	done       chan struct{} // closed when the connection is finished
-	doneOnce sync.Once
+	doneOnce   sync.Once
 
 	detached bool // guarded by Broker.mu: the session no longer points here
 	killed   atomic.Bool
