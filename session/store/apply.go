@@ -254,10 +254,17 @@ func (a *applier) deleteEntry(key []byte, seq uint64) error {
 	return b.Delete(k)
 }
 
-// finish settles reference counts (deleting bodies nobody refers to), records the NextSeq of
-// the sessions that used new sequence numbers and the highest message ID, and marks the log
-// applied up to c.
+// finish settles what the operations applied so far changed and marks the log applied up to c.
 func (a *applier) finish(c wal.Pos) error {
+	if err := a.settle(); err != nil {
+		return err
+	}
+	return a.meta.Put(keyCheckpoint, binary.BigEndian.AppendUint64(nil, uint64(c)))
+}
+
+// settle writes the reference counts (deleting bodies nobody refers to), the NextSeq of the
+// sessions that used new sequence numbers and the highest message ID.
+func (a *applier) settle() error {
 	for id, d := range a.refs {
 		k := seqKey(id)
 		v := a.msgs.Get(k)
@@ -290,10 +297,7 @@ func (a *applier) finish(c wal.Pos) error {
 		}
 	}
 	clear(a.nextSeq)
-	if err := a.meta.Put(keyMaxMsgID, binary.BigEndian.AppendUint64(nil, a.maxMsgID)); err != nil {
-		return err
-	}
-	return a.meta.Put(keyCheckpoint, binary.BigEndian.AppendUint64(nil, uint64(c)))
+	return a.meta.Put(keyMaxMsgID, binary.BigEndian.AppendUint64(nil, a.maxMsgID))
 }
 
 // getUint64 reads a big-endian uint64 value, 0 if absent or malformed.

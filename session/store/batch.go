@@ -1,7 +1,7 @@
 package store
 
 import (
-		"errors"
+	"errors"
 	"fmt"
 	"time"
 

@@ -201,6 +201,9 @@ func (s *Store) recover() (*State, error) {
 			if err := s.replay(a, c, d); err != nil {
 				return err
 			}
+			if err := a.settle(); err != nil {
+				return err
+			}
 			st, err = load(a, s.opts.Now(), s.opts.Logger)
 			if err != nil {
 				return err
