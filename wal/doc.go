@@ -38,7 +38,9 @@
 // Damage anywhere else makes Open fail with a *CorruptError (errors.Is ErrCorrupt) that names the
 // file and the offset; Repair then moves the damaged part aside as <segment>.broken, never
 // deleting anything, and Open succeeds with the records before the damage. Recovery changes the
-// files only by that truncation, which is idempotent, so a power cut during recovery is survived.
+// files only by that truncation, by removing unfinished <name>.wal.tmp files, and by rewriting a
+// last segment whose header is cut short (it holds no records); each step is idempotent and
+// synced before the log is used, so a power cut during recovery is survived.
 //
 // # On-disk format, version 1
 //
