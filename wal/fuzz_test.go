@@ -98,7 +98,7 @@ func FuzzRecordFraming(f *testing.F) {
 func hugeFrame() []byte {
 	castagnoli := crc32.MakeTable(crc32.Castagnoli)
 	h := binary.LittleEndian.AppendUint32(nil, wal.MaxRecordSize) // length
-	h = binary.LittleEndian.AppendUint32(h, 0)                     // data CRC (never checked)
+	h = binary.LittleEndian.AppendUint32(h, 0)                    // data CRC (never checked)
 	hcrc := crc32.Update(crc32.Checksum(golden[12:16], castagnoli), castagnoli, h)
 	h = binary.LittleEndian.AppendUint32(h, hcrc) // header CRC over salt and the 8 bytes
 	return append(append(bytes.Clone(golden), h...), 1, 2, 3)

@@ -36,7 +36,7 @@ func threeSegments(t *testing.T) (*waltest.MemFS, []wal.Pos) {
 func TestRepairMiddleDamage(t *testing.T) {
 	tests := []struct {
 		name      string
-		off       int     // byte of the middle segment to flip
+		off       int // byte of the middle segment to flip
 		wantLast  func([]wal.Pos) wal.Pos
 		truncated bool
 	}{
