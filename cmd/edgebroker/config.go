@@ -17,13 +17,16 @@ import (
 
 // config is everything the command line and config file set.
 type config struct {
-	listen    []string
-	dataDir   string
-	logLevel  slog.Level
-	logFormat string
-	broker    session.Options
-	version   bool
-	finish    func() error // converts parsed flag values into their typed fields
+	listen      []string
+	dataDir     string
+	board       string          // "auto" or a profile name
+	memoryLimit uint64          // 0: from the board profile
+	set         map[string]bool // settings given on the command line or in the config file
+	logLevel    slog.Level
+	logFormat   string
+	broker      session.Options
+	version     bool
+	finish      func() error // converts parsed flag values into their typed fields
 }
 
 // listFlag is a repeatable string flag.
@@ -132,6 +135,8 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	maxKeepAlive := uint(o.MaxKeepAlive)
 	fs.UintVar(&maxKeepAlive, "max-keepalive", maxKeepAlive, "largest keep-alive in seconds an MQTT 5 client may use (0 = no limit)")
 	fs.DurationVar(&o.ConnectTimeout, "connect-timeout", o.ConnectTimeout, "close sockets that send no CONNECT within this time")
+	fs.StringVar(&cfg.board, "board", cfg.board, "hardware `profile` for defaults: auto (detect) or "+profileNames())
+	fs.Var(sizeFlag{val: &cfg.memoryLimit}, "memory-limit", "memory budget, e.g. 16MiB (default from the board profile)")
 	fs.String("config", "", "read settings from `file`: one 'name value' per line, flags win")
 	// Typed values that need conversion after parsing.
 	cfg.finish = func() error {
@@ -153,7 +158,9 @@ func parseConfig(args []string) (*config, error) {
 		dataDir:   "/var/lib/edgebroker",
 		logLevel:  slog.LevelInfo,
 		logFormat: "text",
+		board:     "auto",
 		broker:    session.DefaultOptions(),
+		set:       map[string]bool{},
 	}
 	fs := newFlagSet(cfg)
 	fs.SetOutput(io.Discard)
@@ -167,10 +174,9 @@ func parseConfig(args []string) (*config, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	fs.Visit(func(f *flag.Flag) { cfg.set[f.Name] = true })
 	if file := fs.Lookup("config").Value.String(); file != "" {
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		if err := applyConfigFile(fs, file, set); err != nil {
+		if err := applyConfigFile(fs, file, cfg.set); err != nil {
 			return nil, err
 		}
 	}
@@ -183,8 +189,9 @@ func parseConfig(args []string) (*config, error) {
 	return cfg, nil
 }
 
-// applyConfigFile sets every flag named in file that the command line did not set.
-func applyConfigFile(fs *flag.FlagSet, file string, fromArgs map[string]bool) error {
+// applyConfigFile sets every flag named in file that the command line did not set, and
+// records it in set.
+func applyConfigFile(fs *flag.FlagSet, file string, set map[string]bool) error {
 	f, err := os.Open(file)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -201,12 +208,13 @@ func applyConfigFile(fs *flag.FlagSet, file string, fromArgs map[string]bool) er
 		if name == "config" || fs.Lookup(name) == nil {
 			return fmt.Errorf("config %s:%d: unknown setting %q", file, line, name)
 		}
-		if fromArgs[name] {
-			continue
+		if set[name] {
+			continue // the command line wins
 		}
 		if err := fs.Set(name, value); err != nil {
 			return fmt.Errorf("config %s:%d: %s: %v", file, line, name, err)
 		}
+		set[name] = true
 	}
 	return sc.Err()
 }

@@ -27,6 +27,13 @@ var (
 const shutdownTimeout = 10 * time.Second
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "board" {
+		if err := runBoard(os.Args[2:]); err != nil {
+			fmt.Fprintf(os.Stderr, "edgebroker: %v\n", err)
+			os.Exit(2)
+		}
+		return
+	}
 	cfg, err := parseConfig(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)
@@ -39,19 +46,27 @@ func main() {
 		fmt.Printf("edgebroker %s (commit %s, %s/%s)\n", version, commit, runtime.GOOS, runtime.GOARCH)
 		return
 	}
-	if err := run(cfg); err != nil {
+	profile, why, err := resolveBoard(cfg.board)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "edgebroker: %v\n", err)
+		os.Exit(2)
+	}
+	applyProfile(cfg, profile)
+	tuneRuntime(cfg, profile)
+	if err := run(cfg, profile.Name, why); err != nil {
 		fmt.Fprintf(os.Stderr, "edgebroker: %v\n", err)
 		os.Exit(1)
 	}
 }
 
 // run serves until SIGTERM or SIGINT, then shuts down gracefully.
-func run(cfg *config) error {
+func run(cfg *config, boardName, boardReason string) error {
 	log := newLogger(cfg)
 	cfg.broker.Logger = log
 	if err := os.MkdirAll(cfg.dataDir, 0o750); err != nil {
 		return fmt.Errorf("data dir: %w (choose another with --data-dir)", err)
 	}
+	warnVolatileDataDir(log, cfg.dataDir)
 	b, err := session.New(cfg.broker)
 	if err != nil {
 		return err
@@ -72,8 +87,10 @@ func run(cfg *config) error {
 		log.Info("listening", "addr", ln.Addr().String())
 		go func() { serveErr <- b.Serve(ln) }()
 	}
-	log.Info("edgebroker started", "version", version, "data_dir", cfg.dataDir,
-		"max_queued_messages", cfg.broker.MaxQueued, "queue_overflow", cfg.broker.Overflow,
+	log.Info("edgebroker started", "version", version, "board", boardName, "board_reason", boardReason,
+		"memory_limit", cfg.memoryLimit, "data_dir", cfg.dataDir,
+		"max_queued_messages", cfg.broker.MaxQueued, "max_inflight", cfg.broker.MaxInflight,
+		"queue_overflow", cfg.broker.Overflow,
 		"durability", "memory only: sessions do not survive a restart yet")
 
 	sigs := make(chan os.Signal, 1)
