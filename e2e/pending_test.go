@@ -2,7 +2,10 @@
 
 package e2e
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+)
 
 // Tests of behaviour the broker does not have yet. They run with go test -tags pending ./e2e and
 // move to their topic's file once they pass.
@@ -64,5 +67,16 @@ func TestSessionSurvivesRestart(t *testing.T) {
 			pub.publish(t, "durable/t", 1, false, "after")
 			equalStrings(t, "after the second restart", payloads(again.in.waitExactly(t, 1)), []string{"after"})
 		})
+	}
+}
+
+// TestPubackBeforeAbruptClose: a PUBACK that arrives right before the client's socket closes
+// (no DISCONNECT) still acknowledges the message: it is not resent on the next resume. Five
+// rounds, because the broker loses the PUBACK only some of the time.
+func TestPubackBeforeAbruptClose(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, brokerOptions{})
+	for i := range 5 {
+		resendUnacked(t, b, fmt.Sprintf("abrupt%d", i), false)
 	}
 }

@@ -216,3 +216,56 @@ func TestSharedSubscription(t *testing.T) {
 	slices.Sort(want)
 	equalStrings(t, "messages received by the group", all, want)
 }
+
+// TestPropertiesForwarded5: the 5.0 application properties of a PUBLISH reach the subscriber
+// unchanged: payload format indicator, content type, response topic, correlation data and user
+// properties in order.
+func TestPropertiesForwarded5(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, brokerOptions{})
+	sub := connect5Clean(t, b, "props-sub")
+	sub.subscribe(t, 0, paho.SubscribeOptions{Topic: "props/t", QoS: 1})
+	pub := connect5Clean(t, b, "props-pub")
+	format := byte(1)
+	sent := &paho.PublishProperties{
+		PayloadFormat:   &format,
+		ContentType:     "text/plain",
+		ResponseTopic:   "props/reply",
+		CorrelationData: []byte{0x00, 0x01, 0xfe},
+		User:            paho.UserProperties{{Key: "k", Value: "v1"}, {Key: "k", Value: "v2"}, {Key: "other", Value: ""}},
+	}
+	pub.publish(t, &paho.Publish{Topic: "props/t", QoS: 1, Payload: []byte("hello"), Properties: sent})
+	got := sub.in.waitExactly(t, 1)[0].props
+	if got == nil || got.PayloadFormat == nil || *got.PayloadFormat != 1 {
+		t.Fatalf("payload format indicator not forwarded: %+v", got)
+	}
+	if got.ContentType != sent.ContentType || got.ResponseTopic != sent.ResponseTopic ||
+		string(got.CorrelationData) != string(sent.CorrelationData) || !slices.Equal(got.User, sent.User) {
+		t.Fatalf("forwarded properties %+v, want %+v", got, sent)
+	}
+}
+
+// TestConnackProperties5: the CONNACK tells a 5.0 client the broker's limits: the maximum packet
+// size it was started with and a receive maximum no larger than --max-inflight; and it leaves
+// out (or sets to 1) the availability flags of the features it supports.
+func TestConnackProperties5(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, brokerOptions{maxPacketSize: "64KiB", maxInflight: 7})
+	c := connect5Clean(t, b, "props-connack")
+	p := c.connack.Properties
+	if p == nil {
+		t.Fatal("CONNACK without properties")
+	}
+	if p.MaximumPacketSize == nil || *p.MaximumPacketSize != 64<<10 {
+		t.Fatalf("Maximum Packet Size %v, want 65536", p.MaximumPacketSize)
+	}
+	if p.ReceiveMaximum == nil || *p.ReceiveMaximum == 0 || *p.ReceiveMaximum > 7 {
+		t.Fatalf("Receive Maximum %v, want 1 to 7 (--max-inflight 7)", p.ReceiveMaximum)
+	}
+	if p.MaximumQoS != nil {
+		t.Fatalf("Maximum QoS %d sent, but the broker supports QoS 2", *p.MaximumQoS)
+	}
+	if !p.RetainAvailable || !p.WildcardSubAvailable || !p.SubIDAvailable || !p.SharedSubAvailable {
+		t.Fatalf("a supported feature is announced unavailable: %+v", p)
+	}
+}

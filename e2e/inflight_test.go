@@ -1,0 +1,122 @@
+package e2e
+
+import (
+	"testing"
+)
+
+// What a persistent session keeps besides its queue: messages in flight to the client, resent
+// with DUP on reconnect, and the inbound QoS 2 exchanges not yet released.
+
+// connectPersistent311 sends a 3.1.1 CONNECT with Clean Session 0 for id and returns the
+// CONNACK's Session Present flag.
+func (c *rawConn) connectPersistent311(id string) bool {
+	c.t.Helper()
+	v := append(str("MQTT"), // protocol name
+		0x04,       // protocol level 4 (3.1.1)
+		0x00,       // connect flags: Clean Session 0
+		0x00, 0x3c) // keep alive 60 s
+	v = append(v, str(id)...) // client identifier
+	c.send(append(append([]byte{0x10}, encodeLen(len(v))...), v...))
+	p, err := c.read(waitLong)
+	if err != nil || p.header != 0x20 || len(p.body) != 2 || p.body[1] != 0 {
+		c.t.Fatalf("CONNACK: %v %v", p, err)
+	}
+	return p.body[0]&0x01 == 1
+}
+
+// TestInflightResentWithDUP: a QoS 1 message the client received but did not acknowledge is
+// sent again, with DUP set and the same packet identifier, when the session resumes.
+func TestInflightResentWithDUP(t *testing.T) {
+	t.Parallel()
+	resendUnacked(t, startBroker(t, brokerOptions{}), "unacked", true)
+}
+
+// resendUnacked runs the scenario of TestInflightResentWithDUP for client id. The client ends
+// with DISCONNECT when graceful is set, and otherwise closes the socket right after its PUBACK.
+func resendUnacked(t *testing.T, b *broker, id string, graceful bool) {
+	t.Helper()
+	c := dialRaw(t, b)
+	c.connectPersistent311(id)
+	c.send([]byte{
+		0x82, 0x08, // SUBSCRIBE, remaining length 8
+		0x00, 0x01, // packet identifier 1
+		0x00, 0x03, 'u', '/', 't', // topic filter "u/t"
+		0x01, // requested QoS 1
+	})
+	c.expect([]byte{0x90, 0x03, 0x00, 0x01, 0x01}) // SUBACK id 1, granted QoS 1
+
+	pub := connect3(t, b, id+"-pub", opts3{clean: true})
+	pub.publish(t, "u/t", 1, false, "p")
+	p, err := c.read(waitLong)
+	if err != nil || p.header != 0x32 {
+		t.Fatalf("want PUBLISH QoS 1 without DUP, got %v %v", p, err)
+	}
+	first := p.body
+	c.Close() // gone without PUBACK
+
+	again := dialRaw(t, b)
+	if !again.connectPersistent311(id) {
+		t.Fatal("Session Present = 0")
+	}
+	p, err = again.read(waitLong)
+	if err != nil {
+		t.Fatalf("waiting for the resent PUBLISH: %v", err)
+	}
+	if p.header != 0x3a { // PUBLISH, DUP 1, QoS 1
+		t.Fatalf("resent %v, want header 3a (PUBLISH, DUP, QoS 1)", p)
+	}
+	if string(p.body) != string(first) {
+		t.Fatalf("resent body % x, want the same topic, packet identifier and payload % x", p.body, first)
+	}
+	again.send([]byte{0x40, 0x02, p.body[5], p.body[6]}) // PUBACK for its packet identifier
+	if graceful {
+		again.send([]byte{0xe0, 0x00}) // DISCONNECT
+		again.expectClosed()
+	} else {
+		again.Close()
+	}
+	// Acknowledged now: a further resume brings nothing.
+	last := connect3(t, b, id, opts3{})
+	last.in.waitExactly(t, 0)
+}
+
+// TestInboundQoS2ExactlyOnce: a QoS 2 PUBLISH that was PUBRECed but not released before the
+// connection dropped is resent with DUP after the session resumes; the broker knows the packet
+// identifier and delivers the message once, completing the exchange with PUBREC and PUBCOMP.
+func TestInboundQoS2ExactlyOnce(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, brokerOptions{})
+	sub := connect3(t, b, "qos2-sub", opts3{clean: true})
+	sub.subscribe(t, "q2/t", 2)
+
+	publish := func(dup bool) []byte {
+		h := byte(0x34) // PUBLISH, QoS 2
+		if dup {
+			h |= 0x08 // DUP
+		}
+		return []byte{
+			h, 0x09, // remaining length 9
+			0x00, 0x04, 'q', '2', '/', 't', // topic "q2/t"
+			0x00, 0x05, // packet identifier 5
+			'x', // payload
+		}
+	}
+	c := dialRaw(t, b)
+	c.connectPersistent311("qos2-pub")
+	c.send(publish(false))
+	c.expect([]byte{0x50, 0x02, 0x00, 0x05}) // PUBREC, packet identifier 5
+	c.Close()                                // dropped before PUBREL
+
+	again := dialRaw(t, b)
+	if !again.connectPersistent311("qos2-pub") {
+		t.Fatal("Session Present = 0")
+	}
+	again.send(publish(true))
+	again.expect([]byte{0x50, 0x02, 0x00, 0x05}) // PUBREC again, packet identifier 5
+	again.send([]byte{0x62, 0x02, 0x00, 0x05})   // PUBREL, packet identifier 5
+	again.expect([]byte{0x70, 0x02, 0x00, 0x05}) // PUBCOMP, packet identifier 5
+	got := sub.in.waitExactly(t, 1)
+	if got[0].payload != "x" || got[0].qos != 2 {
+		t.Fatalf("got %v, want x once at QoS 2", got[0])
+	}
+}
