@@ -3,7 +3,8 @@
 // MQTT clients (the two Go client libraries the project depends on, the command-line clients
 // mosquitto_pub and mosquitto_sub, and hand-written raw bytes for malformed input).
 //
-// The binary is built once per run in TestMain. Setting EDGEBROKER_E2E_TARGET=mosquitto runs
+// The binary is built once per run in TestMain (EDGEBROKER_E2E_BINARY names a prebuilt one
+// instead, for example a release build). Setting EDGEBROKER_E2E_TARGET=mosquitto runs
 // the same tests against the reference broker instead (its path in EDGEBROKER_E2E_MOSQUITTO, or
 // "mosquitto" looked up in PATH); tests that rely on an option the reference broker lacks, or on
 // behaviour where the reference broker differs on purpose, skip themselves in that mode only.
@@ -43,6 +44,9 @@ func run(m *testing.M) int {
 	}
 	switch target {
 	case targetOurs:
+		if brokerBin = os.Getenv("EDGEBROKER_E2E_BINARY"); brokerBin != "" {
+			break // a binary built elsewhere, e.g. a release build
+		}
 		dir, err := os.MkdirTemp("", "edgebroker-e2e-")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "e2e:", err)
