@@ -3,7 +3,10 @@ package e2e
 import (
 	"errors"
 	"net"
+	"slices"
 	"testing"
+
+	"github.com/eclipse/paho.golang/paho"
 )
 
 // Outbound flow control and topic aliases, read byte by byte off the socket.
@@ -213,4 +216,32 @@ func (c *rawConn) expectPuback5(id uint16) {
 		(len(p.body) > 2 && p.body[2] >= 0x80) {
 		c.t.Fatalf("want a successful PUBACK for packet %d, got %v %v", id, p, err)
 	}
+}
+
+// TestSharedRedelivery: QoS 1 messages in flight to a shared-subscription member that leaves
+// without acknowledging them go to the remaining member: nothing is lost and nothing doubled.
+func TestSharedRedelivery(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, brokerOptions{})
+	stays := connect5Clean(t, b, "shared-stays")
+	stays.subscribe(t, 0, paho.SubscribeOptions{Topic: "$share/g/red/t", QoS: 1})
+	leaves := dialRaw(t, b)
+	leaves.connectRaw5("shared-leaves", nil)
+	leaves.subscribeRaw("$share/g/red/t", true)
+
+	pub := connect5Clean(t, b, "shared-red-pub")
+	const n = 10
+	for _, p := range seq("m", 0, n) {
+		pub.publish(t, &paho.Publish{Topic: "red/t", QoS: 1, Payload: []byte(p)})
+	}
+	if got := leaves.countPublishes(); len(got) == 0 {
+		t.Fatal("the leaving member got no message: distribution is not fair")
+	}
+	leaves.Close() // leaves without acknowledging anything
+
+	got := payloads(stays.in.waitExactly(t, n))
+	slices.Sort(got)
+	want := seq("m", 0, n)
+	slices.Sort(want)
+	equalStrings(t, "messages the remaining member got", got, want)
 }
