@@ -97,7 +97,9 @@ func dumpMsg(m *Message) string {
 	if len(c.User) == 0 {
 		c.User = nil
 	}
-	return fmt.Sprintf("%+v", c)
+	payload := c.Payload
+	c.Payload = nil
+	return fmt.Sprintf("%+v payload %q", c, payload)
 }
 
 // model is a second, obviously correct implementation of the operations, in memory: the store
@@ -113,13 +115,13 @@ func newModel() *model {
 	return &model{sessions: map[string]*SessionState{}, retained: map[string]uint64{}, msgs: map[uint64]*Message{}}
 }
 
+// sess returns the session id. Changes to a session that does not exist go to a scratch one:
+// the store drops such orphans at Open.
 func (m *model) sess(id string) *SessionState {
-	ss := m.sessions[id]
-	if ss == nil {
-		ss = &SessionState{NextSeq: 1}
-		m.sessions[id] = ss
+	if ss := m.sessions[id]; ss != nil {
+		return ss
 	}
-	return ss
+	return &SessionState{}
 }
 
 func (m *model) PutSession(s *Session) {
@@ -128,13 +130,16 @@ func (m *model) PutSession(s *Session) {
 		w := *s.Will
 		c.Will = &w
 	}
-	m.sess(s.ClientID).Session = c
+	if m.sessions[s.ClientID] == nil {
+		m.sessions[s.ClientID] = &SessionState{NextSeq: 1}
+	}
+	m.sessions[s.ClientID].Session = c
 }
 func (m *model) DeleteSession(id string) { delete(m.sessions, id) }
 func (m *model) Disconnected(id string, at time.Time) {
-	m.sessions[id].Session.DisconnectedAt = at.UnixNano()
+	m.sess(id).Session.DisconnectedAt = at.UnixNano()
 }
-func (m *model) Connected(id string) { m.sessions[id].Session.DisconnectedAt = 0 }
+func (m *model) Connected(id string) { m.sess(id).Session.DisconnectedAt = 0 }
 func (m *model) PutSub(id string, s Sub) {
 	m.DeleteSub(id, s.Group, s.Filter)
 	ss := m.sess(id)
@@ -159,8 +164,9 @@ func (m *model) PutEntry(id string, e *Entry) {
 	ss.NextSeq = max(ss.NextSeq, e.Seq+1)
 }
 func (m *model) ReleaseEntry(id string, seq uint64, pid uint16) {
-	for i := range m.sess(id).Entries {
-		if e := &m.sessions[id].Entries[i]; e.Seq == seq {
+	ss := m.sess(id)
+	for i := range ss.Entries {
+		if e := &ss.Entries[i]; e.Seq == seq {
 			e.PacketID, e.Released = pid, true
 		}
 	}
