@@ -48,7 +48,11 @@ func Inspect(dir string) (Report, error) {
 		return Report{}, err
 	}
 	r := Report{Dir: dir}
-	if r.Log, err = wal.Inspect(opts.WAL); err != nil {
+	if _, err := os.Stat(opts.WAL.Dir); err == nil {
+		if r.Log, err = wal.Inspect(opts.WAL); err != nil {
+			return r, fmt.Errorf("store: inspect: %w", err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
 		return r, fmt.Errorf("store: inspect: %w", err)
 	}
 	fi, err := os.Stat(dbPath(dir))
