@@ -201,6 +201,22 @@ type decoder struct {
 	t Type
 }
 
+// UnsupportedLevelError is the error of a CONNECT whose protocol name and level this codec does
+// not speak. It matches UnsupportedProtocolVersion with errors.Is and errors.As, and tells the
+// server which CONNACK to answer with: a 5.0 one (reason 0x84) for a level above 5, the 3.x
+// return code 0x01 otherwise [MQTT-3.1.2-2].
+type UnsupportedLevelError struct {
+	Name  string
+	Level byte
+}
+
+func (e *UnsupportedLevelError) Error() string {
+	return fmt.Sprintf("codec: CONNECT protocol %q level %d: %v", e.Name, e.Level, UnsupportedProtocolVersion)
+}
+
+// Unwrap returns UnsupportedProtocolVersion.
+func (e *UnsupportedLevelError) Unwrap() error { return UnsupportedProtocolVersion }
+
 func (d *decoder) fail(field string, code ReasonCode) error {
 	return &packetError{t: d.t, field: field, err: code}
 }
@@ -322,7 +338,7 @@ func (d *decoder) connect() (*Connect, error) {
 	c.Version = Version(level)
 	// [MQTT-3.1.2-1] [MQTT-3.1.2-2] only MQIsdp/3, MQTT/4 and MQTT/5 are spoken.
 	if protocolName(c.Version) != c.ProtocolName || c.Version < V31 || c.Version > V5 {
-		return nil, d.fail("protocol name and level", UnsupportedProtocolVersion)
+		return nil, &UnsupportedLevelError{Name: c.ProtocolName, Level: level}
 	}
 	flags, err := d.u8("connect flags")
 	if err != nil {

@@ -252,3 +252,24 @@ func (c *rawConn) expectReason(header byte, reasons []byte) {
 		c.t.Fatalf("got %v, want packet %02x with reason one of % x", p, header, reasons)
 	}
 }
+
+// TestUnsupportedProtocolLevel5: a CONNECT with a level above 5 comes from a client newer than
+// 5.0, which reads the 5.0 CONNACK: it gets reason 0x84 (unsupported protocol version) in that
+// form, then the connection is closed.
+func TestUnsupportedProtocolLevel5(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, brokerOptions{})
+	c := dialRaw(t, b)
+	c.send([]byte{
+		0x10, 0x0e, // CONNECT, remaining length 14
+		0x00, 0x04, 'M', 'Q', 'T', 'T', // protocol name
+		0x06,       // protocol level 6: unknown
+		0x02,       // connect flags: Clean Start
+		0x00, 0x3c, // keep alive 60 s
+		0x00,            // properties length 0
+		0x00, 0x01, 'x', // client identifier "x"
+	})
+	// CONNACK: session present 0, reason 0x84; properties (a reason string) may follow.
+	c.expectReason(0x20, []byte{0x84})
+	c.expectClosed()
+}

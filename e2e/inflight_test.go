@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"testing"
 )
 
@@ -118,5 +119,16 @@ func TestInboundQoS2ExactlyOnce(t *testing.T) {
 	got := sub.in.waitExactly(t, 1)
 	if got[0].payload != "x" || got[0].qos != 2 {
 		t.Fatalf("got %v, want x once at QoS 2", got[0])
+	}
+}
+
+// TestPubackBeforeAbruptClose: a PUBACK that arrives right before the client's socket closes
+// (no DISCONNECT) still acknowledges the message: it is not resent on the next resume. Five
+// rounds, because the broker loses the PUBACK only some of the time.
+func TestPubackBeforeAbruptClose(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, brokerOptions{})
+	for i := range 5 {
+		resendUnacked(t, b, fmt.Sprintf("abrupt%d", i), false)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"edgebroker/session/store"
 	"edgebroker/session/topic"
 )
 
@@ -36,6 +37,8 @@ type Broker struct {
 
 	subs     *topic.Tree
 	retained *topic.Retained[*Message]
+	store    *store.Store          // nil: memory only
+	storeErr atomic.Pointer[error] // the first store failure, logged once
 
 	wg    sync.WaitGroup // connection goroutines
 	stats Stats
@@ -66,6 +69,7 @@ func New(opts Options) (*Broker, error) {
 		listeners: make(map[net.Listener]struct{}),
 		subs:      topic.NewTree(),
 		retained:  topic.NewRetained[*Message](),
+		store:     opts.Store,
 	}
 	if b.log == nil {
 		b.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -178,6 +182,9 @@ func (b *Broker) endSessionLocked(s *Session) *Message {
 	b.subs.UnsubscribeAll(s.id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.stored {
+		b.forgetStored(s.id)
+	}
 	s.ended = true
 	s.stopTimersLocked()
 	will := s.takeWillLocked()
@@ -200,6 +207,6 @@ func (b *Broker) expireSession(s *Session) {
 	}
 	b.mu.Unlock()
 	if will != nil {
-		b.publish(will, nil)
+		b.publishNow(will)
 	}
 }

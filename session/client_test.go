@@ -166,15 +166,23 @@ func (c *client) publish(id uint16, topic string, qos byte, payload string) {
 	}
 }
 
-// receive reads one PUBLISH, acknowledging QoS 1.
+// receive reads one PUBLISH and completes its acknowledgement: PUBACK for QoS 1, and for QoS 2
+// PUBREC, the broker's PUBREL, PUBCOMP. The window must allow no other PUBLISH in between.
 func (c *client) receive() *codec.Publish {
 	c.t.Helper()
 	p, ok := c.next().(*codec.Publish)
 	if !ok {
 		c.t.Fatalf("want PUBLISH, got %T", p)
 	}
-	if p.QoS == 1 {
+	switch p.QoS {
+	case 1:
 		c.send(&codec.Ack{Kind: codec.PUBACK, PacketID: p.PacketID})
+	case 2:
+		c.send(&codec.Ack{Kind: codec.PUBREC, PacketID: p.PacketID})
+		if rel, ok := c.next().(*codec.Ack); !ok || rel.Kind != codec.PUBREL || rel.PacketID != p.PacketID {
+			c.t.Fatalf("want PUBREL %d, got %+v", p.PacketID, rel)
+		}
+		c.send(&codec.Ack{Kind: codec.PUBCOMP, PacketID: p.PacketID})
 	}
 	return p
 }

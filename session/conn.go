@@ -13,15 +13,18 @@ import (
 	"unicode/utf8"
 
 	"edgebroker/codec"
+	"edgebroker/session/store"
+	"edgebroker/wal"
 )
 
 const (
-	readBufferSize = 2048             // per connection; small so idle clients stay cheap
-	maxBatch       = 64               // deliveries taken from the queue per lock
-	flushThreshold = 32 << 10         // write out the buffer once this much is pending
-	keepBufferCap  = 64 << 10         // a larger write buffer is released after a flush
-	writeTimeout   = 30 * time.Second // a client that reads nothing for this long is dropped
-	drainTimeout   = 2 * time.Second  // how long a closing connection is drained for its peer
+	readBufferSize = 2048                   // per connection; small so idle clients stay cheap
+	maxBatch       = 64                     // deliveries taken from the queue per lock
+	flushThreshold = 32 << 10               // write out the buffer once this much is pending
+	keepBufferCap  = 64 << 10               // a larger write buffer is released after a flush
+	writeTimeout   = 30 * time.Second       // a client that reads nothing for this long is dropped
+	drainTimeout   = 2 * time.Second        // how long a closing connection is drained for its peer
+	takeoverGrace  = 500 * time.Millisecond // how long a takeover waits for the old reader
 )
 
 // shutdownReason is sent to 5.0 clients when the broker stops.
@@ -60,6 +63,11 @@ type conn struct {
 
 	inflightIn atomic.Int32 // inbound QoS 1/2 not yet fully acknowledged
 
+	// Router goroutine state: acknowledgements whose records are committed but not yet known
+	// durable, in arrival order, and the log position that makes them all durable.
+	pending    []pendingAck
+	pendingPos wal.Pos
+
 	// Delivery goroutine state.
 	aliasOut map[string]uint16
 	outPub   codec.Publish // reused for every outgoing PUBLISH: encoding copies it out at once
@@ -84,6 +92,16 @@ type inbound struct {
 	qos    byte
 	reject codec.ReasonCode // if set, acknowledge with this failure instead of routing
 }
+
+// pendingAck is a PUBACK or PUBREC (Kind 0 for QoS 0: nothing to send) waiting for its
+// message's records to be durable, with the deliveries held until then.
+type pendingAck struct {
+	ack  codec.Ack
+	held []target
+}
+
+// maxPending bounds the acknowledgements one router keeps before waiting for the log.
+const maxPending = 256
 
 // checkPublishProps applies the 5.0 rules on PUBLISH properties a client sends that the
 // codec leaves to the engine.
@@ -129,11 +147,16 @@ func (c *conn) handshake() bool {
 	c.nc.SetReadDeadline(c.b.now().Add(c.b.opts.ConnectTimeout))
 	p, err := c.r.ReadPacket()
 	if err != nil {
-		var rc codec.ReasonCode
-		if errors.As(err, &rc) && rc == codec.UnsupportedProtocolVersion {
-			// [MQTT-3.1.2-2] answer with return code 0x01 and close.
+		var lvl *codec.UnsupportedLevelError
+		if errors.As(err, &lvl) {
+			// [MQTT-3.1.2-2] answer with return code 0x01 and close; a client asking for a
+			// level above 5 reads a 5.0 CONNACK with 0x84 (5.0 section 3.1.2.2).
 			c.version = codec.V311
-			c.send(&codec.Connack{Reason: codec.V3UnacceptableVersion})
+			ack := &codec.Connack{Reason: codec.V3UnacceptableVersion}
+			if lvl.Level > byte(codec.V5) {
+				c.version, ack.Reason = codec.V5, codec.UnsupportedProtocolVersion
+			}
+			c.send(ack)
 		}
 		c.logClose("bad CONNECT", err)
 		return false
@@ -236,7 +259,7 @@ func (c *conn) connect(cp *codec.Connect) bool {
 		b.mu.Unlock()
 		return c.refuse(codec.ServerUnavailable, "broker shutting down")
 	}
-	s, wills := b.takeOverLocked(c.clientID, cp.CleanStart)
+	s, wills, old := b.takeOverLocked(c.clientID, cp.CleanStart)
 	resumed := s != nil
 	if !resumed {
 		s = newSession(b, c.clientID)
@@ -246,6 +269,7 @@ func (c *conn) connect(cp *codec.Connect) bool {
 	s.conn = c
 	s.version = cp.Version
 	s.persistent, s.expiry = persistent, expiry
+	s.disconnectedAt = 0
 	s.will, s.willDelay = will, willDelay
 	s.lastProgress = b.now()
 	c.s = s
@@ -253,8 +277,17 @@ func (c *conn) connect(cp *codec.Connect) bool {
 	c.delivering = true
 	s.mu.Unlock()
 	b.mu.Unlock()
+	b.saveSession(s)
 	for _, w := range wills {
-		b.publish(w, nil)
+		b.publishNow(w)
+	}
+	if old != nil {
+		// Let the old connection's reader apply what it has already received (a PUBACK just
+		// before a dropped connection) before anything is resent with DUP.
+		select {
+		case <-old.done:
+		case <-time.After(takeoverGrace):
+		}
 	}
 
 	ack.SessionPresent = resumed // [MQTT-3.2.2-2], [MQTT-3.2.2-3]
@@ -289,11 +322,12 @@ func (c *conn) setServerProps(p *codec.Properties) {
 
 // takeOverLocked detaches an existing connection of clientID [MQTT-3.1.4-3] and decides the fate
 // of its session: it is returned for resuming unless cleanStart is set or it was not persistent,
-// in which case it ends. It returns the wills that must now be published. b.mu must be held.
-func (b *Broker) takeOverLocked(clientID string, cleanStart bool) (*Session, []*Message) {
+// in which case it ends. It returns the wills that must now be published and the connection
+// taken over, if any. b.mu must be held.
+func (b *Broker) takeOverLocked(clientID string, cleanStart bool) (*Session, []*Message, *conn) {
 	s := b.sessions[clientID]
 	if s == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var wills []*Message
 	s.mu.Lock()
@@ -320,18 +354,15 @@ func (b *Broker) takeOverLocked(clientID string, cleanStart bool) (*Session, []*
 		go old.kill(codec.SessionTakenOver)
 		b.stats.ClientsConnected.Add(-1)
 	}
+	if len(shared) > 0 {
+		// To the other members; an ended session refuses those that find no other home.
+		go b.redistribute(s, shared)
+	}
 	if !resume {
 		b.endSessionLocked(s)
-		s = nil
+		return nil, wills, old
 	}
-	if len(shared) > 0 {
-		from := s
-		if from == nil {
-			from = newSession(b, clientID) // ended: a throwaway home for undeliverable ones
-		}
-		go b.redistribute(from, shared)
-	}
-	return s, wills
+	return s, wills, old
 }
 
 // expiryDuration converts a 5.0 Session Expiry Interval; 0xFFFFFFFF (and 0) map to 0, which for
@@ -450,15 +481,17 @@ func (c *conn) handlePublish(p *codec.Publish) error {
 	}
 }
 
-// routeLoop routes the connection's publications in arrival order and acknowledges them once
-// routed.
+// routeLoop routes the connection's publications in arrival order. Acknowledgements are sent
+// once what they confirm is durable: the loop commits each message's records as it routes it
+// and waits for the log only when it runs out of work (or has many waiting), so a burst of
+// publications shares one fsync (group commit).
 func (c *conn) routeLoop() {
 	for {
 		select {
 		case in := <-c.inbox:
 			c.route(in)
-			if len(c.inbox) == 0 {
-				c.flush()
+			if len(c.inbox) == 0 || len(c.pending) >= maxPending {
+				c.settle()
 			}
 		case <-c.done:
 			return
@@ -466,40 +499,127 @@ func (c *conn) routeLoop() {
 	}
 }
 
-// route delivers one publication and sends its PUBACK or PUBREC.
+// route delivers one publication and queues its PUBACK or PUBREC behind its records.
 func (c *conn) route(in inbound) {
-	s := c.s
+	s, b := c.s, c.b
+	ack := codec.Ack{Kind: codec.PUBACK, PacketID: in.id, Reason: in.reject}
+	if in.qos == 2 {
+		ack.Kind = codec.PUBREC
+	}
 	if in.reject != 0 {
-		switch in.qos {
-		case 1:
-			c.send(&codec.Ack{Kind: codec.PUBACK, PacketID: in.id, Reason: in.reject})
-			c.inflightIn.Add(-1)
-		case 2: // a failed PUBREC ends the exchange (5.0 section 4.3.3)
-			c.send(&codec.Ack{Kind: codec.PUBREC, PacketID: in.id, Reason: in.reject})
-			c.inflightIn.Add(-1)
-		}
+		c.pending = append(c.pending, pendingAck{ack: ack})
 		return
 	}
-	switch in.qos {
-	case 0:
-		c.b.publish(in.msg, c)
-	case 1:
-		n := c.b.publish(in.msg, c)
-		c.send(&codec.Ack{Kind: codec.PUBACK, PacketID: in.id, Reason: routedReason(n)})
-		c.inflightIn.Add(-1)
-	case 2:
+	if in.qos == 2 {
 		s.mu.Lock()
 		_, dup := s.inQoS2[in.id]
 		s.mu.Unlock()
-		n := 1
-		if !dup { // [MQTT-4.3.3-10] deliver once; a resent PUBLISH is only acknowledged again
-			n = c.b.publish(in.msg, c)
-			s.mu.Lock()
-			s.inQoS2[in.id] = struct{}{}
-			s.mu.Unlock()
+		if dup { // [MQTT-4.3.3-10] deliver once; a resent PUBLISH is only acknowledged again
+			c.pending = append(c.pending, pendingAck{ack: ack})
+			return
 		}
-		c.send(&codec.Ack{Kind: codec.PUBREC, PacketID: in.id, Reason: routedReason(n)})
 	}
+	queued, held, waits := b.offerAll(in.msg, true)
+	if len(waits) > 0 {
+		// Queues make room by delivering: what is held must be written and released first.
+		if !c.record(in.msg, held, nil) {
+			return
+		}
+		c.settle()
+		held = nil
+		for _, t := range waits {
+			if b.offerWaiting(t, c) {
+				queued++
+				if t.d.held {
+					held = append(held, t)
+				}
+			}
+		}
+	}
+	if queued == 0 {
+		ack.Reason = codec.NoMatchingSubscribers
+	}
+	if in.qos == 0 {
+		ack.Kind = 0
+	}
+	c.record(in.msg, held, &ack)
+}
+
+// record commits the records of a routed message (its held deliveries, its retained change
+// and, for QoS 2 from a persistent session, its packet id) and queues ack behind them. On a
+// store failure the deliveries are taken back, nothing is acknowledged and the connection
+// closes; it reports whether the records were committed.
+func (c *conn) record(m *Message, held []target, ack *codec.Ack) bool {
+	s, b := c.s, c.b
+	var pos wal.Pos
+	qos2 := ack != nil && ack.Kind == codec.PUBREC
+	if b.persisting() {
+		var batch store.Batch
+		b.recordRouted(&batch, m, held)
+		s.mu.Lock()
+		persistent := s.persistent
+		s.mu.Unlock()
+		if qos2 && persistent {
+			batch.PutInQoS2(s.id, ack.PacketID) // [MQTT-4.3.3-10] across a restart too
+		}
+		if batch.Len() > 0 {
+			p, err := b.commit(&batch)
+			if err != nil {
+				unqueue(held)
+				c.kill(codec.UnspecifiedError)
+				return false
+			}
+			pos = p
+		}
+	}
+	if qos2 {
+		s.mu.Lock()
+		s.inQoS2[ack.PacketID] = struct{}{}
+		s.mu.Unlock()
+	}
+	if pos > c.pendingPos {
+		c.pendingPos = pos
+	}
+	p := pendingAck{held: held}
+	if ack != nil {
+		p.ack = *ack
+	}
+	c.pending = append(c.pending, p)
+	return true
+}
+
+// settle waits until the pending records are durable, then releases their deliveries and
+// sends their acknowledgements, in order.
+func (c *conn) settle() {
+	if len(c.pending) == 0 {
+		return
+	}
+	var err error
+	if c.pendingPos != 0 {
+		if err = c.b.store.Wait(c.pendingPos); err != nil {
+			c.b.storeFailed(err)
+		}
+	}
+	for i, p := range c.pending {
+		if err != nil {
+			unqueue(p.held)
+		} else {
+			release(p.held)
+			if p.ack.Kind != 0 {
+				c.send(&p.ack)
+				if p.ack.Kind == codec.PUBACK || p.ack.Reason.IsFailure() {
+					c.inflightIn.Add(-1)
+				}
+			}
+		}
+		c.pending[i] = pendingAck{}
+	}
+	c.pending, c.pendingPos = c.pending[:0], 0
+	if err != nil {
+		c.kill(codec.UnspecifiedError) // nothing unstored is acknowledged: the client will resend
+		return
+	}
+	c.flush()
 }
 
 // routedReason is the PUBACK/PUBREC reason for a message queued for n sessions.
@@ -512,27 +632,49 @@ func routedReason(n int) codec.ReasonCode {
 
 // handleAck applies PUBACK, PUBREC, PUBREL and PUBCOMP.
 func (c *conn) handleAck(a *codec.Ack) error {
-	s := c.s
+	s, b := c.s, c.b
 	switch a.Kind {
 	case codec.PUBREL:
 		s.mu.Lock()
 		_, ok := s.inQoS2[a.PacketID]
 		delete(s.inQoS2, a.PacketID)
+		persistent := s.persistent
 		s.mu.Unlock()
 		comp := &codec.Ack{Kind: codec.PUBCOMP, PacketID: a.PacketID}
-		if ok {
-			c.inflightIn.Add(-1)
-		} else {
+		if !ok {
 			comp.Reason = codec.PacketIDNotFound
+		} else {
+			c.inflightIn.Add(-1)
+			if persistent && b.persisting() {
+				// Durable before PUBCOMP: else a restart could take a reused packet id for a
+				// duplicate and drop a new message.
+				var batch store.Batch
+				batch.DeleteInQoS2(s.id, a.PacketID)
+				if err := b.syncBatch(&batch); err != nil {
+					return err
+				}
+			}
 		}
 		if err := c.send(comp); err != nil {
 			return err
 		}
 		return c.flush()
 	case codec.PUBREC:
-		known := s.ack(a.Kind, a.PacketID, a.Reason)
+		known, done, released := s.ack(a.Kind, a.PacketID, a.Reason)
+		if done != nil {
+			b.deleteEntries(s, []*delivery{done})
+		}
 		if known && a.Reason.IsFailure() {
 			return nil
+		}
+		if released != nil && released.d.seq != 0 {
+			// Durable before PUBREL [DESIGN 3.4]: after a restart the broker must resend
+			// PUBREL, never the PUBLISH the client has already received.
+			var batch store.Batch
+			batch.ReleaseEntry(s.id, released.d.seq, released.id)
+			if err := b.syncBatch(&batch); err != nil {
+				return err
+			}
 		}
 		rel := &codec.Ack{Kind: codec.PUBREL, PacketID: a.PacketID}
 		if !known {
@@ -543,7 +685,11 @@ func (c *conn) handleAck(a *codec.Ack) error {
 		}
 		return c.flush()
 	default:
-		s.ack(a.Kind, a.PacketID, a.Reason) // an unknown id is ignored, as the spec allows
+		// PUBACK or PUBCOMP; an unknown id is ignored, as the spec allows. The record goes
+		// without waiting: losing it only means a redelivery with DUP.
+		if _, done, _ := s.ack(a.Kind, a.PacketID, a.Reason); done != nil {
+			b.deleteEntries(s, []*delivery{done})
+		}
 		return nil
 	}
 }
@@ -586,8 +732,9 @@ func (c *conn) deliverLoop(resend bool) {
 	batch := c.batch
 	for {
 		s.mu.Lock()
+		var expired []*delivery
 		if s.conn == c {
-			batch = s.takeBatchLocked(c, batch[:0], maxBatch)
+			batch, expired = s.takeBatchLocked(c, batch[:0], maxBatch)
 		} else {
 			batch = batch[:0]
 		}
@@ -595,10 +742,12 @@ func (c *conn) deliverLoop(resend bool) {
 			c.batch = batch // handed to the next loop, which cannot start before the unlock
 			c.delivering = false
 			s.mu.Unlock()
+			c.b.deleteEntries(s, expired)
 			c.flush()
 			return
 		}
 		s.mu.Unlock()
+		c.b.deleteEntries(s, expired)
 		for i, o := range batch {
 			if c.writeOutbound(o, false) != nil {
 				c.stopDelivering()
@@ -659,6 +808,7 @@ func (c *conn) writeOutbound(o *outbound, dup bool) error {
 			c.s.mu.Lock()
 			delete(c.s.inflight, o.id)
 			c.s.mu.Unlock()
+			c.b.deleteEntries(c.s, []*delivery{o.d})
 		}
 		return nil
 	}
@@ -821,6 +971,7 @@ func (c *conn) finish() {
 		return
 	}
 	s.conn = nil
+	s.disconnectedAt = b.now().UnixNano()
 	shared := s.takeSharedLocked()
 	var will *Message
 	if c.graceful || b.closed {
@@ -847,8 +998,9 @@ func (c *conn) finish() {
 		}
 	}
 	b.mu.Unlock()
+	b.saveSession(s)
 	if will != nil {
-		b.publish(will, nil)
+		b.publishNow(will)
 	}
 	if len(shared) > 0 {
 		b.redistribute(s, shared)
@@ -867,7 +1019,8 @@ func (b *Broker) publishDelayedWill(s *Session, w *Message) {
 	}
 	s.mu.Unlock()
 	if ok {
-		b.publish(w, nil)
+		b.saveSession(s)
+		b.publishNow(w)
 	}
 }
 

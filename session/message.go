@@ -20,8 +20,11 @@ type Message struct {
 	Props *codec.Properties
 	// expires is when the 5.0 Message Expiry Interval runs out, in unix nanoseconds; 0 = never.
 	expires int64
-	QoS     byte
-	Retain  bool
+	// id names the body in the store; set before the message is routed when the broker
+	// persists.
+	id     uint64
+	QoS    byte
+	Retain bool
 }
 
 // forwardedProps is the set of PUBLISH properties a broker passes from publisher to subscriber
@@ -62,4 +65,6 @@ type delivery struct {
 	retain bool         // the RETAIN flag to send: retained-on-subscribe or retain-as-published
 	subIDs []uint32     // 5.0 subscription identifiers of the matching subscription(s)
 	shared *topic.Group // the shared-subscription group it came through, nil if none
+	seq    uint64       // its entry in the store; 0 when not stored (clean session, QoS 0)
+	held   bool         // guarded by Session.mu: not sendable until its record is written
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"edgebroker/session/store"
 )
 
 // Overflow names what happens when a message meets a full session queue that may not block its
@@ -56,6 +58,9 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// TopicAliasMax is the number of topic aliases a 5.0 client may set towards the broker.
 	TopicAliasMax uint16
+	// Store persists sessions and retained messages; nil keeps everything in memory only.
+	// With a store, acknowledgements wait for what they confirm to be durable.
+	Store *store.Store
 	// Logger receives the engine's log lines; nil discards them.
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now. Tests may replace it.

@@ -1,9 +1,11 @@
 package session
 
 import (
+	"slices"
 	"time"
 
 	"edgebroker/codec"
+	"edgebroker/session/store"
 	"edgebroker/session/topic"
 )
 
@@ -13,11 +15,15 @@ type target struct {
 	d *delivery
 }
 
-// publish routes m to every session with a matching subscription and stores or clears it as a
-// retained message. from is the publishing connection, or nil for wills; with a publisher, a
-// full queue of a subscriber that is making progress makes publish wait for room (flow control)
-// until the publisher's connection closes. It returns how many sessions the message was queued for.
-func (b *Broker) publish(m *Message, from *conn) int {
+// offerAll routes m: it stores or clears it as a retained message in memory, finds the
+// sessions with a matching subscription and offers each its delivery. It returns how many
+// queued it, the deliveries held for their store records (the caller records them, then
+// releases them) and, when mayWait is set, the targets whose full queue asks the publisher to
+// wait (flow control).
+func (b *Broker) offerAll(m *Message, mayWait bool) (queued int, held, waits []target) {
+	if b.persisting() && m.id == 0 {
+		m.id = b.store.NextMessageID() // before anyone else can see the message
+	}
 	if m.Retain {
 		if len(m.Payload) == 0 {
 			b.retained.Delete(m.Topic) // [MQTT-3.3.1-6]
@@ -30,23 +36,70 @@ func (b *Broker) publish(m *Message, from *conn) int {
 	b.subs.Match(m.Topic, ms)
 	targets := b.targets(m, ms, nil)
 	b.matchPool.Put(ms)
-
-	var waits []target
-	queued := 0
 	for _, t := range targets {
-		switch res, _ := t.s.offer(t.d, from != nil); res {
+		switch res, _ := t.s.offer(t.d, mayWait); res {
 		case offerQueued:
 			queued++
+			if t.d.held {
+				held = append(held, t)
+			}
 		case offerWait:
 			waits = append(waits, t)
 		}
 	}
-	for _, t := range waits {
-		if b.offerWaiting(t, from) {
-			queued++
+	return queued, held, waits
+}
+
+// publishNow routes a message no client waits an acknowledgement for (a will): its records are
+// committed before its deliveries are released, but nobody waits for them to be durable.
+func (b *Broker) publishNow(m *Message) int {
+	queued, held, _ := b.offerAll(m, false)
+	b.commitHeld(m, held)
+	return queued
+}
+
+// commitHeld writes the records of held deliveries (and of m's retained change, if m is given)
+// and releases the deliveries; if the store fails they are taken off their queues instead.
+func (b *Broker) commitHeld(m *Message, held []target) {
+	if !b.persisting() {
+		return
+	}
+	var batch store.Batch
+	b.recordRouted(&batch, m, held)
+	if batch.Len() == 0 {
+		return
+	}
+	if _, err := b.commit(&batch); err != nil {
+		unqueue(held)
+		return
+	}
+	release(held)
+}
+
+// recordRouted adds to batch the retained change of m (if m is given) and the entries of held
+// deliveries, with each message body they refer to once. Every batch that refers to a body
+// carries it: a checkpoint drops bodies that nothing refers to any more, so an earlier batch
+// holding it proves nothing (storing a body again is harmless).
+func (b *Broker) recordRouted(batch *store.Batch, m *Message, held []target) {
+	var put []*Message
+	body := func(msg *Message) {
+		if !slices.Contains(put, msg) {
+			put = append(put, msg)
+			batch.PutMessage(msg.record())
 		}
 	}
-	return queued
+	if m != nil && m.Retain {
+		if len(m.Payload) == 0 {
+			batch.DeleteRetained(m.Topic)
+		} else {
+			body(m)
+			batch.PutRetained(m.Topic, m.id)
+		}
+	}
+	for _, t := range held {
+		body(t.d.msg)
+		batch.PutEntry(t.s.id, t.d.entry())
+	}
 }
 
 // offerWaiting retries a delivery to a full queue until it is queued, the subscriber has made no
@@ -165,6 +218,7 @@ func (b *Broker) sendRetained(s *Session, sub topic.Sub) {
 	}
 	now := b.now()
 	var expired []string
+	var held []target
 	b.retained.Match(sub.Filter, func(name string, m *Message) bool {
 		if m.expired(now) {
 			expired = append(expired, name)
@@ -172,9 +226,12 @@ func (b *Broker) sendRetained(s *Session, sub topic.Sub) {
 		}
 		d := newDelivery(m, sub, min(m.QoS, sub.QoS))
 		d.retain = true
-		s.offer(d, false)
+		if res, _ := s.offer(d, false); res == offerQueued && d.held {
+			held = append(held, target{s: s, d: d})
+		}
 		return true
 	})
+	b.commitHeld(nil, held)
 	for _, name := range expired {
 		if m, ok := b.retained.Get(name); ok && m.expired(now) {
 			b.retained.Delete(name)
@@ -184,24 +241,48 @@ func (b *Broker) sendRetained(s *Session, sub topic.Sub) {
 
 // redistribute gives deliveries taken from a departed shared-subscription member to the other
 // members of their groups; those with no other member online go back to the departed session.
+// The departed session's entries are deleted in the same batch that stores their new places.
 func (b *Broker) redistribute(from *Session, ds []*delivery) {
+	var batch store.Batch
+	if b.persisting() {
+		for _, d := range ds {
+			if d.seq != 0 { // before the offers below give it a new sequence number
+				batch.DeleteEntry(from.id, d.seq)
+			}
+		}
+	}
+	var held []target
 	for _, d := range ds {
-		placed := false
+		to := from
 		for _, sub := range d.shared.Members() {
 			if sub.ClientID == from.id {
 				continue
 			}
 			if s := b.session(sub.ClientID); s != nil && s.online() {
 				if res, _ := s.offer(d, false); res == offerQueued {
-					placed = true
+					to = s
 					break
 				}
 			}
 		}
-		if !placed {
-			from.offer(d, false)
+		if to == from {
+			if res, _ := from.offer(d, false); res != offerQueued {
+				continue
+			}
+		}
+		if d.held {
+			held = append(held, target{s: to, d: d})
 		}
 	}
+	if batch.Len() == 0 && len(held) == 0 {
+		return
+	}
+	b.recordRouted(&batch, nil, held)
+	if _, err := b.commit(&batch); err != nil {
+		unqueue(held)
+		return
+	}
+	release(held)
 }
 
 // online reports whether the session has a live connection.

@@ -23,11 +23,15 @@ type Session struct {
 	expiry     time.Duration // lifetime after disconnect when persistent; 0 means never expire
 	conn       *conn         // the live connection, nil while offline
 	ended      bool          // removed from the broker; offers are refused
+	stored     bool          // written to the store: its end must be written too
+	// disconnectedAt is when its last connection ended, in unix ns; 0 while connected.
+	disconnectedAt int64
 
 	queue    *limits.Ring[*delivery]
 	inflight map[uint16]*outbound // outbound QoS 1/2 awaiting PUBACK, PUBREC or PUBCOMP
 	sendSeq  uint64               // orders in-flight messages for resending
 	lastID   uint16
+	nextSeq  uint64              // the store sequence number of the next persisted delivery
 	inQoS2   map[uint16]struct{} // inbound QoS 2 packet ids PUBRECed, awaiting PUBREL
 	subs     map[subKey]topic.Sub
 
@@ -73,6 +77,7 @@ func newSession(b *Broker, id string) *Session {
 		inQoS2:   make(map[uint16]struct{}),
 		subs:     make(map[subKey]topic.Sub),
 		room:     make(chan struct{}),
+		nextSeq:  1,
 	}
 }
 
@@ -90,29 +95,40 @@ const (
 )
 
 // offer puts d on the session's queue, or says why it cannot. mayWait allows the offerWait
-// answer (flow control); without it a full queue falls back to the overflow policy.
+// answer (flow control); without it a full queue falls back to the overflow policy. A delivery
+// of QoS 1/2 queued for a persistent session of a persisting broker is stamped with a store
+// sequence number and held: the caller must write its record and then release it.
 func (s *Session) offer(d *delivery, mayWait bool) (offerResult, <-chan struct{}) {
 	now := s.b.now()
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	res, room, evicted := s.offerLocked(d, mayWait, now)
+	s.mu.Unlock()
+	if evicted != nil {
+		s.b.deleteEntries(s, []*delivery{evicted})
+	}
+	return res, room
+}
+
+func (s *Session) offerLocked(d *delivery, mayWait bool, now time.Time) (offerResult, <-chan struct{}, *delivery) {
 	if s.ended {
-		return offerSkipped, nil
+		return offerSkipped, nil, nil
 	}
 	if d.qos == 0 && s.conn == nil && !s.b.opts.QueueQoS0 {
-		return offerSkipped, nil
+		return offerSkipped, nil, nil
 	}
 	if s.queue.Len() == 0 {
 		// Idle time is not a lack of progress: the clock starts when something waits.
 		s.lastProgress = now
 	}
 	if s.queue.Push(d) {
+		s.stampLocked(d)
 		s.kickLocked()
-		return offerQueued, nil
+		return offerQueued, nil, nil
 	}
 	// Full. A connected subscriber that keeps taking messages slows its publishers down
 	// instead of losing their messages.
 	if mayWait && s.conn != nil && now.Sub(s.lastProgress) < s.b.patience(d.qos) {
-		return offerWait, s.room
+		return offerWait, s.room, nil
 	}
 	if s.dropped == 0 || s.dropped%10000 == 0 {
 		s.b.log.Warn("session queue full: dropping messages", "client", s.id, "online", s.conn != nil,
@@ -120,11 +136,23 @@ func (s *Session) offer(d *delivery, mayWait bool) (offerResult, <-chan struct{}
 	}
 	s.dropped++
 	s.b.stats.MessagesDropped.Add(1)
-	if s.b.opts.Overflow == DropOldest {
-		s.queue.PushEvict(d)
-		s.kickLocked()
+	if s.b.opts.Overflow != DropOldest {
+		return offerDropped, nil, nil
 	}
-	return offerDropped, nil
+	evicted, _ := s.queue.PushEvict(d)
+	s.stampLocked(d)
+	s.kickLocked()
+	return offerQueued, nil, evicted
+}
+
+// stampLocked gives a newly queued delivery its store sequence number and holds it, when it
+// is to be persisted.
+func (s *Session) stampLocked(d *delivery) {
+	d.seq, d.held = 0, false
+	if s.persistent && d.qos > 0 && s.b.persisting() {
+		d.seq, d.held = s.nextSeq, true
+		s.nextSeq++
+	}
 }
 
 // kickLocked makes the connection's delivery loop run, if connected.
@@ -155,19 +183,20 @@ func (s *Session) nextIDLocked() uint16 {
 
 // takeBatchLocked moves up to max deliveries from the queue to the wire for connection c,
 // respecting the in-flight window: QoS 0 goes straight out, QoS 1/2 become in-flight entries.
-// Expired messages are dropped here [MQTT-3.3.2-5].
-func (s *Session) takeBatchLocked(c *conn, out []*outbound, max int) []*outbound {
+// Expired messages are dropped here [MQTT-3.3.2-5] and returned, for the store.
+func (s *Session) takeBatchLocked(c *conn, out []*outbound, max int) (_ []*outbound, expired []*delivery) {
 	now := s.b.now()
 	took := false
 	for len(out) < max {
 		d, ok := s.queue.Peek()
-		if !ok {
-			break
+		if !ok || d.held {
+			break // a held delivery waits for its record, and everything behind it for order
 		}
 		if d.msg.expired(now) {
 			s.queue.Pop()
 			took = true
 			s.b.stats.MessagesExpired.Add(1)
+			expired = append(expired, d)
 			continue
 		}
 		if d.qos > 0 && len(s.inflight) >= c.sendWindow {
@@ -192,7 +221,7 @@ func (s *Session) takeBatchLocked(c *conn, out []*outbound, max int) []*outbound
 		s.lastProgress = now
 		s.signalRoomLocked()
 	}
-	return out
+	return out, expired
 }
 
 // inflightInOrderLocked returns the in-flight messages in the order they were first sent, for
@@ -206,34 +235,39 @@ func (s *Session) inflightInOrderLocked() []*outbound {
 	return out
 }
 
-// ack applies a PUBACK, PUBREC or PUBCOMP from the client. It reports whether the packet id was
-// in flight in the expected state; for a successful PUBREC the caller answers with PUBREL.
-func (s *Session) ack(kind codec.Type, id uint16, reason codec.ReasonCode) bool {
+// ack applies a PUBACK, PUBREC or PUBCOMP from the client. known reports whether the packet id
+// was in flight in the expected state; done is the delivery whose exchange ended (its record
+// can go), rel the QoS 2 message that was PUBRECed (the caller records that durably and then
+// answers with PUBREL).
+func (s *Session) ack(kind codec.Type, id uint16, reason codec.ReasonCode) (known bool, done *delivery, rel *outbound) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o := s.inflight[id]
 	if o == nil {
-		return false
+		return false, nil, nil
 	}
 	switch {
 	case kind == codec.PUBACK && o.state == awaitPuback,
 		kind == codec.PUBCOMP && o.state == awaitPubcomp:
 		delete(s.inflight, id)
+		done = o.d
 	case kind == codec.PUBREC && o.state == awaitPubrec:
 		if reason.IsFailure() {
 			// The receiver refused it: the exchange ends here (5.0 section 4.3.3).
 			delete(s.inflight, id)
+			done = o.d
 		} else {
 			o.state = awaitPubcomp
+			rel = o
 		}
 	case kind == codec.PUBREC && o.state == awaitPubcomp:
-		// A resent PUBREC: answer it again.
+		// A resent PUBREC: answer it again; its release is recorded already.
 	default:
-		return false
+		return false, nil, nil
 	}
 	s.lastProgress = s.b.now()
 	s.kickLocked()
-	return true
+	return true, done, rel
 }
 
 // takeWillLocked returns the pending will, if any, and forgets it.

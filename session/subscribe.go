@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"edgebroker/codec"
+	"edgebroker/session/store"
 	"edgebroker/session/topic"
 )
 
@@ -15,7 +16,7 @@ func (c *conn) handleSubscribe(p *codec.Subscribe) error {
 		subID = p.Props.SubscriptionIDs[0]
 	}
 	reasons := make([]codec.ReasonCode, len(p.Subs))
-	var retained []topic.Sub
+	var retained, added []topic.Sub
 	for i, req := range p.Subs {
 		group, filter, shared, err := topic.ParseShared(req.Filter)
 		if err != nil || !codec.ValidTopicFilter(req.Filter) {
@@ -40,9 +41,26 @@ func (c *conn) handleSubscribe(p *codec.Subscribe) error {
 		}
 		c.s.mu.Unlock()
 		reasons[i] = codec.ReasonCode(req.QoS) // granted QoS: all three are supported
+		added = append(added, sub)
 		if req.RetainHandling == 0 || (req.RetainHandling == 1 && !existed) {
 			retained = append(retained, sub)
 		}
+	}
+	// For a persistent session the SUBACK waits until the subscriptions are durable
+	// [DESIGN 3.2]; if they cannot be stored they are refused.
+	if err := c.b.storeSubs(c.s, added, nil); err != nil {
+		for i := range reasons {
+			if !reasons[i].IsFailure() {
+				reasons[i] = codec.UnspecifiedError
+			}
+		}
+		for _, sub := range added {
+			c.b.subs.Unsubscribe(c.clientID, sub.Group, sub.Filter)
+			c.s.mu.Lock()
+			delete(c.s.subs, subKey{sub.Group, sub.Filter})
+			c.s.mu.Unlock()
+		}
+		retained = nil
 	}
 	// SUBACK goes out before any retained message it releases [MQTT-3.8.4-1].
 	if err := c.send(&codec.Suback{PacketID: p.PacketID, Reasons: reasons}); err != nil {
@@ -60,6 +78,7 @@ func (c *conn) handleSubscribe(p *codec.Subscribe) error {
 // handleUnsubscribe removes subscriptions and answers with UNSUBACK [MQTT-3.10.4-4].
 func (c *conn) handleUnsubscribe(p *codec.Unsubscribe) error {
 	reasons := make([]codec.ReasonCode, len(p.Filters))
+	var removed []topic.Sub
 	for i, f := range p.Filters {
 		group, filter, _, err := topic.ParseShared(f)
 		if err != nil {
@@ -69,12 +88,37 @@ func (c *conn) handleUnsubscribe(p *codec.Unsubscribe) error {
 		if !c.b.subs.Unsubscribe(c.clientID, group, filter) {
 			reasons[i] = codec.NoSubscriptionExisted
 		}
+		removed = append(removed, topic.Sub{Group: group, Filter: filter})
 		c.s.mu.Lock()
 		delete(c.s.subs, subKey{group, filter})
 		c.s.mu.Unlock()
+	}
+	if err := c.b.storeSubs(c.s, nil, removed); err != nil {
+		return err // UNSUBACK only once durable [DESIGN 3.2]: the connection closes instead
 	}
 	if err := c.send(&codec.Unsuback{PacketID: p.PacketID, Reasons: reasons}); err != nil {
 		return err
 	}
 	return c.flush()
+}
+
+// storeSubs makes subscription changes of a persistent session durable.
+func (b *Broker) storeSubs(s *Session, added, removed []topic.Sub) error {
+	if !b.persisting() || len(added)+len(removed) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	persistent := s.persistent
+	s.mu.Unlock()
+	if !persistent {
+		return nil
+	}
+	var batch store.Batch
+	for _, sub := range added {
+		batch.PutSub(s.id, subRecord(sub))
+	}
+	for _, sub := range removed {
+		batch.DeleteSub(s.id, sub.Group, sub.Filter)
+	}
+	return b.syncBatch(&batch)
 }

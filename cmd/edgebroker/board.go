@@ -45,6 +45,9 @@ func applyProfile(cfg *config, p board.Profile) {
 	if !cfg.set["memory-limit"] {
 		cfg.memoryLimit = uint64(p.MemoryLimit)
 	}
+	if !cfg.set["wal-segment-size"] {
+		cfg.segmentSize = uint64(p.SegmentSize)
+	}
 }
 
 // tuneRuntime sets the Go runtime's soft memory limit from the memory budget, and GOMAXPROCS

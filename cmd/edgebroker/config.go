@@ -11,8 +11,10 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"edgebroker/session"
+	"edgebroker/wal"
 )
 
 // config is everything the command line and config file set.
@@ -22,6 +24,9 @@ type config struct {
 	board       string          // "auto" or a profile name
 	memoryLimit uint64          // 0: from the board profile
 	set         map[string]bool // settings given on the command line or in the config file
+	fsync       wal.SyncPolicy
+	fsyncEvery  time.Duration
+	segmentSize uint64 // 0: from the board profile
 	logLevel    slog.Level
 	logFormat   string
 	broker      session.Options
@@ -114,9 +119,16 @@ func (l levelFlag) Set(v string) error {
 	return l.val.UnmarshalText([]byte(v))
 }
 
+// flagSetFor returns an empty flag set that reports errors instead of exiting.
+func flagSetFor(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
 // newFlagSet declares every flag of the serve command on cfg, which holds the defaults.
 func newFlagSet(cfg *config) *flag.FlagSet {
-	fs := flag.NewFlagSet("edgebroker", flag.ContinueOnError)
+	fs := flagSetFor("edgebroker")
 	o := &cfg.broker
 	fs.Var(&listFlag{vals: &cfg.listen}, "listen", "`address` to accept MQTT on (repeatable)")
 	fs.StringVar(&cfg.dataDir, "data-dir", cfg.dataDir, "`directory` for the broker's persistent state")
@@ -137,6 +149,10 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.DurationVar(&o.ConnectTimeout, "connect-timeout", o.ConnectTimeout, "close sockets that send no CONNECT within this time")
 	fs.StringVar(&cfg.board, "board", cfg.board, "hardware `profile` for defaults: auto (detect) or "+profileNames())
 	fs.Var(sizeFlag{val: &cfg.memoryLimit}, "memory-limit", "memory budget, e.g. 16MiB (default from the board profile)")
+	fs.Func("fsync", "when acknowledged data reaches the disk: always (acknowledge only what is fsynced), interval or never (UNSAFE: a power cut loses acknowledged messages)",
+		func(v string) (err error) { cfg.fsync, err = wal.ParseSyncPolicy(v); return err })
+	fs.DurationVar(&cfg.fsyncEvery, "fsync-interval", cfg.fsyncEvery, "time between fsyncs with --fsync=interval")
+	fs.Var(sizeFlag{val: &cfg.segmentSize, max: 1 << 30}, "wal-segment-size", "size of write-ahead log segments, e.g. 4MiB (default from the board profile)")
 	fs.String("config", "", "read settings from `file`: one 'name value' per line, flags win")
 	// Typed values that need conversion after parsing.
 	cfg.finish = func() error {
@@ -154,13 +170,14 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 // given on the command line win over the file.
 func parseConfig(args []string) (*config, error) {
 	cfg := &config{
-		listen:    []string{"127.0.0.1:1883"},
-		dataDir:   "/var/lib/edgebroker",
-		logLevel:  slog.LevelInfo,
-		logFormat: "text",
-		board:     "auto",
-		broker:    session.DefaultOptions(),
-		set:       map[string]bool{},
+		listen:     []string{"127.0.0.1:1883"},
+		dataDir:    "/var/lib/edgebroker",
+		logLevel:   slog.LevelInfo,
+		logFormat:  "text",
+		board:      "auto",
+		fsyncEvery: time.Second,
+		broker:     session.DefaultOptions(),
+		set:        map[string]bool{},
 	}
 	fs := newFlagSet(cfg)
 	fs.SetOutput(io.Discard)
@@ -182,6 +199,9 @@ func parseConfig(args []string) (*config, error) {
 	}
 	if err := cfg.finish(); err != nil {
 		return nil, err
+	}
+	if cfg.fsyncEvery <= 0 {
+		return nil, fmt.Errorf("invalid value %v for flag -fsync-interval: must be positive", cfg.fsyncEvery)
 	}
 	if cfg.logFormat != "text" && cfg.logFormat != "json" {
 		return nil, fmt.Errorf("invalid value %q for flag -log-format: want text or json", cfg.logFormat)

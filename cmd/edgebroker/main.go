@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"edgebroker/session"
+	"edgebroker/session/store"
 )
 
 // Set at build time with -ldflags "-X main.version=... -X main.commit=...".
@@ -23,16 +24,25 @@ var (
 	commit  = "unknown"
 )
 
+// subcommands are the commands besides serving.
+var subcommands = map[string]func(args []string) error{
+	"board":   runBoard,
+	"inspect": runInspect,
+	"repair":  runRepair,
+}
+
 // shutdownTimeout bounds a graceful stop.
 const shutdownTimeout = 10 * time.Second
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "board" {
-		if err := runBoard(os.Args[2:]); err != nil {
-			fmt.Fprintf(os.Stderr, "edgebroker: %v\n", err)
-			os.Exit(2)
+	if len(os.Args) > 1 {
+		if sub, ok := subcommands[os.Args[1]]; ok {
+			if err := sub(os.Args[2:]); err != nil {
+				fmt.Fprintf(os.Stderr, "edgebroker %s: %v\n", os.Args[1], err)
+				os.Exit(2)
+			}
+			return
 		}
-		return
 	}
 	cfg, err := parseConfig(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
@@ -67,10 +77,26 @@ func run(cfg *config, boardName, boardReason string) error {
 		return fmt.Errorf("data dir: %w (choose another with --data-dir)", err)
 	}
 	warnVolatileDataDir(log, cfg.dataDir)
+	lock, err := lockDataDir(cfg.dataDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	st, state, err := store.Open(storeOptions(cfg, log))
+	if err != nil {
+		return fmt.Errorf("opening the store in %s: %w", cfg.dataDir, err)
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("closing the store", "err", err)
+		}
+	}()
+	cfg.broker.Store = st
 	b, err := session.New(cfg.broker)
 	if err != nil {
 		return err
 	}
+	b.Restore(state)
 	var lns []net.Listener
 	for _, addr := range cfg.listen {
 		ln, err := net.Listen("tcp", addr)
@@ -90,8 +116,8 @@ func run(cfg *config, boardName, boardReason string) error {
 	log.Info("edgebroker started", "version", version, "board", boardName, "board_reason", boardReason,
 		"memory_limit", cfg.memoryLimit, "data_dir", cfg.dataDir,
 		"max_queued_messages", cfg.broker.MaxQueued, "max_inflight", cfg.broker.MaxInflight,
-		"queue_overflow", cfg.broker.Overflow,
-		"durability", "memory only: sessions do not survive a restart yet")
+		"queue_overflow", cfg.broker.Overflow, "sessions_recovered", len(state.Sessions),
+		"durability", durabilityNote(cfg))
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)

@@ -131,3 +131,21 @@ func TestParseShared(t *testing.T) {
 		}
 	}
 }
+
+func TestTreeGroupLookup(t *testing.T) {
+	tr := NewTree()
+	tr.Subscribe(Sub{ClientID: "a", Group: "g", Filter: "x/+"})
+	g := tr.Group("g", "x/+")
+	if g == nil || g.Name != "g" || len(g.Members()) != 1 {
+		t.Fatalf("Group(g, x/+) = %+v", g)
+	}
+	for _, miss := range [][2]string{{"h", "x/+"}, {"g", "x"}, {"g", "x/+/y"}, {"g", "x/y"}} {
+		if got := tr.Group(miss[0], miss[1]); got != nil {
+			t.Errorf("Group(%q, %q) = %+v, want nil", miss[0], miss[1], got)
+		}
+	}
+	tr.Unsubscribe("a", "g", "x/+")
+	if tr.Group("g", "x/+") != nil {
+		t.Fatal("group still found after its last member left")
+	}
+}

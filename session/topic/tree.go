@@ -130,12 +130,7 @@ func (t *Tree) UnsubscribeAll(clientID string) int {
 // remove deletes one subscription from the trie, leaving t.clients alone, and
 // prunes the nodes it leaves empty. The caller holds the write lock.
 func (t *Tree) remove(clientID string, k subKey) bool {
-	n := &t.root
-	for f, more := k.filter, true; more && n != nil; {
-		var lvl string
-		lvl, f, more = level(f)
-		n = n.child(lvl)
-	}
+	n := t.find(k.filter)
 	if n == nil {
 		return false
 	}
@@ -163,6 +158,30 @@ func (t *Tree) remove(clientID string, k subKey) bool {
 		n = n.parent
 	}
 	return true
+}
+
+// find returns the node where filter ends, or nil. The caller holds a lock.
+func (t *Tree) find(filter string) *node {
+	n := &t.root
+	for f, more := filter, true; more && n != nil; {
+		var lvl string
+		lvl, f, more = level(f)
+		n = n.child(lvl)
+	}
+	return n
+}
+
+// Group returns the shared group name of filter, or nil when it has no members. The engine
+// uses it to reattach recovered deliveries to their group.
+func (t *Tree) Group(name, filter string) *Group {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if n := t.find(filter); n != nil {
+		if g, ok := n.groups.get(name); ok {
+			return g
+		}
+	}
+	return nil
 }
 
 // Count returns the number of subscriptions, each member of a shared group

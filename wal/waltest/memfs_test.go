@@ -71,3 +71,20 @@ func TestFaultFSFailsTheKthOperation(t *testing.T) {
 		t.Fatalf("file = %q", got)
 	}
 }
+
+func TestCopyDirKeepsFilesDurably(t *testing.T) {
+	m := waltest.NewMemFS()
+	if err := m.WriteFile("/a/x", []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.CopyDir("/a", "/b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.CopyDir("/missing", "/c"); err != nil {
+		t.Fatalf("a missing source is not an error: %v", err)
+	}
+	m.Crash(rand.New(rand.NewPCG(1, 2)))
+	if got := string(m.Snapshot("/b/x")); got != "one" {
+		t.Fatalf("copied file after a crash: %q", got)
+	}
+}

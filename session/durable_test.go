@@ -1,0 +1,273 @@
+package session
+
+import (
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"edgebroker/codec"
+	"edgebroker/session/store"
+	"edgebroker/wal"
+	"edgebroker/wal/waltest"
+)
+
+// slowSyncFS gives the in-memory file system the fsync latency of an SD card, so that a power
+// cut right after an acknowledgement finds unsynced data whenever the acknowledgement did not
+// wait for the fsync: without it the log's writer syncs so fast that a test could not tell.
+type slowSyncFS struct{ *waltest.MemFS }
+
+type slowSyncFile struct{ wal.File }
+
+const syncLatency = 5 * time.Millisecond
+
+func (f slowSyncFS) OpenFile(name string, flag int, perm fs.FileMode) (wal.File, error) {
+	file, err := f.MemFS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return slowSyncFile{file}, nil
+}
+
+func (f slowSyncFile) Sync() error {
+	time.Sleep(syncLatency)
+	return f.File.Sync()
+}
+
+// durableBroker is a broker whose store keeps its log in a crashable in-memory file system,
+// so a test can cut the power at any moment and recover a second broker from what survived.
+type durableBroker struct {
+	t    *testing.T
+	b    *Broker
+	addr string
+	mem  *waltest.MemFS
+	dir  string // checkpoint.db lives here, on the real disk
+}
+
+func startDurable(t *testing.T, mem *waltest.MemFS, dir string, tweak func(*Options)) *durableBroker {
+	t.Helper()
+	so := store.DefaultOptions(dir)
+	so.WAL.FS = slowSyncFS{mem}
+	so.CheckpointBytes = 1 << 30 // no background checkpoint: checkpoint.db can be copied at will
+	so.CheckpointEvery = time.Hour
+	st, state, err := store.Open(so)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := DefaultOptions()
+	opts.Store = st
+	if tweak != nil {
+		tweak(&opts)
+	}
+	b, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Restore(state)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go b.Serve(ln)
+	t.Cleanup(func() {
+		b.Close(t.Context())
+		st.Close()
+	})
+	return &durableBroker{t: t, b: b, addr: ln.Addr().String(), mem: mem, dir: dir}
+}
+
+// powerCut returns a broker recovered from what a power cut at this instant would leave: the
+// log keeps only what was synced (plus a random part of the rest), checkpoint.db is copied.
+// The original broker keeps running on its own copy, undisturbed.
+func (d *durableBroker) powerCut(seed int64) *durableBroker {
+	d.t.Helper()
+	mem := d.mem.Clone()
+	mem.Crash(rand.New(rand.NewPCG(uint64(seed), 0)))
+	dir := d.t.TempDir()
+	if err := mem.CopyDir(filepath.Join(d.dir, "wal"), filepath.Join(dir, "wal")); err != nil {
+		d.t.Fatal(err)
+	}
+	db, err := os.ReadFile(filepath.Join(d.dir, "checkpoint.db"))
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "checkpoint.db"), db, 0o600); err != nil {
+		d.t.Fatal(err)
+	}
+	d.t.Logf("power cut with seed %d", seed)
+	return startDurable(d.t, mem, dir, nil)
+}
+
+// Rules 1 and 3 of the durability contract: what was PUBACKed or PUBRECed for a persistent
+// session, and a retained message set by QoS 1, survive a power cut, in order.
+func TestAcknowledgedMessagesSurvivePowerCut(t *testing.T) {
+	for seed := int64(1); seed <= 5; seed++ {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			d := startDurable(t, waltest.NewMemFS(), t.TempDir(), nil)
+			sub, _ := connectClient(t, d.addr, codec.V5, "sub", false)
+			sub.subscribe(1, "q/#", 2)
+			sub.send(&codec.Disconnect{})
+			sub.expectClosed()
+			pub, _ := connectClient(t, d.addr, codec.V5, "pub", false)
+			want := payloads(30, "m")
+			for i, p := range want {
+				qos := byte(1 + i%2)
+				pub.send(&codec.Publish{PacketID: uint16(i + 1), Topic: "q/a", QoS: qos, Payload: []byte(p)})
+				if a := pub.next().(*codec.Ack); a.PacketID != uint16(i+1) {
+					t.Fatalf("ack %+v", a)
+				}
+				if qos == 2 {
+					pub.send(&codec.Ack{Kind: codec.PUBREL, PacketID: uint16(i + 1)})
+					pub.next()
+				}
+			}
+			pub.send(&codec.Publish{PacketID: 100, Topic: "r", QoS: 1, Retain: true, Payload: []byte("kept")})
+			pub.next()
+
+			r := d.powerCut(seed)
+			// Receive Maximum 1: one message at a time, so that each exchange can be checked.
+			sub = dial(t, r.addr, codec.V5)
+			cp := &codec.Connect{ClientID: "sub"}
+			cp.Props.Present.Set(codec.PropSessionExpiry)
+			cp.Props.SessionExpiry = 3600
+			cp.Props.Present.Set(codec.PropReceiveMaximum)
+			cp.Props.ReceiveMaximum = 1
+			if ack := sub.connect(cp); !ack.SessionPresent {
+				t.Fatal("Session Present = 0 after the power cut")
+			}
+			for i, w := range want {
+				if got := sub.receive(); string(got.Payload) != w || got.QoS != byte(1+i%2) {
+					t.Fatalf("message %d: got %q QoS %d, want %q", i, got.Payload, got.QoS, w)
+				}
+			}
+			sub.expectNothing(100 * time.Millisecond)
+			other, _ := connectClient(t, r.addr, codec.V311, "other", true)
+			other.subscribe(1, "r", 1)
+			if got := other.receive(); string(got.Payload) != "kept" || !got.Retain {
+				t.Fatalf("retained message after the power cut: %+v", got)
+			}
+		})
+	}
+}
+
+// Rule 2: a SUBACK for a persistent session means the subscription survives.
+func TestSubscriptionSurvivesPowerCut(t *testing.T) {
+	d := startDurable(t, waltest.NewMemFS(), t.TempDir(), nil)
+	sub, _ := connectClient(t, d.addr, codec.V311, "sub", false)
+	sub.subscribe(1, "s/+", 1)
+	r := d.powerCut(7)
+	pub, _ := connectClient(t, r.addr, codec.V311, "pub", true)
+	pub.publish(1, "s/x", 1, "after")
+	sub, ack := connectClient(t, r.addr, codec.V311, "sub", false)
+	if !ack.SessionPresent {
+		t.Fatal("session lost")
+	}
+	if got := sub.receive(); string(got.Payload) != "after" {
+		t.Fatalf("got %q", got.Payload)
+	}
+}
+
+// Rule 4: once the subscriber's PUBREC is answered with PUBREL, a restart resends PUBREL, never
+// the PUBLISH the client already has.
+func TestReleasedQoS2ResendsPubrelAfterPowerCut(t *testing.T) {
+	d := startDurable(t, waltest.NewMemFS(), t.TempDir(), nil)
+	sub, _ := connectClient(t, d.addr, codec.V5, "sub", false)
+	sub.subscribe(1, "two", 2)
+	pub, _ := connectClient(t, d.addr, codec.V5, "pub", true)
+	pub.send(&codec.Publish{PacketID: 1, Topic: "two", QoS: 2, Payload: []byte("x")})
+	pub.next()
+	got := sub.next().(*codec.Publish)
+	sub.send(&codec.Ack{Kind: codec.PUBREC, PacketID: got.PacketID})
+	if rel := sub.next().(*codec.Ack); rel.Kind != codec.PUBREL {
+		t.Fatalf("want PUBREL, got %+v", rel)
+	}
+	r := d.powerCut(3)
+	sub, _ = connectClient(t, r.addr, codec.V5, "sub", false)
+	p := sub.next()
+	if a, ok := p.(*codec.Ack); !ok || a.Kind != codec.PUBREL || a.PacketID != got.PacketID {
+		t.Fatalf("after the power cut got %T %+v, want PUBREL %d", p, p, got.PacketID)
+	}
+	sub.send(&codec.Ack{Kind: codec.PUBCOMP, PacketID: got.PacketID})
+	sub.expectNothing(200 * time.Millisecond)
+}
+
+// Rule 5: an inbound QoS 2 packet id PUBRECed for a persistent session survives, so a resent
+// PUBLISH with DUP after a restart is not delivered twice.
+func TestInboundQoS2NotDuplicatedAfterPowerCut(t *testing.T) {
+	d := startDurable(t, waltest.NewMemFS(), t.TempDir(), nil)
+	sub, _ := connectClient(t, d.addr, codec.V311, "sub", false)
+	sub.subscribe(1, "t", 2)
+	sub.send(&codec.Disconnect{})
+	sub.expectClosed()
+	pub, _ := connectClient(t, d.addr, codec.V311, "pub", false)
+	p := &codec.Publish{PacketID: 77, Topic: "t", QoS: 2, Payload: []byte("once")}
+	pub.send(p)
+	if a := pub.next().(*codec.Ack); a.Kind != codec.PUBREC {
+		t.Fatalf("want PUBREC, got %+v", a)
+	}
+	r := d.powerCut(11)
+	pub, _ = connectClient(t, r.addr, codec.V311, "pub", false)
+	p.Dup = true
+	pub.send(p)
+	if a := pub.next().(*codec.Ack); a.Kind != codec.PUBREC || a.PacketID != 77 {
+		t.Fatalf("want PUBREC 77, got %+v", a)
+	}
+	pub.send(&codec.Ack{Kind: codec.PUBREL, PacketID: 77})
+	pub.next()
+	sub, _ = connectClient(t, r.addr, codec.V311, "sub", false)
+	if got := sub.receive(); string(got.Payload) != "once" {
+		t.Fatalf("got %q", got.Payload)
+	}
+	sub.expectNothing(200 * time.Millisecond)
+}
+
+// Clean sessions and QoS 0 never write: the log stays empty.
+func TestCleanSessionsDoNotWrite(t *testing.T) {
+	d := startDurable(t, waltest.NewMemFS(), t.TempDir(), nil)
+	sub, _ := connectClient(t, d.addr, codec.V311, "sub", true)
+	sub.subscribe(1, "c", 1)
+	pub, _ := connectClient(t, d.addr, codec.V311, "pub", true)
+	for i := range 20 {
+		pub.publish(uint16(i+1), "c", 1, "x")
+		sub.receive()
+	}
+	if n := d.b.store.Stats().Log.Records; n != 0 {
+		t.Fatalf("%d log records written for clean sessions", n)
+	}
+}
+
+// Wills and expiry times survive a restart: an offline session with a pending will keeps it
+// and publishes it when the session expires.
+func TestWillAndExpirySurviveRestart(t *testing.T) {
+	d := startDurable(t, waltest.NewMemFS(), t.TempDir(), nil)
+	c := dial(t, d.addr, codec.V5)
+	cp := &codec.Connect{ClientID: "dev", WillFlag: true, WillTopic: "lwt", WillPayload: []byte("bye")}
+	cp.Props.Present.Set(codec.PropSessionExpiry)
+	cp.Props.SessionExpiry = 2
+	cp.WillProps.Present.Set(codec.PropWillDelay)
+	cp.WillProps.WillDelay = 60 // longer than the session: published when the session ends
+	c.connect(cp)
+	c.nc.Close()
+	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if d.b.session("dev").online() {
+			return fmt.Errorf("still connected")
+		}
+		return nil
+	})
+	r := d.powerCut(5)
+	watcher, _ := connectClient(t, r.addr, codec.V311, "watcher", true)
+	watcher.subscribe(1, "lwt", 1)
+	if got := watcher.receive(); string(got.Payload) != "bye" {
+		t.Fatalf("got %q", got.Payload)
+	}
+	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if r.b.session("dev") != nil {
+			return fmt.Errorf("session not expired")
+		}
+		return nil
+	})
+}
