@@ -11,7 +11,7 @@ BIN       := bin/edgebroker
 
 export CGO_ENABLED := 0
 
-.PHONY: all build run test test-unit test-race fuzz fuzz-short bench bench-packages vet clean
+.PHONY: all build run test test-unit test-race fuzz fuzz-short bench bench-packages vet generate-check crash clean
 
 all: build
 
@@ -23,13 +23,23 @@ build:
 run: build
 	./$(BIN) --listen $(LISTEN) --data-dir $(DATA_DIR)
 
-## test: vet, every test with the race detector (long runs cut by -short), and short fuzz runs
-test: vet test-race fuzz-short
+## test: vet, generated code fresh, every test with the race detector (long runs cut by
+## -short), and short fuzz runs
+test: vet generate-check test-race fuzz-short
 
 vet:
 	$(GO) vet ./...
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+
+## generate-check: the committed msgp code is what go generate makes
+generate-check:
+	$(GO) generate ./...
+	@git diff --exit-code -- '*_gen.go' || { echo "generated code is stale: run go generate ./... and commit"; exit 1; }
+
+## crash: the long power-cut and kill runs (thousands of random cuts; minutes)
+crash:
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 60m -run 'PowerCut|Crash|EachOperation|Kill' ./wal/... ./session/... ./e2e
 
 test-race:
 	CGO_ENABLED=1 $(GO) test -race -short -count=1 -timeout 20m ./...
