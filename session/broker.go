@@ -35,10 +35,16 @@ type Broker struct {
 	lnMu      sync.Mutex
 	listeners map[net.Listener]struct{}
 
-	subs     *topic.Tree
-	retained *topic.Retained[*Message]
-	store    *store.Store          // nil: memory only
-	storeErr atomic.Pointer[error] // the first store failure, logged once
+	subs      *topic.Tree
+	retained  *topic.Retained[*Message]
+	store     *store.Store // nil: memory only
+	storeDown atomic.Bool  // a write failed: persistent work is refused until recoverStore succeeds
+	// What could not be written while the store was down, for rewriteStore: ended sessions
+	// (under mu) and retained topics (under dirtyMu).
+	goneSessions  map[string]struct{}
+	dirtyMu       sync.Mutex
+	dirtyRetained map[string]struct{}
+	closing       chan struct{} // closed by Close
 
 	wg    sync.WaitGroup // connection goroutines
 	stats Stats
@@ -70,6 +76,10 @@ func New(opts Options) (*Broker, error) {
 		subs:      topic.NewTree(),
 		retained:  topic.NewRetained[*Message](),
 		store:     opts.Store,
+
+		goneSessions:  make(map[string]struct{}),
+		dirtyRetained: make(map[string]struct{}),
+		closing:       make(chan struct{}),
 	}
 	if b.log == nil {
 		b.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -133,6 +143,9 @@ func (b *Broker) Close(ctx context.Context) error {
 		ln.Close()
 	}
 	b.mu.Lock()
+	if !b.closed {
+		close(b.closing)
+	}
 	b.closed = true
 	conns := make([]*conn, 0, len(b.conns))
 	for c := range b.conns {

@@ -98,6 +98,7 @@ type inbound struct {
 type pendingAck struct {
 	ack  codec.Ack
 	held []target
+	msg  *Message // for its retained change, should the log fail
 }
 
 // maxPending bounds the acknowledgements one router keeps before waiting for the log.
@@ -565,6 +566,7 @@ func (c *conn) record(m *Message, held []target, ack *codec.Ack) bool {
 		if batch.Len() > 0 {
 			p, err := b.commit(&batch)
 			if err != nil {
+				b.noteRetainedUnwritten(m)
 				unqueue(held)
 				c.kill(codec.UnspecifiedError)
 				return false
@@ -580,7 +582,7 @@ func (c *conn) record(m *Message, held []target, ack *codec.Ack) bool {
 	if pos > c.pendingPos {
 		c.pendingPos = pos
 	}
-	p := pendingAck{held: held}
+	p := pendingAck{held: held, msg: m}
 	if ack != nil {
 		p.ack = *ack
 	}
@@ -603,6 +605,7 @@ func (c *conn) settle() {
 	for i, p := range c.pending {
 		if err != nil {
 			unqueue(p.held)
+			c.b.noteRetainedUnwritten(p.msg)
 		} else {
 			release(p.held)
 			if p.ack.Kind != 0 {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -50,8 +51,14 @@ type durableBroker struct {
 
 func startDurable(t *testing.T, mem *waltest.MemFS, dir string, tweak func(*Options)) *durableBroker {
 	t.Helper()
+	return startDurableFS(t, mem, slowSyncFS{mem}, dir, tweak)
+}
+
+// startDurableFS is startDurable with the log on fsys, a file system built on mem.
+func startDurableFS(t *testing.T, mem *waltest.MemFS, fsys wal.FS, dir string, tweak func(*Options)) *durableBroker {
+	t.Helper()
 	so := store.DefaultOptions(dir)
-	so.WAL.FS = slowSyncFS{mem}
+	so.WAL.FS = fsys
 	so.CheckpointBytes = 1 << 30 // no background checkpoint: checkpoint.db can be copied at will
 	so.CheckpointEvery = time.Hour
 	st, state, err := store.Open(so)
@@ -270,4 +277,52 @@ func TestWillAndExpirySurviveRestart(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A full disk: persistent publishing is refused (no acknowledgement, the publisher is
+// disconnected) while clean sessions keep working; when space returns the store recovers by
+// itself, and afterwards everything acknowledged, before and after, survives a power cut.
+func TestFullDiskRefusesThenRecovers(t *testing.T) {
+	mem := waltest.NewMemFS()
+	faults := waltest.NewFaultFS(slowSyncFS{mem})
+	d := startDurableFS(t, mem, faults, t.TempDir(), func(o *Options) { o.StoreRetry = 20 * time.Millisecond })
+	sub, _ := connectClient(t, d.addr, codec.V311, "sub", false)
+	sub.subscribe(1, "p", 1)
+	sub.send(&codec.Disconnect{})
+	sub.expectClosed()
+	pub, _ := connectClient(t, d.addr, codec.V311, "pub", true)
+	pub.publish(1, "p", 1, "before")
+
+	faults.FailAt(1, syscall.ENOSPC, true)
+	pub.send(&codec.Publish{PacketID: 2, Topic: "p", QoS: 1, Payload: []byte("refused")})
+	if got := pub.expectClosed(); len(got) != 0 {
+		t.Fatalf("got %v, want no acknowledgement for a message that could not be stored", got)
+	}
+	// Clean sessions do not need the disk.
+	cs, _ := connectClient(t, d.addr, codec.V311, "clean-sub", true)
+	cs.subscribe(1, "c", 1)
+	cp, _ := connectClient(t, d.addr, codec.V311, "clean-pub", true)
+	cp.publish(1, "c", 1, "works")
+	if got := cs.receive(); string(got.Payload) != "works" {
+		t.Fatalf("clean session got %q", got.Payload)
+	}
+
+	faults.Heal()
+	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if d.b.storeDown.Load() {
+			return fmt.Errorf("store still down after space returned")
+		}
+		return nil
+	})
+	pub, _ = connectClient(t, d.addr, codec.V311, "pub", true)
+	pub.publish(3, "p", 1, "after")
+
+	r := d.powerCut(13)
+	sub, _ = connectClient(t, r.addr, codec.V311, "sub", false)
+	for _, want := range []string{"before", "after"} {
+		if got := sub.receive(); string(got.Payload) != want {
+			t.Fatalf("got %q, want %q", got.Payload, want)
+		}
+	}
+	sub.expectNothing(200 * time.Millisecond)
 }

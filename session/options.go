@@ -61,6 +61,9 @@ type Options struct {
 	// Store persists sessions and retained messages; nil keeps everything in memory only.
 	// With a store, acknowledgements wait for what they confirm to be durable.
 	Store *store.Store
+	// StoreRetry is how often a failed store is reopened (a full disk, say) until it takes
+	// writes again.
+	StoreRetry time.Duration
 	// Logger receives the engine's log lines; nil discards them.
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now. Tests may replace it.
@@ -77,6 +80,7 @@ func DefaultOptions() Options {
 		SlowConsumerTimeout: 5 * time.Second,
 		ConnectTimeout:      10 * time.Second,
 		TopicAliasMax:       16,
+		StoreRetry:          5 * time.Second,
 	}
 }
 
@@ -93,6 +97,8 @@ func (o *Options) validate() error {
 		return fmt.Errorf("session: slow consumer timeout must be positive, got %v", o.SlowConsumerTimeout)
 	case o.ConnectTimeout <= 0:
 		return fmt.Errorf("session: connect timeout must be positive, got %v", o.ConnectTimeout)
+	case o.Store != nil && o.StoreRetry <= 0:
+		return fmt.Errorf("session: store retry interval must be positive, got %v", o.StoreRetry)
 	}
 	if _, err := ParseOverflow(string(o.Overflow)); err != nil {
 		return err

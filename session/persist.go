@@ -1,6 +1,8 @@
 package session
 
 import (
+	"errors"
+	"slices"
 	"time"
 
 	"edgebroker/codec"
@@ -21,9 +23,15 @@ import (
 // persisting reports whether the broker writes to a store.
 func (b *Broker) persisting() bool { return b.store != nil }
 
-// commit appends a batch to the store without waiting for it to be durable; a failure is
-// logged and returned.
+// errStoreDown is returned for writes refused while the store is failed.
+var errStoreDown = errors.New("session: persistent store is down")
+
+// commit appends a batch to the store without waiting for it to be durable. While the store is
+// failed it refuses at once.
 func (b *Broker) commit(batch *store.Batch) (wal.Pos, error) {
+	if b.storeDown.Load() {
+		return 0, errStoreDown
+	}
 	p, err := b.store.Commit(batch)
 	if err != nil {
 		b.storeFailed(err)
@@ -42,14 +50,145 @@ func (b *Broker) syncBatch(batch *store.Batch) error {
 	return err
 }
 
-// storeFailed logs a store failure once: from then on nothing that needs the disk is
-// acknowledged (the log refuses every write until the broker restarts on a repaired disk),
-// while clean sessions keep working.
+// storeFailed takes the store down after a failed write: from then on nothing that needs the
+// disk is acknowledged (publishers to persistent sessions are disconnected, subscriptions of
+// persistent sessions refused), clean sessions keep working, and recoverStore retries in the
+// background until the disk takes writes again.
 func (b *Broker) storeFailed(err error) {
-	if b.storeErr.CompareAndSwap(nil, &err) {
-		b.log.Error("persistent store failed: persistent sessions can no longer take new messages or "+
-			"subscriptions; fix the disk (space, permissions) and restart the broker", "err", err)
+	if b.storeDown.CompareAndSwap(false, true) {
+		b.log.Error("persistent store failed: persistent sessions take no new messages or subscriptions "+
+			"until it recovers; check the data dir's disk (space, permissions, health)", "err", err)
+		go b.recoverStore()
 	}
+}
+
+// recoverStore reopens the failed store every StoreRetry and, once the log takes writes again,
+// writes the persistent state afresh; then the store is up again.
+func (b *Broker) recoverStore() {
+	for {
+		select {
+		case <-b.closing:
+			return
+		case <-time.After(b.opts.StoreRetry):
+		}
+		err := b.store.Reopen()
+		if err == nil {
+			err = b.rewriteStore()
+		}
+		if errors.Is(err, store.ErrClosed) {
+			return
+		}
+		if err != nil {
+			b.log.Warn("persistent store still failing; retrying", "err", err, "retry_in", b.opts.StoreRetry)
+			continue
+		}
+		b.storeDown.Store(false)
+		b.log.Info("persistent store recovered: persistent sessions accept messages again")
+		return
+	}
+}
+
+// rewriteStore writes every persistent session and the retained changes that could not be
+// written while the store was down, so that the log again describes the broker's state: what
+// the failed log holds beyond its last durable record may or may not have survived. Every
+// other write is refused meanwhile (the store is still down), and no session comes or goes
+// (b.mu is held).
+func (b *Broker) rewriteStore() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var batch store.Batch
+	for id := range b.goneSessions {
+		if b.sessions[id] == nil {
+			batch.DeleteSession(id)
+		}
+	}
+	b.dirtyMu.Lock()
+	for name := range b.dirtyRetained {
+		if m, ok := b.retained.Get(name); ok {
+			batch.PutMessage(m.record())
+			batch.PutRetained(name, m.id)
+		} else {
+			batch.DeleteRetained(name)
+		}
+	}
+	b.dirtyMu.Unlock()
+	var last wal.Pos
+	flush := func() error {
+		if batch.Len() == 0 {
+			return nil
+		}
+		p, err := b.store.Commit(&batch)
+		batch.Reset()
+		last = max(last, p)
+		return err
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	for _, s := range b.sessions {
+		s.mu.Lock()
+		if s.persistent && !s.ended {
+			s.snapshotLocked(&batch)
+			s.stored = true
+		}
+		s.mu.Unlock()
+		if err := flush(); err != nil {
+			return err
+		}
+	}
+	if err := b.store.Wait(last); err != nil {
+		return err
+	}
+	clear(b.goneSessions)
+	b.dirtyMu.Lock()
+	clear(b.dirtyRetained)
+	b.dirtyMu.Unlock()
+	return nil
+}
+
+// snapshotLocked adds the whole durable state of the session to batch, replacing whatever the
+// store held for it: one batch, so that a power cut keeps the old state or the new one.
+func (s *Session) snapshotLocked(batch *store.Batch) {
+	batch.DeleteSession(s.id)
+	batch.PutSession(s.recordLocked())
+	for _, sub := range s.subs {
+		batch.PutSub(s.id, subRecord(sub))
+	}
+	var bodies []*Message
+	put := func(d *delivery) {
+		if !slices.Contains(bodies, d.msg) {
+			bodies = append(bodies, d.msg)
+			batch.PutMessage(d.msg.record())
+		}
+		batch.PutEntry(s.id, d.entry())
+	}
+	for _, o := range s.inflightInOrderLocked() {
+		if o.d.seq != 0 {
+			put(o.d)
+			if o.state == awaitPubcomp {
+				batch.ReleaseEntry(s.id, o.d.seq, o.id)
+			}
+		}
+	}
+	s.queue.Each(func(d *delivery) bool {
+		if d.seq != 0 && !d.held { // held ones belong to a router whose write failed
+			put(d)
+		}
+		return true
+	})
+	for id := range s.inQoS2 {
+		batch.PutInQoS2(s.id, id)
+	}
+}
+
+// noteRetainedUnwritten remembers a retained change the store could not take, for rewriteStore.
+func (b *Broker) noteRetainedUnwritten(m *Message) {
+	if m == nil || !m.Retain {
+		return
+	}
+	b.dirtyMu.Lock()
+	b.dirtyRetained[m.Topic] = struct{}{}
+	b.dirtyMu.Unlock()
 }
 
 // record converts a message for the store.
@@ -136,11 +275,14 @@ func (b *Broker) saveSession(s *Session) {
 	b.commit(&batch)
 }
 
-// forgetStored writes the end of a session that was stored. Called with b.mu held.
+// forgetStored writes the end of a session that was stored; if the store is down it is
+// remembered for rewriteStore. Called with b.mu held.
 func (b *Broker) forgetStored(id string) {
 	var batch store.Batch
 	batch.DeleteSession(id)
-	b.commit(&batch)
+	if _, err := b.commit(&batch); err != nil {
+		b.goneSessions[id] = struct{}{}
+	}
 }
 
 // deleteEntries writes that the given deliveries of s left its queue (acknowledged, expired,

@@ -70,6 +70,7 @@ func (b *Broker) commitHeld(m *Message, held []target) {
 		return
 	}
 	if _, err := b.commit(&batch); err != nil {
+		b.noteRetainedUnwritten(m)
 		unqueue(held)
 		return
 	}

@@ -68,6 +68,10 @@ type Batch struct {
 	err error // the first invalid operation; Commit returns it
 }
 
+// Size returns the encoded size of the batch in bytes: one log record, which may not exceed
+// wal.MaxRecordSize.
+func (b *Batch) Size() int { return len(b.buf) }
+
 // Len returns the number of operations in the batch.
 func (b *Batch) Len() int { return b.n }
 

@@ -75,7 +75,7 @@ func TestDamagedLog(t *testing.T) {
 			}
 		}
 		s.quitCheckpointer()
-		s.log.Close()
+		s.wal().Close()
 		s.db.Close()
 		names, _ := mem.ReadDir(walPath(o.Dir))
 		var segs []string
@@ -193,5 +193,51 @@ func TestGarbageCheckpoint(t *testing.T) {
 				t.Fatalf("Inspect accepted a damaged checkpoint")
 			}
 		})
+	}
+}
+
+// TestReopenAfterFullDisk: a full disk fails the log; once space returns, Reopen makes the store
+// take commits again, and a later Open finds everything reported durable before and after.
+func TestReopenAfterFullDisk(t *testing.T) {
+	mem := waltest.NewMemFS()
+	f := waltest.NewFaultFS(mem)
+	o := testOptions(t, f)
+	s, _ := mustOpen(t, o)
+	var b Batch
+	b.PutSession(&Session{ClientID: "before"})
+	if err := s.Sync(&b); err != nil {
+		t.Fatal(err)
+	}
+	f.FailAt(1, syscall.ENOSPC, true) // the disk is full from the next operation on
+	b.Reset()
+	b.PutSession(&Session{ClientID: "lost"})
+	if err := s.Sync(&b); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Sync on a full disk: %v, want ENOSPC", err)
+	}
+	if err := s.Reopen(); err == nil {
+		b.Reset()
+		b.PutSession(&Session{ClientID: "still-full"})
+		if err := s.Sync(&b); err == nil {
+			t.Fatal("a commit succeeded while the disk is still full")
+		}
+	}
+	f.Heal()
+	if err := s.Reopen(); err != nil {
+		t.Fatalf("Reopen after space returned: %v", err)
+	}
+	b.Reset()
+	b.PutSession(&Session{ClientID: "after"})
+	if err := s.Sync(&b); err != nil {
+		t.Fatalf("Sync after Reopen: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, st := mustOpen(t, o)
+	defer s.Close()
+	for _, id := range []string{"before", "after"} {
+		if st.Sessions[id] == nil {
+			t.Errorf("session %q reported durable is missing", id)
+		}
 	}
 }

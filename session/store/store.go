@@ -19,7 +19,7 @@ import (
 // log's effect up to a position C. Its methods are safe for concurrent use.
 type Store struct {
 	opts Options
-	log  *wal.Log
+	logp atomic.Pointer[wal.Log] // replaced by Reopen after a failure
 	db   *bolt.DB
 
 	nextMsgID atomic.Uint64
@@ -71,8 +71,9 @@ func Open(opts Options) (*Store, *State, error) {
 		db.Close()
 		return nil, nil, logError(opts.Dir, err)
 	}
-	s := &Store{opts: opts, log: l, db: db, kick: make(chan struct{}, 1),
+	s := &Store{opts: opts, db: db, kick: make(chan struct{}, 1),
 		quit: make(chan struct{}), done: make(chan struct{})}
+	s.logp.Store(l)
 	st, err := s.recover()
 	if err != nil {
 		l.Close()
@@ -190,7 +191,7 @@ func (s *Store) recover() (*State, error) {
 	if err := s.pad(c); err != nil {
 		return nil, err
 	}
-	d := s.log.LastPos()
+	d := s.wal().LastPos()
 	var st *State
 	err = guard(func() error {
 		return s.db.Update(func(tx *bolt.Tx) error {
@@ -218,7 +219,7 @@ func (s *Store) recover() (*State, error) {
 	if d > c {
 		s.ckpts.Add(1)
 	}
-	if err := s.log.TruncateBefore(d + 1); err != nil {
+	if err := s.wal().TruncateBefore(d + 1); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	s.nextMsgID.Store(st.NextMessageID)
@@ -231,8 +232,8 @@ func (s *Store) recover() (*State, error) {
 // checkpoint.db, but without padding new records would take their positions and be skipped by
 // the next recovery as already applied. The padding records are empty batches.
 func (s *Store) pad(c wal.Pos) error {
-	last := s.log.LastPos()
-	if first := s.log.FirstPos(); first > c+1 {
+	last := s.wal().LastPos()
+	if first := s.wal().FirstPos(); first > c+1 {
 		return fmt.Errorf("store: %w: the log starts at record %d but checkpoint.db ends at %d",
 			wal.ErrMissing, first, c)
 	}
@@ -249,13 +250,13 @@ func (s *Store) pad(c wal.Pos) error {
 		for range n {
 			recs = append(recs, empty)
 		}
-		p, err := s.log.Append(recs...)
+		p, err := s.wal().Append(recs...)
 		if err != nil {
 			return fmt.Errorf("store: pad the log: %w", err)
 		}
 		last = p
 	}
-	if err := s.log.WaitDurable(last); err != nil {
+	if err := s.wal().WaitDurable(last); err != nil {
 		return fmt.Errorf("store: pad the log: %w", err)
 	}
 	return nil
@@ -271,7 +272,7 @@ func (s *Store) replay(a *applier, c, d wal.Pos) error {
 	if d <= c {
 		return nil
 	}
-	err := s.log.Replay(c, func(p wal.Pos, rec []byte) error {
+	err := s.wal().Replay(c, func(p wal.Pos, rec []byte) error {
 		if p > d {
 			return errStop
 		}
@@ -281,6 +282,31 @@ func (s *Store) replay(a *applier, c, d wal.Pos) error {
 		return logError(s.opts.Dir, err)
 	}
 	return nil
+}
+
+// wal returns the current log.
+func (s *Store) wal() *wal.Log { return s.logp.Load() }
+
+// Reopen replaces a failed log by opening it again from disk. A write or fsync error poisons
+// the log for good (after a failed fsync the kernel may have dropped the data, so a retry that
+// succeeds proves nothing); Reopen cuts the torn or unsynced tail as recovery after a power cut
+// does and continues from there. Records committed to the failed log and not reported durable
+// may or may not be in the reopened one: the caller must rewrite what it needs (the engine
+// writes its state afresh). Commits racing with Reopen fail with the old log's error. Reopen
+// fails, leaving the store failed, while the disk still refuses writes.
+func (s *Store) Reopen() error {
+	s.ckptMu.Lock()
+	defer s.ckptMu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.wal().Close() // it failed already; its error says nothing new
+	l, err := wal.Open(s.opts.WAL)
+	if err != nil {
+		return logError(s.opts.Dir, err)
+	}
+	s.logp.Store(l)
+	return s.pad(wal.Pos(s.ckptPos.Load()))
 }
 
 // NextMessageID returns a message ID never used before: above every ID in the State of Open
@@ -296,9 +322,9 @@ func (s *Store) Commit(b *Batch) (wal.Pos, error) {
 		return 0, b.err
 	}
 	if b.n == 0 {
-		return s.log.LastPos(), nil
+		return s.wal().LastPos(), nil
 	}
-	p, err := s.log.Append(b.buf)
+	p, err := s.wal().Append(b.buf)
 	if err != nil {
 		return 0, fmt.Errorf("store: commit: %w", err)
 	}
@@ -315,7 +341,7 @@ func (s *Store) Commit(b *Batch) (wal.Pos, error) {
 // policy defines it: under wal.SyncAlways written and fdatasynced. Concurrent waiters share one
 // fsync (group commit).
 func (s *Store) Wait(p wal.Pos) error {
-	if err := s.log.WaitDurable(p); err != nil {
+	if err := s.wal().WaitDurable(p); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	return nil
@@ -346,14 +372,14 @@ func (s *Store) Checkpoint() error {
 // checkpoint does the work of Checkpoint with ckptMu held.
 func (s *Store) checkpoint() error {
 	c := wal.Pos(s.ckptPos.Load())
-	d := s.log.LastPos()
+	d := s.wal().LastPos()
 	if d <= c {
 		return nil
 	}
 	s.sinceCkpt.Store(0)
 	// A checkpoint must never hold a record that a power cut could still take from the log:
 	// the log would give its position to a later record, which recovery would then skip.
-	if err := s.log.WaitDurable(d); err != nil {
+	if err := s.wal().WaitDurable(d); err != nil {
 		return fmt.Errorf("store: checkpoint: %w", err)
 	}
 	err := guard(func() error {
@@ -373,7 +399,7 @@ func (s *Store) checkpoint() error {
 	}
 	s.ckptPos.Store(uint64(d))
 	s.ckpts.Add(1)
-	if err := s.log.TruncateBefore(d + 1); err != nil {
+	if err := s.wal().TruncateBefore(d + 1); err != nil {
 		return fmt.Errorf("store: checkpoint: %w", err)
 	}
 	return nil
@@ -400,7 +426,7 @@ func (s *Store) checkpointer() {
 // Stats returns the store's counters.
 func (s *Store) Stats() Stats {
 	st := Stats{
-		Log:           s.log.Stats(),
+		Log:           s.wal().Stats(),
 		Checkpoints:   s.ckpts.Load(),
 		CheckpointPos: wal.Pos(s.ckptPos.Load()),
 	}
@@ -425,5 +451,5 @@ func (s *Store) Close() error {
 	s.ckptMu.Lock()
 	defer s.ckptMu.Unlock()
 	err := s.checkpoint()
-	return errors.Join(err, s.log.Close(), s.db.Close())
+	return errors.Join(err, s.wal().Close(), s.db.Close())
 }

@@ -121,7 +121,7 @@ func TestRoundTrip(t *testing.T) {
 				if mode == "log" {
 					// Leave the log as a crash would: no final checkpoint.
 					s.quitCheckpointer()
-					if err := s.log.Close(); err != nil {
+					if err := s.wal().Close(); err != nil {
 						t.Fatal(err)
 					}
 					s.db.Close()
@@ -208,11 +208,11 @@ func TestCommitInvalid(t *testing.T) {
 		var b Batch
 		b.PutSession(&Session{ClientID: "ok"})
 		f(&b)
-		before := s.log.LastPos()
+		before := s.wal().LastPos()
 		if _, err := s.Commit(&b); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: Commit = %v, want ErrInvalid", name, err)
 		}
-		if s.log.LastPos() != before {
+		if s.wal().LastPos() != before {
 			t.Errorf("%s: an invalid batch was written", name)
 		}
 		b.Reset()
@@ -246,11 +246,11 @@ func TestCheckpointTruncatesAndCollects(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := s.Stats()
-	if st.Log.Segments != 1 || before < 5 || st.Checkpoints != 1 || st.CheckpointPos != s.log.LastPos() {
+	if st.Log.Segments != 1 || before < 5 || st.Checkpoints != 1 || st.CheckpointPos != s.wal().LastPos() {
 		t.Fatalf("segments %d before, stats after checkpoint %+v", before, st)
 	}
-	if s.log.FirstPos() > st.CheckpointPos+1 || s.log.FirstPos() <= 2 {
-		t.Fatalf("log starts at %d, checkpoint %d", s.log.FirstPos(), st.CheckpointPos)
+	if s.wal().FirstPos() > st.CheckpointPos+1 || s.wal().FirstPos() <= 2 {
+		t.Fatalf("log starts at %d, checkpoint %d", s.wal().FirstPos(), st.CheckpointPos)
 	}
 	if n := countMessages(t, s); n != 10 {
 		t.Fatalf("%d bodies in checkpoint.db, want 10 (30 of 40 acknowledged)", n)
@@ -260,7 +260,7 @@ func TestCheckpointTruncatesAndCollects(t *testing.T) {
 	}
 	both(func(o ops) { o.DeleteEntry("c", 31) })
 	s.quitCheckpointer() // crash: no final checkpoint
-	s.log.Close()
+	s.wal().Close()
 	s.db.Close()
 	s, got := mustOpen(t, o)
 	defer s.Close()
