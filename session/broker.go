@@ -20,7 +20,7 @@ var ErrClosed = errors.New("session: broker closed")
 // Broker is the MQTT engine: it takes connections from listeners and owns every session, the
 // subscription tree and the retained messages. Create one with New; it is safe for concurrent use.
 type Broker struct {
-	opts Options
+	opts atomic.Pointer[Options] // replaced whole by Reload; read with o()
 	log  *slog.Logger
 	now  func() time.Time
 
@@ -67,7 +67,6 @@ func New(opts Options) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{
-		opts:      opts,
 		log:       opts.Logger,
 		now:       opts.Now,
 		sessions:  make(map[string]*Session),
@@ -88,7 +87,55 @@ func New(opts Options) (*Broker, error) {
 		b.now = time.Now
 	}
 	b.matchPool.New = func() any { return new(topic.Matches) }
+	b.opts.Store(&opts)
 	return b, nil
+}
+
+// o returns the options in force. They never change under the caller: Reload swaps in a new
+// value.
+func (b *Broker) o() *Options { return b.opts.Load() }
+
+// Reloadable are the settings that can change while the broker runs (SIGHUP).
+type Reloadable struct {
+	MaxQueued           int
+	Overflow            Overflow
+	QueueQoS0           bool
+	SlowConsumerTimeout time.Duration
+	MaxKeepAlive        uint16
+	ConnectTimeout      time.Duration
+}
+
+// Reload applies new values of the reloadable settings. Connections and sessions keep running;
+// a lower queue capacity drops the oldest messages of queues that are over it, counted as
+// overflow drops.
+func (b *Broker) Reload(r Reloadable) error {
+	cur := *b.o()
+	want := cur
+	want.MaxQueued, want.Overflow, want.QueueQoS0 = r.MaxQueued, r.Overflow, r.QueueQoS0
+	want.SlowConsumerTimeout, want.MaxKeepAlive, want.ConnectTimeout = r.SlowConsumerTimeout, r.MaxKeepAlive, r.ConnectTimeout
+	if err := want.validate(); err != nil {
+		return err
+	}
+	b.opts.Store(&want)
+	if want.MaxQueued == cur.MaxQueued {
+		return nil
+	}
+	b.mu.RLock()
+	sessions := make([]*Session, 0, len(b.sessions))
+	for _, s := range b.sessions {
+		sessions = append(sessions, s)
+	}
+	b.mu.RUnlock()
+	for _, s := range sessions {
+		s.mu.Lock()
+		dropped := s.queue.SetCap(want.MaxQueued)
+		s.dropped += uint64(len(dropped))
+		b.stats.MessagesDropped.Add(uint64(len(dropped)))
+		s.signalRoomLocked()
+		s.mu.Unlock()
+		b.deleteEntries(s, dropped)
+	}
+	return nil
 }
 
 // Stats returns the broker's live counters.

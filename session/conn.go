@@ -133,7 +133,7 @@ func (b *Broker) serveConn(nc net.Conn) {
 	b.conns[c] = struct{}{}
 	b.mu.Unlock()
 
-	c.r = codec.NewReader(bufio.NewReaderSize(nc, readBufferSize), b.opts.MaxPacketSize)
+	c.r = codec.NewReader(bufio.NewReaderSize(nc, readBufferSize), b.o().MaxPacketSize)
 	if c.handshake() {
 		c.readLoop()
 	}
@@ -145,7 +145,7 @@ func (b *Broker) serveConn(nc net.Conn) {
 
 // handshake reads and answers CONNECT. It reports whether the connection was accepted.
 func (c *conn) handshake() bool {
-	c.nc.SetReadDeadline(c.b.now().Add(c.b.opts.ConnectTimeout))
+	c.nc.SetReadDeadline(c.b.now().Add(c.b.o().ConnectTimeout))
 	p, err := c.r.ReadPacket()
 	if err != nil {
 		var lvl *codec.UnsupportedLevelError
@@ -209,14 +209,14 @@ func (c *conn) connect(cp *codec.Connect) bool {
 
 	// Keep-alive: the server may lower a 5.0 client's (Server Keep Alive) [MQTT-3.2.2-21].
 	ka := cp.KeepAlive
-	if v5 && b.opts.MaxKeepAlive > 0 && (ka == 0 || ka > b.opts.MaxKeepAlive) {
-		ka = b.opts.MaxKeepAlive
+	if v5 && b.o().MaxKeepAlive > 0 && (ka == 0 || ka > b.o().MaxKeepAlive) {
+		ka = b.o().MaxKeepAlive
 		ack.Props.Present.Set(codec.PropServerKeepAlive)
 		ack.Props.ServerKeepAlive = ka
 	}
 	c.keepAlive = time.Duration(ka) * time.Second * 3 / 2 // [MQTT-3.1.2-24]
 
-	persistent, expiry := !cp.CleanStart, b.opts.SessionExpiryMax
+	persistent, expiry := !cp.CleanStart, b.o().SessionExpiryMax
 	if v5 {
 		req := uint32(0)
 		if cp.Props.Present.Has(codec.PropSessionExpiry) {
@@ -224,14 +224,14 @@ func (c *conn) connect(cp *codec.Connect) bool {
 		}
 		c.expiryZero = req == 0
 		persistent, expiry = req > 0, expiryDuration(req)
-		if max := b.opts.SessionExpiryMax; max > 0 && req > 0 && (expiry == 0 || expiry > max) {
+		if max := b.o().SessionExpiryMax; max > 0 && req > 0 && (expiry == 0 || expiry > max) {
 			expiry = max
 			ack.Props.Present.Set(codec.PropSessionExpiry)
 			ack.Props.SessionExpiry = uint32(max / time.Second)
 		}
 	}
 
-	c.sendWindow = b.opts.MaxInflight
+	c.sendWindow = b.o().MaxInflight
 	if v5 {
 		if cp.Props.Present.Has(codec.PropReceiveMaximum) {
 			c.sendWindow = min(c.sendWindow, int(cp.Props.ReceiveMaximum))
@@ -304,7 +304,7 @@ func (c *conn) connect(cp *codec.Connect) bool {
 
 // setServerProps fills the 5.0 CONNACK properties that describe what the broker allows.
 func (c *conn) setServerProps(p *codec.Properties) {
-	o := &c.b.opts
+	o := c.b.o()
 	p.Present.Set(codec.PropReceiveMaximum)
 	p.ReceiveMaximum = uint16(o.MaxInflight)
 	p.Present.Set(codec.PropMaximumPacketSize)
@@ -438,7 +438,7 @@ func (c *conn) handlePublish(p *codec.Publish) error {
 	if c.version == codec.V5 {
 		if p.Props.Present.Has(codec.PropTopicAlias) {
 			a := p.Props.TopicAlias
-			if a == 0 || a > c.b.opts.TopicAliasMax {
+			if a == 0 || a > c.b.o().TopicAliasMax {
 				return codec.TopicAliasInvalid // [MQTT-3.3.2-9], [MQTT-3.3.2-10]
 			}
 			if p.Topic == "" {
@@ -457,7 +457,7 @@ func (c *conn) handlePublish(p *codec.Publish) error {
 			return codec.ProtocolError
 		}
 	}
-	if p.QoS > 0 && c.inflightIn.Add(1) > int32(c.b.opts.MaxInflight) && c.version == codec.V5 {
+	if p.QoS > 0 && c.inflightIn.Add(1) > int32(c.b.o().MaxInflight) && c.version == codec.V5 {
 		return codec.ReceiveMaximumExceeded // [MQTT-3.3.4-9]
 	}
 	if err := checkPublishProps(&p.Props); err != nil {
@@ -471,7 +471,7 @@ func (c *conn) handlePublish(p *codec.Publish) error {
 	}
 	if !c.routing {
 		c.routing = true
-		c.inbox = make(chan inbound, c.b.opts.MaxInflight+8)
+		c.inbox = make(chan inbound, c.b.o().MaxInflight+8)
 		go c.routeLoop()
 	}
 	select {
@@ -704,7 +704,7 @@ func (c *conn) handleDisconnect(p *codec.Disconnect) error {
 			return codec.ProtocolError // [MQTT-3.14.2-2]
 		}
 		exp := expiryDuration(p.Props.SessionExpiry)
-		if max := c.b.opts.SessionExpiryMax; max > 0 && p.Props.SessionExpiry > 0 && (exp == 0 || exp > max) {
+		if max := c.b.o().SessionExpiryMax; max > 0 && p.Props.SessionExpiry > 0 && (exp == 0 || exp > max) {
 			exp = max
 		}
 		c.s.mu.Lock()

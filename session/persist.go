@@ -69,7 +69,7 @@ func (b *Broker) recoverStore() {
 		select {
 		case <-b.closing:
 			return
-		case <-time.After(b.opts.StoreRetry):
+		case <-time.After(b.o().StoreRetry):
 		}
 		err := b.store.Reopen()
 		if err == nil {
@@ -79,7 +79,7 @@ func (b *Broker) recoverStore() {
 			return
 		}
 		if err != nil {
-			b.log.Warn("persistent store still failing; retrying", "err", err, "retry_in", b.opts.StoreRetry)
+			b.log.Warn("persistent store still failing; retrying", "err", err, "retry_in", b.o().StoreRetry)
 			continue
 		}
 		b.storeDown.Store(false)

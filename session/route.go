@@ -135,9 +135,9 @@ const qos0Patience = time.Second
 // publishers of messages of the given QoS down.
 func (b *Broker) patience(qos byte) time.Duration {
 	if qos == 0 {
-		return min(qos0Patience, b.opts.SlowConsumerTimeout)
+		return min(qos0Patience, b.o().SlowConsumerTimeout)
 	}
-	return b.opts.SlowConsumerTimeout
+	return b.o().SlowConsumerTimeout
 }
 
 // targets turns the matching subscriptions into deliveries. An MQTT 3 session with several

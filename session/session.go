@@ -72,7 +72,7 @@ func newSession(b *Broker, id string) *Session {
 	return &Session{
 		b:        b,
 		id:       id,
-		queue:    limits.NewRing[*delivery](b.opts.MaxQueued),
+		queue:    limits.NewRing[*delivery](b.o().MaxQueued),
 		inflight: make(map[uint16]*outbound),
 		inQoS2:   make(map[uint16]struct{}),
 		subs:     make(map[subKey]topic.Sub),
@@ -113,7 +113,7 @@ func (s *Session) offerLocked(d *delivery, mayWait bool, now time.Time) (offerRe
 	if s.ended {
 		return offerSkipped, nil, nil
 	}
-	if d.qos == 0 && s.conn == nil && !s.b.opts.QueueQoS0 {
+	if d.qos == 0 && s.conn == nil && !s.b.o().QueueQoS0 {
 		return offerSkipped, nil, nil
 	}
 	if s.queue.Len() == 0 {
@@ -132,11 +132,11 @@ func (s *Session) offerLocked(d *delivery, mayWait bool, now time.Time) (offerRe
 	}
 	if s.dropped == 0 || s.dropped%10000 == 0 {
 		s.b.log.Warn("session queue full: dropping messages", "client", s.id, "online", s.conn != nil,
-			"policy", s.b.opts.Overflow, "dropped_so_far", s.dropped, "qos", d.qos)
+			"policy", s.b.o().Overflow, "dropped_so_far", s.dropped, "qos", d.qos)
 	}
 	s.dropped++
 	s.b.stats.MessagesDropped.Add(1)
-	if s.b.opts.Overflow != DropOldest {
+	if s.b.o().Overflow != DropOldest {
 		return offerDropped, nil, nil
 	}
 	evicted, _ := s.queue.PushEvict(d)

@@ -522,3 +522,32 @@ func TestPublishPropertyRules(t *testing.T) {
 		t.Fatalf("got %v, want DISCONNECT 0x82", got)
 	}
 }
+
+func TestReloadQueueLimits(t *testing.T) {
+	b, addr := startBroker(t, nil)
+	sub, _ := connectClient(t, addr, codec.V311, "sub", false)
+	sub.subscribe(1, "r", 1)
+	sub.send(&codec.Disconnect{})
+	sub.expectClosed()
+	pub, _ := connectClient(t, addr, codec.V311, "pub", true)
+	for i := range 10 {
+		pub.publish(uint16(i+1), "r", 1, fmt.Sprint(i))
+	}
+	r := Reloadable{MaxQueued: 4, Overflow: DropOldest, SlowConsumerTimeout: time.Second, ConnectTimeout: time.Second}
+	if err := b.Reload(r); err != nil {
+		t.Fatal(err)
+	}
+	if d := b.Stats().MessagesDropped.Load(); d != 6 {
+		t.Fatalf("dropped %d on lowering the queue to 4, want 6", d)
+	}
+	pub.publish(11, "r", 1, "10") // drop-oldest now: evicts 6
+	sub, _ = connectClient(t, addr, codec.V311, "sub", false)
+	for _, want := range []string{"7", "8", "9", "10"} {
+		if got := sub.receive(); string(got.Payload) != want {
+			t.Fatalf("got %q, want %q", got.Payload, want)
+		}
+	}
+	if err := b.Reload(Reloadable{MaxQueued: 0, Overflow: DropNew, SlowConsumerTimeout: time.Second, ConnectTimeout: time.Second}); err == nil {
+		t.Fatal("a queue capacity of 0 was accepted")
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"edgebroker/board"
 	"edgebroker/session"
 	"edgebroker/session/store"
 )
@@ -63,15 +64,18 @@ func main() {
 	}
 	applyProfile(cfg, profile)
 	tuneRuntime(cfg, profile)
-	if err := run(cfg, profile.Name, why); err != nil {
+	if err := run(cfg, profile, why); err != nil {
 		fmt.Fprintf(os.Stderr, "edgebroker: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-// run serves until SIGTERM or SIGINT, then shuts down gracefully.
-func run(cfg *config, boardName, boardReason string) error {
-	log := newLogger(cfg)
+// run serves until SIGTERM or SIGINT, then shuts down gracefully; SIGHUP reloads the settings
+// that can change while running.
+func run(cfg *config, profile board.Profile, boardReason string) error {
+	level := new(slog.LevelVar)
+	level.Set(cfg.logLevel)
+	log := newLogger(cfg, level)
 	cfg.broker.Logger = log
 	if err := os.MkdirAll(cfg.dataDir, 0o750); err != nil {
 		return fmt.Errorf("data dir: %w (choose another with --data-dir)", err)
@@ -113,20 +117,38 @@ func run(cfg *config, boardName, boardReason string) error {
 		log.Info("listening", "addr", ln.Addr().String())
 		go func() { serveErr <- b.Serve(ln) }()
 	}
-	log.Info("edgebroker started", "version", version, "board", boardName, "board_reason", boardReason,
+	log.Info("edgebroker started", "version", version, "board", profile.Name, "board_reason", boardReason,
 		"memory_limit", cfg.memoryLimit, "data_dir", cfg.dataDir,
 		"max_queued_messages", cfg.broker.MaxQueued, "max_inflight", cfg.broker.MaxInflight,
 		"queue_overflow", cfg.broker.Overflow, "sessions_recovered", len(state.Sessions),
 		"durability", durabilityNote(cfg))
 
+	notify := newNotifier()
+	defer notify.close()
+	notify.send("READY=1") // recovery is done and the listeners accept
+	stopWatchdog := make(chan struct{})
+	defer close(stopWatchdog)
+	go notify.watchdog(stopWatchdog)
+
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	select {
-	case sig := <-sigs:
-		log.Info("shutting down", "signal", sig.String())
-	case err := <-serveErr:
-		log.Error("listener failed", "err", err)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+wait:
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				notify.send("RELOADING=1")
+				cfg = reload(cfg, profile, b, level, log)
+				notify.send("READY=1")
+				continue
+			}
+			log.Info("shutting down", "signal", sig.String())
+		case err := <-serveErr:
+			log.Error("listener failed", "err", err)
+		}
+		break wait
 	}
+	notify.send("STOPPING=1")
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	if err := b.Close(ctx); err != nil {
@@ -136,9 +158,10 @@ func run(cfg *config, boardName, boardReason string) error {
 	return nil
 }
 
-// newLogger builds the slog logger the flags ask for, writing to stderr.
-func newLogger(cfg *config) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.logLevel}
+// newLogger builds the slog logger the flags ask for, writing to stderr at a level that a
+// reload can change.
+func newLogger(cfg *config, level *slog.LevelVar) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
 	if cfg.logFormat == "json" {
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}
