@@ -12,7 +12,19 @@ import (
 // tinyConfig keeps end-to-end runs to a fraction of a second.
 func tinyConfig() config {
 	return config{FanInMsgs: 200, FanOutMsgs: 100, BacklogSessions: 5, BacklogMsgs: 150, IdleClients: 50,
-		Window: 20, PayloadSize: 64, Timeout: 20 * time.Second, Quiet: 300 * time.Millisecond, Dialers: 4}
+		DurableMsgs: 50, DiskMsgs: 20, Window: 20, PayloadSize: 64, Timeout: 20 * time.Second,
+		Quiet: 300 * time.Millisecond, Dialers: 4,
+		Recovery: recoveryConfig{Sessions: 30, Msgs: 20, Payload: 256, Publishers: 4, Sample: 10, Timeout: 30 * time.Second}}
+}
+
+// named returns the scenario called name.
+func named(t *testing.T, name string) scenario {
+	t.Helper()
+	sc, err := pick(scenarios(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc[0]
 }
 
 // brokers returns the brokers the end-to-end test drives: edgebroker, built from this tree, and
@@ -36,12 +48,15 @@ func mosquitto(t *testing.T) brokerSpec {
 }
 
 func TestEndToEnd(t *testing.T) {
-	all := scenarios()
 	tiny := []scenario{
-		{"fan-in-qos1 2x200", flow(2, 1, 1, func(c config) int { return c.FanInMsgs })},
-		{"fan-out-qos0 1x100", flow(1, 3, 0, func(c config) int { return c.FanOutMsgs })},
-		all[4], // backlog
-		all[5], // idle
+		{Name: "fan-in-qos1 2x200", run: flow(shape{pubs: 2, subs: 1, qos: 1, msgs: func(c config) int { return c.FanInMsgs }})},
+		{Name: "fan-out-qos0 1x100", run: flow(shape{pubs: 1, subs: 3, qos: 0, msgs: func(c config) int { return c.FanOutMsgs }})},
+		named(t, "backlog"),
+		named(t, "idle"),
+		named(t, "clean-qos1"),
+		named(t, "durable-qos1"),
+		named(t, "disk-bytes-1024"),
+		named(t, "recovery"),
 	}
 	for _, spec := range brokers(t) {
 		for _, sc := range tiny {
@@ -58,6 +73,7 @@ func TestEndToEnd(t *testing.T) {
 					t.Errorf("expected %d = received %d + lost %d, dup %d, out of order %d, malformed %d",
 						r.Expected, r.Received, r.Lost, r.Duplicates, r.OutOfOrder, r.Malformed)
 				}
+				ours := spec.Name == "edgebroker"
 				switch sc.Name {
 				case "idle":
 					if r.IdleRSS == 0 || r.PeakRSS < r.IdleRSS {
@@ -69,9 +85,18 @@ func TestEndToEnd(t *testing.T) {
 					if r.Published != 750 || r.Received != 500 || !strings.HasPrefix(r.Note, want) {
 						t.Errorf("published %d, received %d, note %q; want 750, 500, %q", r.Published, r.Received, r.Note, want)
 					}
-				case "fan-in-qos1 2x200":
+				case "recovery":
+					// 30 sessions x 20 messages; 10 of them reconnect after the restart.
+					if r.Published != 600 || r.RestartSecs <= 0 || r.Sampled != 10 || r.Expected != 200 {
+						t.Errorf("published %d, restart %.3fs, sampled %d, expected %d; want 600, > 0, 10, 200",
+							r.Published, r.RestartSecs, r.Sampled, r.Expected)
+					}
+					if ours && (r.Resumed != 10 || r.Lost != 0) {
+						t.Errorf("edgebroker after SIGKILL: %d of 10 sessions resumed, %d of 200 messages lost", r.Resumed, r.Lost)
+					}
+				case "fan-in-qos1 2x200", "clean-qos1", "durable-qos1", "disk-bytes-1024":
 					// Our broker slows publishers instead of dropping acknowledged messages.
-					if spec.Name == "edgebroker" && r.Lost != 0 {
+					if ours && r.Lost != 0 {
 						t.Errorf("edgebroker lost %d of %d QoS 1 messages", r.Lost, r.Expected)
 					}
 					fallthrough
@@ -81,8 +106,30 @@ func TestEndToEnd(t *testing.T) {
 							r.Published, r.Received, r.PubRate, r.RecvRate)
 					}
 				}
+				checkDisk(t, sc.Name, ours, r)
 			})
 		}
+	}
+}
+
+// checkDisk checks the disk figures: present exactly for flows to persistent subscribers, and
+// for our broker, which must write what it acknowledges, nonzero.
+func checkDisk(t *testing.T, scenario string, ours bool, r Result) {
+	t.Helper()
+	persistent := scenario == "durable-qos1" || strings.HasPrefix(scenario, "disk-bytes-")
+	if !persistent {
+		if r.DiskLimit != 0 || r.Payload != 0 {
+			t.Errorf("disk figures on a flow without persistent subscribers: limit %d, payload %d", r.DiskLimit, r.Payload)
+		}
+		return
+	}
+	// 16 publishers on topics like bench/3/15 (10 bytes).
+	if want := uint64(2 * (r.Payload + 10 + 64)); r.DiskLimit != want || r.Payload == 0 {
+		t.Errorf("payload %d, disk limit %d; want a payload and limit %d", r.Payload, r.DiskLimit, want)
+	}
+	if ours && (r.DiskBytes == 0 || r.DiskPerMsg <= 0 || r.WriteCalls == 0 || r.WriteCallRate <= 0) {
+		t.Errorf("edgebroker wrote %d disk bytes (%.0f per message) in %d write calls (%.0f/s): want all positive",
+			r.DiskBytes, r.DiskPerMsg, r.WriteCalls, r.WriteCallRate)
 	}
 }
 
@@ -114,6 +161,48 @@ func TestReport(t *testing.T) {
 		"idle    mosquitto   ok        1.0 MiB              1.5 KiB   2.0 MiB\n",
 		"fan-in-qos0           3.00         2.00      0.50\n",
 		"idle, edgebroker: edgebench: not run: no path",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("report lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "disk") || strings.Contains(got, "recovery") || strings.Contains(got, "target") {
+		t.Errorf("report has disk, recovery or target tables without such results:\n%s", got)
+	}
+}
+
+func TestReportDurable(t *testing.T) {
+	results := []Result{
+		{Scenario: "clean-qos1", Broker: "edgebroker", Status: "ok", Expected: 10, Received: 10, RecvRate: 1000},
+		{Scenario: "durable-qos1", Broker: "edgebroker", Status: "ok", Expected: 10, Received: 10, RecvRate: 400,
+			Payload: 64, DiskBytes: 4096, DiskPerMsg: 409.6, DiskLimit: 276, WriteCalls: 4, WriteCallRate: 40},
+		{Scenario: "durable-qos1", Broker: "mosquitto", Status: "ok", Expected: 10, Received: 9, Lost: 1, RecvRate: 200,
+			Payload: 64, DiskLimit: 276, WriteCalls: 20, WriteCallRate: 200},
+		{Scenario: "disk-bytes-1024", Broker: "edgebroker", Status: "ok", Expected: 10, Received: 10, RecvRate: 300,
+			Payload: 1024, DiskBytes: 12288, DiskPerMsg: 1228.8, DiskLimit: 2196, WriteCalls: 3, WriteCallRate: 30},
+		{Scenario: "recovery", Broker: "edgebroker", Status: "ok", Published: 1000, PubRate: 500, RestartSecs: 1.5,
+			Sampled: 2, Resumed: 2, Expected: 200, Received: 200, RecvRate: 100},
+		{Scenario: "recovery", Broker: "mosquitto", Status: "ok", Published: 1000, PubRate: 1000, RestartSecs: 3,
+			Sampled: 2, Resumed: 1, Expected: 200, Received: 100, Lost: 100, RecvRate: 50},
+	}
+	var b strings.Builder
+	if err := report(&b, results); err != nil {
+		t.Fatal(err)
+	}
+	got := b.String()
+	for _, want := range []string{
+		"disk             broker      status  payload  disk bytes  bytes/msg  limit  syscw/s  msgs/syscw\n",
+		"durable-qos1     edgebroker  ok           64        4096        410    276       40        2.50\n",
+		"durable-qos1     mosquitto   ok           64           0          0    276      200        0.45\n",
+		"disk-bytes-1024  edgebroker  ok         1024       12288       1229   2196       30        3.33\n",
+		"recovery  edgebroker  ok           1000         500              1.50 s      2/2       200       200     0    0             0\n",
+		"recovery  mosquitto   ok           1000        1000              3.00 s      1/2       200       100   100    0             0\n",
+		"recovery              0.50         2.00         -                               0.50\n",
+		"edgebroker durable-qos1 / clean-qos1 recv msgs/s                      0.40    0.50   NO\n",
+		"edgebroker / mosquitto (persistence on) durable-qos1 recv msgs/s      2.00    1.00  yes\n",
+		"edgebroker disk-bytes-1024 disk bytes per message                     1229    2196  yes\n",
+		"edgebroker recovery restart to CONNACK                              1.50 s  3.00 s  yes\n",
+		"Exact fsync counts need the broker's $SYS statistics.",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("report lacks %q:\n%s", want, got)
@@ -153,12 +242,19 @@ func TestValidate(t *testing.T) {
 		t.Errorf("tiny config rejected: %v", err)
 	}
 	for name, spoil := range map[string]func(*config){
-		"no messages":   func(c *config) { c.FanInMsgs = 0 },
-		"short payload": func(c *config) { c.PayloadSize = payloadHeader - 1 },
-		"zero window":   func(c *config) { c.Window = 0 },
-		"huge window":   func(c *config) { c.Window = 65536 },
-		"no timeout":    func(c *config) { c.Timeout = 0 },
-		"no idle":       func(c *config) { c.IdleClients = 0 },
+		"no messages":            func(c *config) { c.FanInMsgs = 0 },
+		"short payload":          func(c *config) { c.PayloadSize = payloadHeader - 1 },
+		"zero window":            func(c *config) { c.Window = 0 },
+		"huge window":            func(c *config) { c.Window = 65536 },
+		"no timeout":             func(c *config) { c.Timeout = 0 },
+		"no idle":                func(c *config) { c.IdleClients = 0 },
+		"no durable":             func(c *config) { c.DurableMsgs = 0 },
+		"no disk":                func(c *config) { c.DiskMsgs = 0 },
+		"no sessions":            func(c *config) { c.Recovery.Sessions = 0 },
+		"no sample":              func(c *config) { c.Recovery.Sample = 0 },
+		"short recovery payload": func(c *config) { c.Recovery.Payload = payloadHeader - 1 },
+		"over the queue limit":   func(c *config) { c.Recovery.Msgs = queueLimit + 1 },
+		"no recovery timeout":    func(c *config) { c.Recovery.Timeout = 0 },
 	} {
 		c := tinyConfig()
 		spoil(&c)

@@ -11,10 +11,30 @@
 //   - backlog: 1,000 persistent sessions (clean session 0) subscribe QoS 1 to their own topic and
 //     disconnect; one publisher sends 150 QoS 1 messages to each; all reconnect and drain.
 //   - idle: the broker's RSS right after start, and the RSS delta per idle connected client.
+//   - clean-qos1, durable-qos1: 16 QoS 1 publishers (64-byte payloads) and 4 subscribers, each
+//     subscriber on its own quarter of the publishers' topics (bench/J/+); clean sessions in the
+//     first, persistent ones (clean session 0, online and reading) in the second, which runs
+//     Mosquitto with persistence on. The report divides durable by clean throughput.
+//   - disk-bytes-64, disk-bytes-1024: durable-qos1's traffic with 64-byte and 1 KiB payloads,
+//     reporting the bytes the broker wrote to disk per delivered message beside the limit
+//     2 x (payload + topic + 64).
+//   - recovery: 10,000 persistent sessions with 100 queued 256-byte QoS 1 messages each (filled
+//     by 16 publishers while the sessions are offline); the broker is stopped (edgebroker with
+//     SIGKILL, a crash; Mosquitto with SIGTERM, since it persists only when it shuts down or at
+//     its autosave interval), started again on the same data and address, and the time from exec
+//     to the first successful CONNACK of a fresh client is measured. Then 100 of the sessions
+//     reconnect: Session Present and their messages are counted.
 //
 // edgebroker runs as `PATH --listen 127.0.0.1:PORT --data-dir DIR --max-queued-messages 100`
 // followed by -edgebroker-args (default --fsync=always); Mosquitto with a generated
-// configuration: the same queue limit, persistence off, max_inflight_messages 20.
+// configuration: the same queue limit, max_inflight_messages 20, and persistence off except in
+// the durable scenarios (durable-qos1, disk-bytes-*, recovery), where it saves to its scratch
+// directory at its default autosave interval and at shutdown.
+//
+// Disk figures come from /proc/PID/io of the broker, read before the first PUBLISH and after
+// the drain: write_bytes less cancelled_write_bytes (bytes sent to storage, counted per page
+// dirtied) and syscw (write-family calls, sockets included). The broker's fsync count is not
+// visible there; syscw bounds it from above only if the broker never fsyncs without writing.
 //
 // Every broker process is started fresh for each scenario, so its VmHWM (peak RSS, read from
 // /proc/PID/status) belongs to that scenario alone.

@@ -33,6 +33,14 @@ func run() error {
 	flag.IntVar(&cfg.BacklogSessions, "backlog-sessions", 1000, "persistent sessions in the backlog scenario")
 	flag.IntVar(&cfg.BacklogMsgs, "backlog-msgs", 150, "messages queued for each offline session")
 	flag.IntVar(&cfg.IdleClients, "idle-clients", 1000, "idle connections for the RSS-per-client measurement")
+	flag.IntVar(&cfg.DurableMsgs, "durable-msgs", 5000, "messages per publisher in durable-qos1 and clean-qos1 (16 publishers)")
+	flag.IntVar(&cfg.DiskMsgs, "disk-msgs", 2000, "messages per publisher in disk-bytes-64 and disk-bytes-1024 (16 publishers)")
+	flag.IntVar(&cfg.Recovery.Sessions, "recovery-sessions", 10000, "persistent sessions in the recovery scenario")
+	flag.IntVar(&cfg.Recovery.Msgs, "recovery-msgs", queueLimit, "messages queued for each of them (at most the queue limit)")
+	flag.IntVar(&cfg.Recovery.Payload, "recovery-payload", 256, "payload size in the recovery scenario")
+	flag.IntVar(&cfg.Recovery.Publishers, "recovery-publishers", 16, "publishers filling the recovery scenario's queues")
+	flag.IntVar(&cfg.Recovery.Sample, "recovery-sample", 100, "sessions reconnected after the restart to check their messages")
+	flag.DurationVar(&cfg.Recovery.Timeout, "recovery-timeout", 5*time.Minute, "wall-time bound of the recovery scenario")
 	flag.IntVar(&cfg.Window, "window", 20, "QoS 1 messages a publisher keeps in flight")
 	flag.IntVar(&cfg.PayloadSize, "payload", 64, "payload size in bytes (at least 12)")
 	flag.IntVar(&cfg.Dialers, "dialers", 32, "connections set up at once")
@@ -91,7 +99,10 @@ func (c config) validate() error {
 		{"fan-in-msgs", c.FanInMsgs, 1}, {"fan-out-msgs", c.FanOutMsgs, 1},
 		{"backlog-sessions", c.BacklogSessions, 1}, {"backlog-msgs", c.BacklogMsgs, 1},
 		{"idle-clients", c.IdleClients, 1}, {"window", c.Window, 1}, {"payload", c.PayloadSize, payloadHeader},
-		{"dialers", c.Dialers, 1},
+		{"dialers", c.Dialers, 1}, {"durable-msgs", c.DurableMsgs, 1}, {"disk-msgs", c.DiskMsgs, 1},
+		{"recovery-sessions", c.Recovery.Sessions, 1}, {"recovery-msgs", c.Recovery.Msgs, 1},
+		{"recovery-payload", c.Recovery.Payload, payloadHeader}, {"recovery-publishers", c.Recovery.Publishers, 1},
+		{"recovery-sample", c.Recovery.Sample, 1},
 	} {
 		if v.n < v.min {
 			return fmt.Errorf("edgebench: -%s must be at least %d", v.name, v.min)
@@ -100,8 +111,11 @@ func (c config) validate() error {
 	if c.Window > 65535 {
 		return errors.New("edgebench: -window must be at most 65535")
 	}
-	if c.Timeout <= 0 || c.Quiet <= 0 {
-		return errors.New("edgebench: -timeout and -quiet must be positive")
+	if c.Recovery.Msgs > queueLimit {
+		return fmt.Errorf("edgebench: -recovery-msgs must be at most the queue limit %d", queueLimit)
+	}
+	if c.Timeout <= 0 || c.Quiet <= 0 || c.Recovery.Timeout <= 0 {
+		return errors.New("edgebench: -timeout, -quiet and -recovery-timeout must be positive")
 	}
 	return nil
 }

@@ -20,33 +20,51 @@ var errNotRun = errors.New("edgebench: not run")
 // stopGrace is how long a broker may take to exit after SIGTERM before it gets SIGKILL.
 const stopGrace = 5 * time.Second
 
+// queueLimit is the per-session queue limit both brokers are given.
+const queueLimit = 100
+
 // brokerSpec says how to start one kind of broker.
 type brokerSpec struct {
 	Name string
 	Path string
+	// Crash is the signal the recovery scenario stops the broker with: SIGKILL when its
+	// persistence is meant to survive a crash, SIGTERM when it saves only on shutdown.
+	Crash syscall.Signal
 	// Args returns the command line arguments to serve on addr, with dir as a private scratch
-	// directory (for data and generated configuration).
-	Args func(addr, dir string) ([]string, error)
+	// directory (for data and generated configuration). persist asks for the broker's
+	// persistence to be on, for scenarios about persistent sessions.
+	Args func(addr, dir string, persist bool) ([]string, error)
 }
 
 // edgebrokerSpec starts our broker with Mosquitto's queue limit plus extra (which carries the
-// fsync policy: see the -edgebroker-args flag).
+// fsync policy: see the -edgebroker-args flag). Its persistence is always on.
 func edgebrokerSpec(path string, extra []string) brokerSpec {
-	return brokerSpec{Name: "edgebroker", Path: path, Args: func(addr, dir string) ([]string, error) {
-		args := []string{"--listen", addr, "--data-dir", filepath.Join(dir, "data"), "--max-queued-messages", "100"}
+	return brokerSpec{Name: "edgebroker", Path: path, Crash: syscall.SIGKILL, Args: func(addr, dir string, _ bool) ([]string, error) {
+		args := []string{"--listen", addr, "--data-dir", filepath.Join(dir, "data"),
+			"--max-queued-messages", strconv.Itoa(queueLimit)}
 		return append(args, extra...), nil
 	}}
 }
 
 // mosquittoSpec starts Mosquitto with a generated configuration matching our broker's limits.
+// With persist its persistence is on, saving to dir/mosquitto.db at the default autosave
+// interval and at shutdown.
 func mosquittoSpec(path string) brokerSpec {
-	return brokerSpec{Name: "mosquitto", Path: path, Args: func(addr, dir string) ([]string, error) {
+	return brokerSpec{Name: "mosquitto", Path: path, Crash: syscall.SIGTERM, Args: func(addr, dir string, persist bool) ([]string, error) {
 		host, port, err := net.SplitHostPort(addr)
 		if err != nil {
 			return nil, err
 		}
-		conf := fmt.Sprintf("listener %s %s\nallow_anonymous true\nmax_queued_messages 100\n"+
-			"persistence false\nmax_inflight_messages 20\n", port, host)
+		conf := fmt.Sprintf("listener %s %s\nallow_anonymous true\nmax_queued_messages %d\n"+
+			"max_inflight_messages 20\n", port, host, queueLimit)
+		if persist {
+			conf += fmt.Sprintf("persistence true\npersistence_location %s/\n", dir)
+			if os.Geteuid() == 0 { // else it would switch to its own user, who cannot write in dir
+				conf += "user root\n"
+			}
+		} else {
+			conf += "persistence false\n"
+		}
 		name := filepath.Join(dir, "mosquitto.conf")
 		if err := os.WriteFile(name, []byte(conf), 0o600); err != nil {
 			return nil, err
@@ -66,20 +84,24 @@ func (s brokerSpec) available() error {
 	return nil
 }
 
-// proc is one running broker process that this program started.
+// proc is one running broker process that this program started. restart replaces the process
+// in place: the fields below dir then describe the new one.
 type proc struct {
-	Name string
-	Addr string // host:port it listens on
-	PID  int
-	dir  string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
-	err  error         // Wait's result, valid after done is closed
+	Name  string
+	Addr  string // host:port it listens on
+	dir   string
+	path  string
+	args  []string
+	crash syscall.Signal // see brokerSpec.Crash
+	PID   int
+	cmd   *exec.Cmd
+	done  chan struct{} // closed when the process has exited
+	err   error         // Wait's result, valid after done is closed
 }
 
 // startBroker starts the broker on a free loopback port in a fresh scratch directory under base
 // and returns once it accepts TCP connections. Its output goes to broker.log in that directory.
-func startBroker(ctx context.Context, s brokerSpec, base string) (*proc, error) {
+func startBroker(ctx context.Context, s brokerSpec, base string, persist bool) (*proc, error) {
 	if err := s.available(); err != nil {
 		return nil, err
 	}
@@ -91,27 +113,46 @@ func startBroker(ctx context.Context, s brokerSpec, base string) (*proc, error) 
 	if err != nil {
 		return nil, err
 	}
-	args, err := s.Args(addr, dir)
+	args, err := s.Args(addr, dir, persist)
 	if err != nil {
 		return nil, fmt.Errorf("edgebench: %s arguments: %w", s.Name, err)
 	}
-	logf, err := os.Create(filepath.Join(dir, "broker.log"))
-	if err != nil {
-		return nil, fmt.Errorf("edgebench: broker log: %w", err)
+	p := &proc{Name: s.Name, Addr: addr, dir: dir, path: s.Path, args: args, crash: s.Crash}
+	if err := p.exec(); err != nil {
+		return nil, err
 	}
-	defer logf.Close() // the child holds its own descriptor
-	cmd := exec.Command(s.Path, args...)
-	cmd.Stdout, cmd.Stderr, cmd.Dir = logf, logf, dir
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("edgebench: start %s: %w", s.Name, err)
-	}
-	p := &proc{Name: s.Name, Addr: addr, PID: cmd.Process.Pid, dir: dir, cmd: cmd, done: make(chan struct{})}
-	go func() { p.err = cmd.Wait(); close(p.done) }()
 	if err := p.waitReady(ctx, 10*time.Second); err != nil {
 		p.stop()
 		return nil, err
 	}
 	return p, nil
+}
+
+// exec starts the broker process, appending its output to broker.log in its directory.
+func (p *proc) exec() error {
+	logf, err := os.OpenFile(filepath.Join(p.dir, "broker.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("edgebench: broker log: %w", err)
+	}
+	defer logf.Close() // the child holds its own descriptor
+	cmd := exec.Command(p.path, p.args...)
+	cmd.Stdout, cmd.Stderr, cmd.Dir = logf, logf, p.dir
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("edgebench: start %s: %w", p.Name, err)
+	}
+	done := make(chan struct{})
+	p.PID, p.cmd, p.done, p.err = cmd.Process.Pid, cmd, done, nil
+	go func() { p.err = cmd.Wait(); close(done) }()
+	return nil
+}
+
+// restart ends the broker with sig (SIGKILL after grace) and starts it again with the same
+// arguments, directory and address. It returns as soon as the new process exists, with the
+// time just before it was started.
+func (p *proc) restart(sig syscall.Signal, grace time.Duration) (time.Time, error) {
+	p.end(sig, grace)
+	start := time.Now()
+	return start, p.exec()
 }
 
 // waitReady polls until the broker accepts a TCP connection, exits, or the timeout passes.
@@ -165,16 +206,25 @@ func (p *proc) alive() error {
 	}
 }
 
-// stop ends the broker by its PID (SIGTERM, then SIGKILL after stopGrace), waits for it and
-// removes its scratch directory.
-func (p *proc) stop() {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+// io reads the broker's I/O counters.
+func (p *proc) io() (IO, error) { return readIO(p.PID) }
+
+// end signals the broker by its PID with sig, waits up to grace for it to exit, then sends
+// SIGKILL and waits for that.
+func (p *proc) end(sig syscall.Signal, grace time.Duration) {
+	_ = p.cmd.Process.Signal(sig)
 	select {
 	case <-p.done:
-	case <-time.After(stopGrace):
+	case <-time.After(grace):
 		_ = p.cmd.Process.Kill()
 		<-p.done
 	}
+}
+
+// stop ends the broker (SIGTERM, then SIGKILL after stopGrace) and removes its scratch
+// directory.
+func (p *proc) stop() {
+	p.end(syscall.SIGTERM, stopGrace)
 	_ = os.RemoveAll(p.dir)
 }
 

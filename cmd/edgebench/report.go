@@ -11,42 +11,60 @@ import (
 )
 
 // report prints the results as aligned plain-text tables: deliveries per scenario and broker,
-// memory, the ratios ours/mosquitto, then the notes and errors.
+// disk use, recovery, memory, the ratios ours/mosquitto and the issue's targets, then the notes
+// and errors.
 func report(w io.Writer, results []Result) error {
 	flows := table{left: 3}
 	flows.add("scenario", "broker", "status", "expected", "received", "lost", "dup", "out-of-order",
 		"pub msgs/s", "recv msgs/s", "peak RSS")
+	disk := table{left: 3}
+	disk.add("disk", "broker", "status", "payload", "disk bytes", "bytes/msg", "limit", "syscw/s", "msgs/syscw")
+	rec := table{left: 3}
+	rec.add("recovery", "broker", "status", "published", "pub msgs/s", "restart to CONNACK", "resumed",
+		"expected", "received", "lost", "dup", "out-of-order")
 	mem := table{left: 3}
 	mem.add("memory", "broker", "status", "idle RSS", "RSS per idle client", "peak RSS")
 	for _, r := range results {
 		switch {
+		case r.Status == "not run" && r.Scenario == "idle":
+			mem.add(r.Scenario, r.Broker, r.Status)
+		case r.Status == "not run" && r.Scenario == "recovery":
+			rec.add(r.Scenario, r.Broker, r.Status)
 		case r.Status == "not run":
-			if r.Scenario == "idle" {
-				mem.add(r.Scenario, r.Broker, r.Status)
-			} else {
-				flows.add(r.Scenario, r.Broker, r.Status)
-			}
+			flows.add(r.Scenario, r.Broker, r.Status)
 		case r.Scenario == "idle":
 			mem.add(r.Scenario, r.Broker, r.Status, mib(r.IdleRSS), kib(r.PerClientRSS), mib(r.PeakRSS))
+		case r.Scenario == "recovery":
+			rec.add(r.Scenario, r.Broker, r.Status, u(r.Published), f(r.PubRate), secs(r.RestartSecs),
+				fmt.Sprintf("%d/%d", r.Resumed, r.Sampled), u(r.Expected), u(r.Received), u(r.Lost),
+				u(r.Duplicates), u(r.OutOfOrder))
 		default:
 			flows.add(r.Scenario, r.Broker, r.Status, u(r.Expected), u(r.Received), u(r.Lost), u(r.Duplicates),
 				u(r.OutOfOrder), f(r.PubRate), f(r.RecvRate), mib(r.PeakRSS))
 		}
+		if r.Status != "not run" && r.DiskLimit > 0 {
+			disk.add(r.Scenario, r.Broker, r.Status, u(uint64(r.Payload)), u(r.DiskBytes), f(r.DiskPerMsg),
+				u(r.DiskLimit), f(r.WriteCallRate), ratio(float64(r.Received), float64(r.WriteCalls)))
+		}
 	}
 	ratios := table{left: 1}
-	ratios.add("ours/mosquitto", "pub msgs/s", "recv msgs/s", "peak RSS", "idle RSS", "RSS per client")
+	ratios.add("ours/mosquitto", "pub msgs/s", "recv msgs/s", "peak RSS", "idle RSS", "RSS per client", "restart")
 	for _, p := range pairs(results) {
 		ours, theirs := p[0], p[1]
-		if ours.Scenario == "idle" {
+		switch ours.Scenario {
+		case "idle":
 			ratios.add("idle", "", "", ratio(ours.PeakRSS, theirs.PeakRSS), ratio(ours.IdleRSS, theirs.IdleRSS),
 				ratio(ours.PerClientRSS, theirs.PerClientRSS))
-			continue
+		case "recovery":
+			ratios.add(ours.Scenario, ratio(ours.PubRate, theirs.PubRate), ratio(ours.RecvRate, theirs.RecvRate),
+				ratio(ours.PeakRSS, theirs.PeakRSS), "", "", ratio(ours.RestartSecs, theirs.RestartSecs))
+		default:
+			ratios.add(ours.Scenario, ratio(ours.PubRate, theirs.PubRate), ratio(ours.RecvRate, theirs.RecvRate),
+				ratio(ours.PeakRSS, theirs.PeakRSS))
 		}
-		ratios.add(ours.Scenario, ratio(ours.PubRate, theirs.PubRate), ratio(ours.RecvRate, theirs.RecvRate),
-			ratio(ours.PeakRSS, theirs.PeakRSS))
 	}
 	var b strings.Builder
-	for _, t := range []table{flows, mem, ratios} {
+	for _, t := range []table{flows, disk, rec, mem, ratios, targets(results)} {
 		if len(t.rows) > 1 {
 			t.write(&b)
 			b.WriteByte('\n')
@@ -61,8 +79,62 @@ func report(w io.Writer, results []Result) error {
 			}
 		}
 	}
+	if len(disk.rows) > 1 {
+		b.WriteString(diskNote)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// diskNote explains the disk table's columns, which are only what /proc/PID/io can tell.
+const diskNote = `disk: bytes from /proc/PID/io (write_bytes - cancelled_write_bytes, counted per page dirtied) ` +
+	`from the first PUBLISH to the end of the drain, per delivered message; limit = 2 x (payload + topic + 64). ` +
+	`syscw counts every write-family call, sockets included; if the broker never fsyncs without writing first, ` +
+	`syscw/s is an upper bound on fsyncs/s and msgs/syscw a lower bound on messages per fsync. ` +
+	`Exact fsync counts need the broker's $SYS statistics.
+`
+
+// targets checks the results against the issue's targets, for the rows that ran to the end.
+func targets(results []Result) table {
+	t := table{left: 1}
+	t.add("target", "measured", "bound", "met")
+	find := func(scenario, broker string) (Result, bool) {
+		i := slices.IndexFunc(results, func(r Result) bool {
+			return r.Scenario == scenario && r.Broker == broker && r.Status == "ok"
+		})
+		if i < 0 {
+			return Result{}, false
+		}
+		return results[i], true
+	}
+	check := func(name string, measured, bound float64, atLeast bool, format func(float64) string) {
+		met := measured <= bound
+		if atLeast {
+			met = measured >= bound
+		}
+		verdict := "NO"
+		if met {
+			verdict = "yes"
+		}
+		t.add(name, format(measured), format(bound), verdict)
+	}
+	two := func(x float64) string { return strconv.FormatFloat(x, 'f', 2, 64) }
+	durable, okD := find("durable-qos1", "edgebroker")
+	if clean, ok := find("clean-qos1", "edgebroker"); ok && okD && clean.RecvRate > 0 {
+		check("edgebroker durable-qos1 / clean-qos1 recv msgs/s", durable.RecvRate/clean.RecvRate, 0.5, true, two)
+	}
+	if theirs, ok := find("durable-qos1", "mosquitto"); ok && okD && theirs.RecvRate > 0 {
+		check("edgebroker / mosquitto (persistence on) durable-qos1 recv msgs/s", durable.RecvRate/theirs.RecvRate, 1, true, two)
+	}
+	for _, name := range []string{"disk-bytes-64", "disk-bytes-1024"} {
+		if r, ok := find(name, "edgebroker"); ok && r.Received > 0 {
+			check("edgebroker "+name+" disk bytes per message", r.DiskPerMsg, float64(r.DiskLimit), false, f)
+		}
+	}
+	if r, ok := find("recovery", "edgebroker"); ok {
+		check("edgebroker recovery restart to CONNACK", r.RestartSecs, 3, false, secs)
+	}
+	return t
 }
 
 // table is plain text in columns: the first left columns aligned left, the others right.
@@ -122,10 +194,11 @@ func ratio[T uint64 | float64](a, b T) string {
 	return strconv.FormatFloat(float64(a)/float64(b), 'f', 2, 64)
 }
 
-func u(n uint64) string   { return strconv.FormatUint(n, 10) }
-func f(x float64) string  { return strconv.FormatFloat(x, 'f', 0, 64) }
-func mib(n uint64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
-func kib(n uint64) string { return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10)) }
+func u(n uint64) string     { return strconv.FormatUint(n, 10) }
+func f(x float64) string    { return strconv.FormatFloat(x, 'f', 0, 64) }
+func mib(n uint64) string   { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+func kib(n uint64) string   { return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10)) }
+func secs(x float64) string { return fmt.Sprintf("%.2f s", x) }
 
 // writeJSON writes the results to the file name, indented.
 func writeJSON(name string, results []Result) error {

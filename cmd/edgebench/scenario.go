@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,11 +16,14 @@ type config struct {
 	BacklogSessions int           // persistent sessions in the backlog scenario
 	BacklogMsgs     int           // messages published to each of them while offline
 	IdleClients     int           // connections held open to measure RSS per client
+	DurableMsgs     int           // messages per publisher in durable-qos1 and clean-qos1
+	DiskMsgs        int           // messages per publisher in the disk-bytes scenarios
 	Window          int           // QoS 1 messages a publisher keeps in flight
 	PayloadSize     int           // bytes per payload, at least payloadHeader
 	Timeout         time.Duration // wall-time bound of one scenario
 	Quiet           time.Duration // silence after publishing that ends a drain
 	Dialers         int           // connections being set up at once
+	Recovery        recoveryConfig
 }
 
 // Result is one row of the report. Counts are deliveries: a message routed to ten subscribers
@@ -41,24 +45,55 @@ type Result struct {
 	PeakRSS      uint64  `json:"peak_rss_bytes"`
 	IdleRSS      uint64  `json:"idle_rss_bytes,omitempty"`
 	PerClientRSS uint64  `json:"rss_per_idle_client_bytes,omitempty"`
-	Note         string  `json:"note,omitempty"`
+	// Disk use of flows to persistent subscribers, from /proc/PID/io over the time from the
+	// first PUBLISH to the end of the drain.
+	Payload       int     `json:"payload_bytes,omitempty"`
+	DiskBytes     uint64  `json:"disk_write_bytes,omitempty"` // write_bytes - cancelled_write_bytes
+	DiskPerMsg    float64 `json:"disk_bytes_per_delivery,omitempty"`
+	DiskLimit     uint64  `json:"disk_bytes_limit,omitempty"` // 2 x (payload + topic + 64)
+	WriteCalls    uint64  `json:"write_syscalls,omitempty"`   // syscw: files and sockets
+	WriteCallRate float64 `json:"write_syscalls_per_s,omitempty"`
+	// Recovery: the time from exec to the first CONNACK after a restart, and the sample of
+	// sessions checked afterwards (Expected, Received and the other counts are the sample's).
+	RestartSecs float64 `json:"restart_to_connack_s,omitempty"`
+	Sampled     int     `json:"sampled_sessions,omitempty"`
+	Resumed     int     `json:"resumed_sessions,omitempty"` // of Sampled, with Session Present = 1
+	Note        string  `json:"note,omitempty"`
 }
 
 // scenario is one named workload. run drives the broker p and fills the counts of r.
 type scenario struct {
-	Name string
-	run  func(ctx context.Context, p *proc, cfg config, r *Result) error
+	Name    string
+	Persist bool // turn the broker's persistence on (ours always persists)
+	// timeout is the scenario's wall-time bound; nil means config.Timeout.
+	timeout func(config) time.Duration
+	run     func(ctx context.Context, p *proc, cfg config, r *Result) error
 }
+
+// Shapes of the flow scenarios; durable ones follow the issue: 16 QoS 1 publishers to
+// persistent subscribers, each subscriber taking a quarter of the publishers.
+var (
+	durableShape = shape{pubs: 16, subs: 4, qos: 1, persistent: true, split: true,
+		msgs: func(c config) int { return c.DurableMsgs }}
+	cleanShape = shape{pubs: 16, subs: 4, qos: 1, split: true, msgs: func(c config) int { return c.DurableMsgs }}
+	diskShape  = shape{pubs: 16, subs: 4, qos: 1, persistent: true, split: true,
+		msgs: func(c config) int { return c.DiskMsgs }}
+)
 
 // scenarios returns every scenario, in report order.
 func scenarios() []scenario {
 	return []scenario{
-		{"fan-in-qos0", flow(4, 1, 0, func(c config) int { return c.FanInMsgs })},
-		{"fan-in-qos1", flow(4, 1, 1, func(c config) int { return c.FanInMsgs })},
-		{"fan-out-qos0", flow(1, 10, 0, func(c config) int { return c.FanOutMsgs })},
-		{"fan-out-qos1", flow(1, 10, 1, func(c config) int { return c.FanOutMsgs })},
-		{"backlog", backlog},
-		{"idle", idle},
+		{Name: "fan-in-qos0", run: flow(shape{pubs: 4, subs: 1, qos: 0, msgs: func(c config) int { return c.FanInMsgs }})},
+		{Name: "fan-in-qos1", run: flow(shape{pubs: 4, subs: 1, qos: 1, msgs: func(c config) int { return c.FanInMsgs }})},
+		{Name: "fan-out-qos0", run: flow(shape{pubs: 1, subs: 10, qos: 0, msgs: func(c config) int { return c.FanOutMsgs }})},
+		{Name: "fan-out-qos1", run: flow(shape{pubs: 1, subs: 10, qos: 1, msgs: func(c config) int { return c.FanOutMsgs }})},
+		{Name: "backlog", run: backlog},
+		{Name: "idle", run: idle},
+		{Name: "clean-qos1", run: flow(cleanShape)},
+		{Name: "durable-qos1", Persist: true, run: flow(durableShape)},
+		{Name: "disk-bytes-64", Persist: true, run: flow(diskShape.withPayload(64))},
+		{Name: "disk-bytes-1024", Persist: true, run: flow(diskShape.withPayload(1024))},
+		{Name: "recovery", Persist: true, timeout: func(c config) time.Duration { return c.Recovery.Timeout }, run: recovery},
 	}
 }
 
@@ -66,7 +101,7 @@ func scenarios() []scenario {
 // the broker's peak RSS and stops it.
 func runScenario(ctx context.Context, spec brokerSpec, sc scenario, cfg config, base string) Result {
 	r := Result{Scenario: sc.Name, Broker: spec.Name}
-	p, err := startBroker(ctx, spec, base)
+	p, err := startBroker(ctx, spec, base, sc.Persist)
 	if errors.Is(err, errNotRun) {
 		r.Status, r.Error = "not run", err.Error()
 		return r
@@ -76,7 +111,11 @@ func runScenario(ctx context.Context, spec brokerSpec, sc scenario, cfg config, 
 		return r
 	}
 	defer p.stop()
-	sctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	timeout := cfg.Timeout
+	if sc.timeout != nil {
+		timeout = sc.timeout(cfg)
+	}
+	sctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	err = sc.run(sctx, p, cfg, &r)
 	if dead := p.alive(); dead != nil {
@@ -84,7 +123,7 @@ func runScenario(ctx context.Context, spec brokerSpec, sc scenario, cfg config, 
 	}
 	switch {
 	case err != nil && sctx.Err() != nil:
-		r.Status, r.Error = "timeout", fmt.Sprintf("after %v: %v", cfg.Timeout, err)
+		r.Status, r.Error = "timeout", fmt.Sprintf("after %v: %v", timeout, err)
 	case err != nil:
 		r.Status, r.Error = "error", err.Error()
 	default:
@@ -96,51 +135,116 @@ func runScenario(ctx context.Context, spec brokerSpec, sc scenario, cfg config, 
 	return r
 }
 
-// flow returns a scenario with pubs publishers, each sending msgs(cfg) messages to its own topic
-// bench/N, and subs clean-session subscribers on bench/#, all at the given QoS.
-func flow(pubs, subs int, qos byte, msgs func(config) int) func(context.Context, *proc, config, *Result) error {
+// shape is the traffic of a flow scenario.
+type shape struct {
+	pubs, subs int
+	qos        byte
+	persistent bool // subscribers connect with clean session 0
+	// split sends publisher i's messages to subscriber i%subs alone (pubs must be a multiple of
+	// subs); otherwise every subscriber takes every publisher's messages.
+	split   bool
+	msgs    func(config) int // messages per publisher
+	payload int              // payload size; 0 means config.PayloadSize
+}
+
+// withPayload returns s with payloads of size bytes.
+func (s shape) withPayload(size int) shape {
+	s.payload = size
+	return s
+}
+
+// topic returns publisher i's topic.
+func (s shape) topic(i int) string {
+	if s.split {
+		return fmt.Sprintf("bench/%d/%02d", i%s.subs, i)
+	}
+	return fmt.Sprintf("bench/%d", i)
+}
+
+// filter returns subscriber j's topic filter.
+func (s shape) filter(j int) string {
+	if s.split {
+		return fmt.Sprintf("bench/%d/+", j)
+	}
+	return "bench/#"
+}
+
+// flow returns a scenario with the publishers and subscribers of shape s, each publisher sending
+// to its own topic. Flows to persistent subscribers also measure the broker's disk writes.
+func flow(s shape) func(context.Context, *proc, config, *Result) error {
 	return func(ctx context.Context, p *proc, cfg config, r *Result) error {
-		n := msgs(cfg)
-		readers := make([]*subscriber, 0, subs)
+		n, size := s.msgs(cfg), cmp.Or(s.payload, cfg.PayloadSize)
+		readers := make([]*subscriber, 0, s.subs)
 		defer func() { collect(readers) }() // stops readers left running by an early return
-		for i := range subs {
-			c, _, err := dial(ctx, p.Addr, fmt.Sprintf("bench-sub-%d", i), true)
+		for i := range s.subs {
+			c, _, err := dial(ctx, p.Addr, fmt.Sprintf("bench-sub-%d", i), !s.persistent)
 			if err != nil {
 				return err
 			}
-			if err := c.subscribe("bench/#", qos); err != nil {
+			if err := c.subscribe(s.filter(i), s.qos); err != nil {
 				c.close()
 				return err
 			}
 			readers = append(readers, startSubscriber(c))
 		}
+		ioBefore, err := p.io()
+		if err != nil {
+			return err
+		}
 		start := time.Now()
-		sent := make([]uint64, pubs)
+		sent := make([]uint64, s.pubs)
 		pubsDone := make(chan struct{})
 		var pubErr error
 		var pubEnd time.Time
 		go func() {
 			defer close(pubsDone)
 			defer func() { pubEnd = time.Now() }()
-			pubErr = parallel(ctx, pubs, pubs, func(i int) error {
-				topic := fmt.Sprintf("bench/%d", i)
+			pubErr = parallel(ctx, s.pubs, s.pubs, func(i int) error {
+				topic := s.topic(i)
 				var err error
-				sent[i], err = publish(ctx, p.Addr, uint32(i), qos, n, cfg.PayloadSize, cfg.Window,
+				sent[i], err = publish(ctx, p.Addr, uint32(i), s.qos, n, size, cfg.Window,
 					func(k int) (string, uint64) { return topic, uint64(k) })
 				return err
 			})
 		}()
-		err := settle(ctx, readers, uint64(pubs*n), pubsDone, cfg.Quiet)
+		perSub := uint64(s.pubs * n)
+		if s.split {
+			perSub /= uint64(s.subs)
+		}
+		err = settle(ctx, readers, perSub, pubsDone, cfg.Quiet)
 		<-pubsDone // publishers end on their own or with ctx
+		ioAfter, ioErr := p.io()
+		ioEnd := time.Now()
 		tally, last, subErr := collect(readers)
 		readers = nil
-		for _, s := range sent {
-			r.Published += s
+		for _, n := range sent {
+			r.Published += n
 		}
-		r.Expected = r.Published * uint64(subs)
+		r.Expected = r.Published
+		if !s.split {
+			r.Expected *= uint64(s.subs)
+		}
 		r.PubRate = rate(r.Published, start, pubEnd)
 		r.count(tally, start, last)
-		return errors.Join(err, pubErr, subErr)
+		if s.persistent && ioErr == nil {
+			r.disk(ioAfter.Sub(ioBefore), ioEnd.Sub(start), size, len(s.topic(s.pubs-1)))
+		}
+		return errors.Join(err, pubErr, subErr, ioErr)
+	}
+}
+
+// disk sets r's disk figures from the broker's I/O during a flow that lasted d and delivered
+// r.Received messages of payload bytes on topics of topicLen bytes.
+func (r *Result) disk(use IO, d time.Duration, payload, topicLen int) {
+	r.Payload = payload
+	r.DiskBytes = use.Disk()
+	r.DiskLimit = 2 * uint64(payload+topicLen+64)
+	r.WriteCalls = use.SysCW
+	if r.Received > 0 {
+		r.DiskPerMsg = float64(r.DiskBytes) / float64(r.Received)
+	}
+	if d > 0 {
+		r.WriteCallRate = float64(use.SysCW) / d.Seconds()
 	}
 }
 
@@ -225,8 +329,8 @@ func backlog(ctx context.Context, p *proc, cfg config, r *Result) error {
 	}
 	tally, last, subErr := collect(started)
 	r.count(tally, drain, last)
-	r.Note = fmt.Sprintf("%d of %d sessions resumed; %d to %d of %d messages each delivered (queue limit 100)",
-		resumed.Load(), n, lo, hi, m)
+	r.Note = fmt.Sprintf("%d of %d sessions resumed; %d to %d of %d messages each delivered (queue limit %d)",
+		resumed.Load(), n, lo, hi, m, queueLimit)
 	return errors.Join(err, subErr)
 }
 
