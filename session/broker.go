@@ -88,6 +88,9 @@ func New(opts Options) (*Broker, error) {
 	}
 	b.matchPool.New = func() any { return new(topic.Matches) }
 	b.opts.Store(&opts)
+	if opts.SysInterval > 0 {
+		go b.sysLoop(opts.SysInterval)
+	}
 	return b, nil
 }
 

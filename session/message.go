@@ -25,6 +25,7 @@ type Message struct {
 	id     uint64
 	QoS    byte
 	Retain bool
+	sys    bool // a $SYS value: never stored
 }
 
 // forwardedProps is the set of PUBLISH properties a broker passes from publisher to subscriber

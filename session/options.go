@@ -64,6 +64,13 @@ type Options struct {
 	// StoreRetry is how often a failed store is reopened (a full disk, say) until it takes
 	// writes again.
 	StoreRetry time.Duration
+	// SysInterval is how often the broker publishes its counters under $SYS/broker/; zero
+	// turns them off.
+	SysInterval time.Duration
+	// SysPerClient adds $SYS/broker/clients/<id>/{queued,inflight,dropped} for every session.
+	SysPerClient bool
+	// Version is the broker version reported in $SYS/broker/version.
+	Version string
 	// Logger receives the engine's log lines; nil discards them.
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now. Tests may replace it.
@@ -81,6 +88,7 @@ func DefaultOptions() Options {
 		ConnectTimeout:      10 * time.Second,
 		TopicAliasMax:       16,
 		StoreRetry:          5 * time.Second,
+		SysInterval:         10 * time.Second,
 	}
 }
 

@@ -21,7 +21,7 @@ type target struct {
 // releases them) and, when mayWait is set, the targets whose full queue asks the publisher to
 // wait (flow control).
 func (b *Broker) offerAll(m *Message, mayWait bool) (queued int, held, waits []target) {
-	if b.persisting() && m.id == 0 {
+	if b.persisting() && m.id == 0 && !m.sys {
 		m.id = b.store.NextMessageID() // before anyone else can see the message
 	}
 	if m.Retain {
@@ -89,7 +89,7 @@ func (b *Broker) recordRouted(batch *store.Batch, m *Message, held []target) {
 			batch.PutMessage(msg.record())
 		}
 	}
-	if m != nil && m.Retain {
+	if m != nil && m.Retain && !m.sys {
 		if len(m.Payload) == 0 {
 			batch.DeleteRetained(m.Topic)
 		} else {

@@ -551,3 +551,33 @@ func TestReloadQueueLimits(t *testing.T) {
 		t.Fatal("a queue capacity of 0 was accepted")
 	}
 }
+
+func TestSysTopics(t *testing.T) {
+	_, addr := startBroker(t, func(o *Options) {
+		o.SysInterval = 20 * time.Millisecond
+		o.SysPerClient = true
+		o.Version = "test"
+	})
+	all, _ := connectClient(t, addr, codec.V311, "all", true)
+	all.subscribe(1, "#", 0) // '#' does not match $ topics [MQTT-4.7.2-1]
+	c, _ := connectClient(t, addr, codec.V311, "watcher", true)
+	c.subscribe(1, "$SYS/#", 0)
+	got := map[string]string{}
+	for len(got) < 40 {
+		p := c.receive()
+		got[p.Topic] = string(p.Payload)
+		if _, ok := got["$SYS/broker/clients/all/queued"]; ok && got["$SYS/broker/clients/connected"] == "2" {
+			break
+		}
+	}
+	for topic, want := range map[string]string{
+		"$SYS/broker/version":            "edgebroker test",
+		"$SYS/broker/clients/connected":  "2",
+		"$SYS/broker/clients/all/queued": "0",
+	} {
+		if got[topic] != want {
+			t.Errorf("%s = %q, want %q (got %v)", topic, got[topic], want, got)
+		}
+	}
+	all.expectNothing(100 * time.Millisecond)
+}

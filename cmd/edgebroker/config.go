@@ -153,6 +153,8 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 		func(v string) (err error) { cfg.fsync, err = wal.ParseSyncPolicy(v); return err })
 	fs.DurationVar(&cfg.fsyncEvery, "fsync-interval", cfg.fsyncEvery, "time between fsyncs with --fsync=interval")
 	fs.Var(sizeFlag{val: &cfg.segmentSize, max: 1 << 30}, "wal-segment-size", "size of write-ahead log segments, e.g. 4MiB (default from the board profile)")
+	fs.DurationVar(&o.SysInterval, "sys-interval", o.SysInterval, "how often to publish counters under $SYS/broker/ (0 = never)")
+	fs.BoolVar(&o.SysPerClient, "sys-per-client", o.SysPerClient, "also publish each session's queue depth and drops under $SYS/broker/clients/<id>/")
 	fs.String("config", "", "read settings from `file`: one 'name value' per line, flags win")
 	// Typed values that need conversion after parsing.
 	cfg.finish = func() error {

@@ -96,6 +96,7 @@ func run(cfg *config, profile board.Profile, boardReason string) error {
 		}
 	}()
 	cfg.broker.Store = st
+	cfg.broker.Version = version
 	b, err := session.New(cfg.broker)
 	if err != nil {
 		return err

@@ -26,6 +26,8 @@ var fixedSettings = []struct {
 	{"max-inflight", func(a, b *config) bool { return a.broker.MaxInflight == b.broker.MaxInflight }},
 	{"max-packet-size", func(a, b *config) bool { return a.broker.MaxPacketSize == b.broker.MaxPacketSize }},
 	{"session-expiry-max", func(a, b *config) bool { return a.broker.SessionExpiryMax == b.broker.SessionExpiryMax }},
+	{"sys-interval", func(a, b *config) bool { return a.broker.SysInterval == b.broker.SysInterval }},
+	{"sys-per-client", func(a, b *config) bool { return a.broker.SysPerClient == b.broker.SysPerClient }},
 }
 
 // reload re-reads the command line and the config file (SIGHUP) and applies what can change

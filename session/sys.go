@@ -1,0 +1,130 @@
+package session
+
+import (
+	"fmt"
+	"runtime/debug"
+	"runtime/metrics"
+	"strconv"
+	"time"
+)
+
+// sysLoop publishes the broker's counters as retained $SYS messages every interval until the
+// broker closes. The names follow Mosquitto's where the concept is the same.
+func (b *Broker) sysLoop(every time.Duration) {
+	start := b.now()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		b.publishSys(start)
+		select {
+		case <-t.C:
+		case <-b.closing:
+			return
+		}
+	}
+}
+
+// publishSys publishes one round of $SYS topics.
+func (b *Broker) publishSys(start time.Time) {
+	queued, bytes := 0, 0
+	type clientStat struct {
+		id               string
+		queued, inflight int
+		dropped          uint64
+	}
+	var clients []clientStat
+	perClient := b.o().SysPerClient
+	b.mu.RLock()
+	sessions := len(b.sessions)
+	for id, s := range b.sessions {
+		s.mu.Lock()
+		n := s.queue.Len()
+		queued += n
+		s.queue.Each(func(d *delivery) bool {
+			bytes += len(d.msg.Topic) + len(d.msg.Payload)
+			return true
+		})
+		if perClient {
+			clients = append(clients, clientStat{id, n, len(s.inflight), s.dropped})
+		}
+		s.mu.Unlock()
+	}
+	b.mu.RUnlock()
+
+	st := &b.stats
+	values := []struct {
+		topic string
+		value any
+	}{
+		{"version", "edgebroker " + b.o().Version},
+		{"uptime", fmt.Sprintf("%d seconds", int64(b.now().Sub(start).Seconds()))},
+		{"clients/connected", st.ClientsConnected.Load()},
+		{"clients/total", sessions},
+		{"messages/received", st.MessagesReceived.Load()},
+		{"messages/sent", st.MessagesSent.Load()},
+		{"publish/messages/dropped", st.MessagesDropped.Load()},
+		{"messages/expired", st.MessagesExpired.Load()},
+		{"store/messages/count", queued},
+		{"store/messages/bytes", bytes},
+		{"subscriptions/count", b.subs.Count()},
+		{"retained messages/count", b.retained.Len()},
+		{"heap/current", heapBytes()},
+		{"memory/limit", debug.SetMemoryLimit(-1)},
+	}
+	if b.persisting() {
+		ss := b.store.Stats()
+		down := 0
+		if b.storeDown.Load() {
+			down = 1
+		}
+		values = append(values, []struct {
+			topic string
+			value any
+		}{
+			{"disk/bytes written", ss.Log.BytesWritten},
+			{"disk/fsyncs", ss.Log.Fsyncs},
+			{"disk/checkpoints", ss.Checkpoints},
+			{"disk/checkpoint bytes", ss.DBSize},
+			{"disk/failed", down},
+		}...)
+	}
+	for _, v := range values {
+		b.publishSysValue("$SYS/broker/"+v.topic, v.value)
+	}
+	for _, c := range clients {
+		prefix := "$SYS/broker/clients/" + c.id + "/"
+		b.publishSysValue(prefix+"queued", c.queued)
+		b.publishSysValue(prefix+"inflight", c.inflight)
+		b.publishSysValue(prefix+"dropped", c.dropped)
+	}
+}
+
+// publishSysValue publishes one $SYS value as a retained QoS 0 message. It is neither stored nor
+// logged: $SYS values are recomputed, and writing them every interval would wear the flash.
+func (b *Broker) publishSysValue(topic string, value any) {
+	var payload string
+	switch v := value.(type) {
+	case string:
+		payload = v
+	case int:
+		payload = strconv.Itoa(v)
+	case int64:
+		payload = strconv.FormatInt(v, 10)
+	case uint64:
+		payload = strconv.FormatUint(v, 10)
+	default:
+		payload = fmt.Sprint(v)
+	}
+	// QoS 0 deliveries are never held for the store, and offerAll writes nothing itself.
+	b.offerAll(&Message{Topic: topic, Payload: []byte(payload), Retain: true, sys: true}, false)
+}
+
+// heapBytes reads the bytes of live heap objects without stopping the world.
+func heapBytes() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
