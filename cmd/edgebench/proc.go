@@ -148,11 +148,12 @@ func (p *proc) exec() error {
 
 // restart ends the broker with sig (SIGKILL after grace) and starts it again with the same
 // arguments, directory and address. It returns as soon as the new process exists, with the
-// time just before it was started.
-func (p *proc) restart(sig syscall.Signal, grace time.Duration) (time.Time, error) {
+// time the old one took to exit and the time just before the new one was started.
+func (p *proc) restart(sig syscall.Signal, grace time.Duration) (time.Duration, time.Time, error) {
+	t0 := time.Now()
 	p.end(sig, grace)
 	start := time.Now()
-	return start, p.exec()
+	return start.Sub(t0), start, p.exec()
 }
 
 // waitReady polls until the broker accepts a TCP connection, exits, or the timeout passes.

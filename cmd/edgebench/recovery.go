@@ -74,7 +74,8 @@ func recovery(ctx context.Context, p *proc, cfg config, r *Result) error {
 	if deadline, ok := ctx.Deadline(); ok {
 		grace = time.Until(deadline) // Mosquitto writes its whole store on SIGTERM
 	}
-	launched, err := p.restart(p.crash, grace)
+	stopped, launched, err := p.restart(p.crash, grace)
+	r.StopSecs = stopped.Seconds()
 	if err != nil {
 		return err
 	}
