@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"edgebroker/codec"
+	"edgebroker/limits"
 	"edgebroker/session/store"
 	"edgebroker/wal"
 )
@@ -54,8 +55,10 @@ type conn struct {
 	maxOut      uint32        // the client's Maximum Packet Size, 0 when unlimited
 	aliasOutMax uint16        // the client's Topic Alias Maximum
 	expiryZero  bool          // CONNECT asked for Session Expiry 0 [MQTT-3.14.2-2]
+	info        ClientInfo    // who the Authorizer sees
 
 	// Reader goroutine state.
+	rate     *limits.RateLimiter // nil without a publish rate limit
 	aliasIn  map[uint16]string
 	inbox    chan inbound
 	routing  bool // router goroutine started
@@ -101,6 +104,10 @@ type pendingAck struct {
 	msg  *Message // for its retained change, should the log fail
 }
 
+// deniedSilently marks a 3.x publication refused by the Authorizer: acknowledged as if
+// accepted, and dropped.
+const deniedSilently = codec.ReasonCode(0xff)
+
 // maxPending bounds the acknowledgements one router keeps before waiting for the log.
 const maxPending = 256
 
@@ -127,6 +134,12 @@ func (b *Broker) serveConn(nc net.Conn) {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
+		nc.Close()
+		return
+	}
+	if max := b.o().MaxConnections; max > 0 && len(b.conns) >= max {
+		b.mu.Unlock()
+		b.log.Warn("connection refused: --max-connections reached", "remote", c.remote, "max", max)
 		nc.Close()
 		return
 	}
@@ -207,6 +220,13 @@ func (c *conn) connect(cp *codec.Connect) bool {
 		}
 	}
 
+	c.info = c.clientInfo(cp)
+	if a := b.o().Auth; a != nil {
+		if rc := a.Authenticate(c.info, cp.Password, cp.PasswordFlag); rc != codec.Success {
+			return c.refuse(rc, "not authenticated") // [MQTT-3.1.4-2]
+		}
+	}
+
 	// Keep-alive: the server may lower a 5.0 client's (Server Keep Alive) [MQTT-3.2.2-21].
 	ka := cp.KeepAlive
 	if v5 && b.o().MaxKeepAlive > 0 && (ka == 0 || ka > b.o().MaxKeepAlive) {
@@ -248,6 +268,9 @@ func (c *conn) connect(cp *codec.Connect) bool {
 	var will *Message
 	var willDelay time.Duration
 	if cp.WillFlag {
+		if a := b.o().Auth; a != nil && !a.CanPublish(c.info, cp.WillTopic) {
+			return c.refuse(codec.NotAuthorized, "will topic not allowed")
+		}
 		will = newMessage(&codec.Publish{Topic: cp.WillTopic, Payload: cp.WillPayload, QoS: cp.WillQoS,
 			Retain: cp.WillRetain, Props: cp.WillProps}, c.clientID, b.now())
 		if cp.WillProps.Present.Has(codec.PropWillDelay) {
@@ -294,6 +317,9 @@ func (c *conn) connect(cp *codec.Connect) bool {
 	ack.SessionPresent = resumed // [MQTT-3.2.2-2], [MQTT-3.2.2-3]
 	if err := c.send(&ack); err != nil || c.flush() != nil {
 		return false
+	}
+	if r := b.o().PublishRate; r > 0 {
+		c.rate = limits.NewRateLimiter(r, max(1, int(r)))
 	}
 	b.stats.ClientsConnected.Add(1)
 	b.log.Debug("client connected", "client", c.clientID, "remote", c.remote, "version", int(c.version),
@@ -435,6 +461,13 @@ func (c *conn) handle(p codec.Packet) error {
 // handlePublish resolves the topic alias and hands the message to the router.
 func (c *conn) handlePublish(p *codec.Publish) error {
 	c.b.stats.MessagesReceived.Add(1)
+	if c.rate != nil {
+		// Over its rate, the client waits: nothing more is read from its socket meanwhile.
+		if d := c.rate.Delay(c.b.now()); d > 0 {
+			time.Sleep(d)
+		}
+		c.rate.Allow(c.b.now())
+	}
 	if c.version == codec.V5 {
 		if p.Props.Present.Has(codec.PropTopicAlias) {
 			a := p.Props.TopicAlias
@@ -463,8 +496,19 @@ func (c *conn) handlePublish(p *codec.Publish) error {
 	if err := checkPublishProps(&p.Props); err != nil {
 		return err
 	}
+	if !c.b.topicWithinLimits(p.Topic) {
+		return codec.TopicNameInvalid
+	}
 	in := inbound{id: p.PacketID, qos: p.QoS}
-	if p.Props.Present.Has(codec.PropPayloadFormat) && p.Props.PayloadFormat == 1 && !utf8.Valid(p.Payload) {
+	if a := c.b.o().Auth; a != nil && !a.CanPublish(c.info, p.Topic) {
+		// 5.0 says why (0x87); a 3.x client gets its acknowledgement and the message goes
+		// nowhere, as Mosquitto does, so that it does not resend it forever.
+		in.reject = codec.NotAuthorized
+		if c.version != codec.V5 {
+			in.reject = deniedSilently
+		}
+		c.logClose("publish denied", errors.New(p.Topic))
+	} else if p.Props.Present.Has(codec.PropPayloadFormat) && p.Props.PayloadFormat == 1 && !utf8.Valid(p.Payload) {
 		in.reject = codec.PayloadFormatInvalid // 5.0 section 3.3.2.3.2: refused, not routed
 	} else {
 		in.msg = newMessage(p, c.clientID, c.b.now())
@@ -508,6 +552,14 @@ func (c *conn) route(in inbound) {
 		ack.Kind = codec.PUBREC
 	}
 	if in.reject != 0 {
+		if in.reject == deniedSilently {
+			ack.Reason = codec.Success
+			if in.qos == 2 { // its PUBREL must find the exchange
+				s.mu.Lock()
+				s.inQoS2[in.id] = struct{}{}
+				s.mu.Unlock()
+			}
+		}
 		c.pending = append(c.pending, pendingAck{ack: ack})
 		return
 	}
@@ -789,6 +841,12 @@ func (c *conn) writeOutbound(o *outbound, dup bool) error {
 		return c.send(&codec.Ack{Kind: codec.PUBREL, PacketID: o.id})
 	}
 	m := o.d.msg
+	if a := c.b.o().Auth; a != nil && !a.CanRead(c.info, m.Topic) {
+		// Not for this client after all (an ACL narrower than its subscription): dropped as
+		// if delivered.
+		c.discard(o)
+		return nil
+	}
 	p := &c.outPub
 	*p = codec.Publish{Dup: dup && o.d.qos > 0, QoS: o.d.qos, Retain: o.d.retain, Topic: m.Topic,
 		PacketID: o.id, Payload: m.Payload}
@@ -806,19 +864,25 @@ func (c *conn) writeOutbound(o *outbound, dup bool) error {
 	}
 	err := c.send(p)
 	if errors.Is(err, codec.PacketTooLarge) {
-		// [MQTT-3.1.2-25] a packet over the client's limit is discarded as if delivered.
-		if o.d.qos > 0 {
-			c.s.mu.Lock()
-			delete(c.s.inflight, o.id)
-			c.s.mu.Unlock()
-			c.b.deleteEntries(c.s, []*delivery{o.d})
-		}
+		c.discard(o) // [MQTT-3.1.2-25] a packet over the client's limit is dropped as if delivered
 		return nil
 	}
 	if err == nil {
 		c.b.stats.MessagesSent.Add(1)
 	}
 	return err
+}
+
+// discard ends the exchange of an outgoing message that is not to be sent after all.
+func (c *conn) discard(o *outbound) {
+	if o.d.qos == 0 {
+		return
+	}
+	c.s.mu.Lock()
+	delete(c.s.inflight, o.id)
+	c.s.kickLocked()
+	c.s.mu.Unlock()
+	c.b.deleteEntries(c.s, []*delivery{o.d})
 }
 
 // applyAlias replaces a repeated topic by a topic alias when the client allows aliases: bytes

@@ -71,6 +71,22 @@ type Options struct {
 	SysPerClient bool
 	// Version is the broker version reported in $SYS/broker/version.
 	Version string
+	// MaxConnections refuses connections beyond this many at once; zero means no limit.
+	MaxConnections int
+	// MaxTopicLength and MaxTopicLevels bound topic names and filters a client may use;
+	// zero means the protocol's own limits only.
+	MaxTopicLength int
+	MaxTopicLevels int
+	// MaxSubscriptions bounds the subscriptions of one session; zero means no limit.
+	MaxSubscriptions int
+	// PublishRate limits each client to this many PUBLISH packets a second (bursts of
+	// PublishRate), by not reading from its socket while it is over; zero means no limit.
+	PublishRate float64
+	// Auth decides who may connect and what clients may publish, subscribe to and receive;
+	// nil lets everybody do everything.
+	Auth Authorizer
+	// CertAsUsername takes the user name from the TLS client certificate's common name.
+	CertAsUsername bool
 	// Logger receives the engine's log lines; nil discards them.
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now. Tests may replace it.
@@ -89,6 +105,8 @@ func DefaultOptions() Options {
 		TopicAliasMax:       16,
 		StoreRetry:          5 * time.Second,
 		SysInterval:         10 * time.Second,
+		MaxTopicLevels:      64,
+		MaxSubscriptions:    1000,
 	}
 }
 
@@ -105,6 +123,8 @@ func (o *Options) validate() error {
 		return fmt.Errorf("session: slow consumer timeout must be positive, got %v", o.SlowConsumerTimeout)
 	case o.ConnectTimeout <= 0:
 		return fmt.Errorf("session: connect timeout must be positive, got %v", o.ConnectTimeout)
+	case o.MaxConnections < 0 || o.MaxTopicLength < 0 || o.MaxTopicLevels < 0 || o.MaxSubscriptions < 0 || o.PublishRate < 0:
+		return fmt.Errorf("session: connection, topic, subscription and rate limits cannot be negative")
 	case o.Store != nil && o.StoreRetry <= 0:
 		return fmt.Errorf("session: store retry interval must be positive, got %v", o.StoreRetry)
 	}

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"errors"
 	"strings"
 
 	"edgebroker/codec"
@@ -19,7 +20,7 @@ func (c *conn) handleSubscribe(p *codec.Subscribe) error {
 	var retained, added []topic.Sub
 	for i, req := range p.Subs {
 		group, filter, shared, err := topic.ParseShared(req.Filter)
-		if err != nil || !codec.ValidTopicFilter(req.Filter) {
+		if err != nil || !codec.ValidTopicFilter(req.Filter) || !c.b.topicWithinLimits(filter) {
 			reasons[i] = codec.UnspecifiedError // 3.1.1's only failure code [MQTT-3.9.3-2]
 			if c.version == codec.V5 {
 				reasons[i] = codec.TopicFilterInvalid
@@ -28,6 +29,21 @@ func (c *conn) handleSubscribe(p *codec.Subscribe) error {
 		}
 		if shared && req.NoLocal {
 			return codec.ProtocolError // [MQTT-3.8.3-4]
+		}
+		if a := c.b.o().Auth; a != nil && !a.CanSubscribe(c.info, req.Filter) {
+			reasons[i] = codec.UnspecifiedError // 3.1.1's only failure code
+			if c.version == codec.V5 {
+				reasons[i] = codec.NotAuthorized
+			}
+			c.logClose("subscription denied", errors.New(req.Filter))
+			continue
+		}
+		if c.overSubscriptionLimit(group, filter) {
+			reasons[i] = codec.UnspecifiedError
+			if c.version == codec.V5 {
+				reasons[i] = codec.QuotaExceeded
+			}
+			continue
 		}
 		// Decoded strings point into the packet body: clone what the tree keeps for good.
 		filter, group = strings.Clone(filter), strings.Clone(group)
@@ -121,4 +137,27 @@ func (b *Broker) storeSubs(s *Session, added, removed []topic.Sub) error {
 		batch.DeleteSub(s.id, sub.Group, sub.Filter)
 	}
 	return b.syncBatch(&batch)
+}
+
+// overSubscriptionLimit reports whether adding (group, filter) would take the session past
+// Options.MaxSubscriptions; replacing an existing subscription never does.
+func (c *conn) overSubscriptionLimit(group, filter string) bool {
+	max := c.b.o().MaxSubscriptions
+	if max == 0 {
+		return false
+	}
+	c.s.mu.Lock()
+	defer c.s.mu.Unlock()
+	_, exists := c.s.subs[subKey{group, filter}]
+	return !exists && len(c.s.subs) >= max
+}
+
+// topicWithinLimits checks a topic name or filter against Options.MaxTopicLength and
+// MaxTopicLevels.
+func (b *Broker) topicWithinLimits(t string) bool {
+	o := b.o()
+	if o.MaxTopicLength > 0 && len(t) > o.MaxTopicLength {
+		return false
+	}
+	return o.MaxTopicLevels == 0 || strings.Count(t, "/") < o.MaxTopicLevels
 }

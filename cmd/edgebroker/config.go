@@ -155,6 +155,11 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.Var(sizeFlag{val: &cfg.segmentSize, max: 1 << 30}, "wal-segment-size", "size of write-ahead log segments, e.g. 4MiB (default from the board profile)")
 	fs.DurationVar(&o.SysInterval, "sys-interval", o.SysInterval, "how often to publish counters under $SYS/broker/ (0 = never)")
 	fs.BoolVar(&o.SysPerClient, "sys-per-client", o.SysPerClient, "also publish each session's queue depth and drops under $SYS/broker/clients/<id>/")
+	fs.IntVar(&o.MaxConnections, "max-connections", o.MaxConnections, "refuse connections beyond this many (0 = no limit)")
+	fs.IntVar(&o.MaxTopicLength, "max-topic-length", o.MaxTopicLength, "longest topic name or filter a client may use, in bytes (0 = 65535)")
+	fs.IntVar(&o.MaxTopicLevels, "max-topic-levels", o.MaxTopicLevels, "most levels in a topic name or filter (0 = no limit)")
+	fs.IntVar(&o.MaxSubscriptions, "max-subscriptions", o.MaxSubscriptions, "most subscriptions per session (0 = no limit)")
+	fs.Float64Var(&o.PublishRate, "max-publish-rate", o.PublishRate, "PUBLISH packets per second per client; faster clients are not read from (0 = no limit)")
 	fs.String("config", "", "read settings from `file`: one 'name value' per line, flags win")
 	// Typed values that need conversion after parsing.
 	cfg.finish = func() error {

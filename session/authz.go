@@ -1,0 +1,46 @@
+package session
+
+import (
+	"crypto/tls"
+
+	"edgebroker/codec"
+)
+
+// ClientInfo identifies a connected client to an Authorizer.
+type ClientInfo struct {
+	ClientID    string
+	Username    string
+	HasUsername bool   // CONNECT carried a user name (or a certificate supplied one)
+	Remote      string // the peer's address
+}
+
+// Authorizer decides who may connect and what a client may publish, subscribe to and receive.
+// Implementations must be safe for concurrent use and cheap: CanRead is asked for every
+// delivery, and Authenticate once per connection (which is the place to pay for a slow
+// password hash).
+type Authorizer interface {
+	// Authenticate checks CONNECT's credentials. It returns Success, BadUsernameOrPassword or
+	// NotAuthorized (for example an anonymous client where anonymous access is off).
+	Authenticate(c ClientInfo, password []byte, hasPassword bool) codec.ReasonCode
+	// CanPublish reports whether the client may publish to topic (its will included).
+	CanPublish(c ClientInfo, topic string) bool
+	// CanSubscribe reports whether the client may subscribe to filter.
+	CanSubscribe(c ClientInfo, filter string) bool
+	// CanRead reports whether a message on topic may be delivered to the client.
+	CanRead(c ClientInfo, topic string) bool
+}
+
+// clientInfo builds what the Authorizer sees of this connection. With Options.CertAsUsername
+// the verified client certificate's common name is the user name, whatever CONNECT says.
+func (c *conn) clientInfo(cp *codec.Connect) ClientInfo {
+	info := ClientInfo{ClientID: c.clientID, Username: cp.Username, HasUsername: cp.UsernameFlag, Remote: c.remote}
+	if c.b.o().CertAsUsername {
+		info.Username, info.HasUsername = "", false
+		if tc, ok := c.nc.(*tls.Conn); ok {
+			if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
+				info.Username, info.HasUsername = certs[0].Subject.CommonName, true
+			}
+		}
+	}
+	return info
+}
