@@ -10,6 +10,7 @@
 set -eu
 umask 022
 here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=pkglib.sh
 . "$here/pkglib.sh"
 
 [ $# -eq 3 ] || { echo "usage: $0 ARCH BINARY OUTDIR" >&2; exit 2; }
