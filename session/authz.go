@@ -11,6 +11,7 @@ type ClientInfo struct {
 	ClientID    string
 	Username    string
 	HasUsername bool   // CONNECT carried a user name (or a certificate supplied one)
+	Certified   bool   // the user name is a verified TLS client certificate's common name
 	Remote      string // the peer's address
 }
 
@@ -38,7 +39,7 @@ func (c *conn) clientInfo(cp *codec.Connect) ClientInfo {
 		info.Username, info.HasUsername = "", false
 		if tc, ok := c.nc.(*tls.Conn); ok {
 			if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
-				info.Username, info.HasUsername = certs[0].Subject.CommonName, true
+				info.Username, info.HasUsername, info.Certified = certs[0].Subject.CommonName, true, true
 			}
 		}
 	}

@@ -19,19 +19,27 @@ import (
 
 // config is everything the command line and config file set.
 type config struct {
-	listen      []string
-	dataDir     string
-	board       string          // "auto" or a profile name
-	memoryLimit uint64          // 0: from the board profile
-	set         map[string]bool // settings given on the command line or in the config file
-	fsync       wal.SyncPolicy
-	fsyncEvery  time.Duration
-	segmentSize uint64 // 0: from the board profile
-	logLevel    slog.Level
-	logFormat   string
-	broker      session.Options
-	version     bool
-	finish      func() error // converts parsed flag values into their typed fields
+	listen         []string
+	dataDir        string
+	board          string          // "auto" or a profile name
+	memoryLimit    uint64          // 0: from the board profile
+	set            map[string]bool // settings given on the command line or in the config file
+	allowAnonymous bool
+	passwordFile   string
+	aclFile        string
+	tlsListen      []string
+	tlsCert        string
+	tlsKey         string
+	tlsClientCA    string
+	certAsUsername bool
+	fsync          wal.SyncPolicy
+	fsyncEvery     time.Duration
+	segmentSize    uint64 // 0: from the board profile
+	logLevel       slog.Level
+	logFormat      string
+	broker         session.Options
+	version        bool
+	finish         func() error // converts parsed flag values into their typed fields
 }
 
 // listFlag is a repeatable string flag.
@@ -160,6 +168,14 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.IntVar(&o.MaxTopicLevels, "max-topic-levels", o.MaxTopicLevels, "most levels in a topic name or filter (0 = no limit)")
 	fs.IntVar(&o.MaxSubscriptions, "max-subscriptions", o.MaxSubscriptions, "most subscriptions per session (0 = no limit)")
 	fs.Float64Var(&o.PublishRate, "max-publish-rate", o.PublishRate, "PUBLISH packets per second per client; faster clients are not read from (0 = no limit)")
+	fs.BoolVar(&cfg.allowAnonymous, "allow-anonymous", false, "let clients without a user name in when a password file is set, and listen beyond loopback without one")
+	fs.StringVar(&cfg.passwordFile, "password-file", "", "Mosquitto-format password `file` (edgebroker passwd FILE USER writes one)")
+	fs.StringVar(&cfg.aclFile, "acl-file", "", "Mosquitto-format ACL `file`: who may publish and subscribe to what")
+	fs.Var(&listFlag{vals: &cfg.tlsListen}, "tls-listen", "`address` to accept MQTT over TLS on (repeatable)")
+	fs.StringVar(&cfg.tlsCert, "tls-cert", "", "server certificate `file` (PEM) for --tls-listen")
+	fs.StringVar(&cfg.tlsKey, "tls-key", "", "server private key `file` (PEM) for --tls-listen")
+	fs.StringVar(&cfg.tlsClientCA, "tls-client-ca", "", "CA `file` (PEM): require client certificates it signed")
+	fs.BoolVar(&cfg.certAsUsername, "tls-cert-as-username", false, "use the client certificate's common name as the user name")
 	fs.String("config", "", "read settings from `file`: one 'name value' per line, flags win")
 	// Typed values that need conversion after parsing.
 	cfg.finish = func() error {
@@ -205,6 +221,12 @@ func parseConfig(args []string) (*config, error) {
 		}
 	}
 	if err := cfg.finish(); err != nil {
+		return nil, err
+	}
+	if err := checkTLSFlags(cfg); err != nil {
+		return nil, err
+	}
+	if err := checkExposure(cfg); err != nil {
 		return nil, err
 	}
 	if cfg.fsyncEvery <= 0 {

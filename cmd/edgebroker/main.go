@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,6 +30,7 @@ var (
 var subcommands = map[string]func(args []string) error{
 	"board":   runBoard,
 	"inspect": runInspect,
+	"passwd":  runPasswd,
 	"repair":  runRepair,
 }
 
@@ -97,21 +99,26 @@ func run(cfg *config, profile board.Profile, boardReason string) error {
 	}()
 	cfg.broker.Store = st
 	cfg.broker.Version = version
+	acc, err := newAccess(cfg)
+	if err != nil {
+		return err
+	}
+	if acc != nil {
+		cfg.broker.Auth = acc
+	}
+	cfg.broker.CertAsUsername = cfg.certAsUsername
+	tlsSet, err := newTLSSettings(cfg)
+	if err != nil {
+		return err
+	}
 	b, err := session.New(cfg.broker)
 	if err != nil {
 		return err
 	}
 	b.Restore(state)
-	var lns []net.Listener
-	for _, addr := range cfg.listen {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			for _, l := range lns {
-				l.Close()
-			}
-			return fmt.Errorf("listen: %w", err)
-		}
-		lns = append(lns, ln)
+	lns, err := listen(cfg, tlsSet)
+	if err != nil {
+		return err
 	}
 	serveErr := make(chan error, len(lns))
 	for _, ln := range lns {
@@ -140,6 +147,7 @@ wait:
 			if sig == syscall.SIGHUP {
 				notify.send("RELOADING=1")
 				cfg = reload(cfg, profile, b, level, log)
+				reloadFiles(acc, tlsSet, log)
 				notify.send("READY=1")
 				continue
 			}
@@ -157,6 +165,47 @@ wait:
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// listen opens the plain and TLS listeners.
+func listen(cfg *config, tlsSet *tlsSettings) ([]net.Listener, error) {
+	var lns []net.Listener
+	fail := func(err error) ([]net.Listener, error) {
+		for _, l := range lns {
+			l.Close()
+		}
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	for _, addr := range cfg.listen {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fail(err)
+		}
+		lns = append(lns, ln)
+	}
+	for _, addr := range cfg.tlsListen {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fail(err)
+		}
+		lns = append(lns, tls.NewListener(ln, tlsSet.config()))
+	}
+	return lns, nil
+}
+
+// reloadFiles reads the password, ACL and TLS files again (SIGHUP); a file that fails to load
+// keeps the old one in force.
+func reloadFiles(acc *access, tlsSet *tlsSettings, log *slog.Logger) {
+	if acc != nil {
+		if err := acc.load(); err != nil {
+			log.Error("password/ACL files not reloaded: the previous ones stay in force", "err", err)
+		}
+	}
+	if tlsSet != nil {
+		if err := tlsSet.load(); err != nil {
+			log.Error("TLS certificates not reloaded: the previous ones stay in force", "err", err)
+		}
+	}
 }
 
 // newLogger builds the slog logger the flags ask for, writing to stderr at a level that a

@@ -27,6 +27,13 @@ var fixedSettings = []struct {
 	{"max-packet-size", func(a, b *config) bool { return a.broker.MaxPacketSize == b.broker.MaxPacketSize }},
 	{"session-expiry-max", func(a, b *config) bool { return a.broker.SessionExpiryMax == b.broker.SessionExpiryMax }},
 	{"sys-interval", func(a, b *config) bool { return a.broker.SysInterval == b.broker.SysInterval }},
+	{"allow-anonymous", func(a, b *config) bool { return a.allowAnonymous == b.allowAnonymous }},
+	{"password-file", func(a, b *config) bool { return a.passwordFile == b.passwordFile }},
+	{"acl-file", func(a, b *config) bool { return a.aclFile == b.aclFile }},
+	{"tls-listen", func(a, b *config) bool { return slices.Equal(a.tlsListen, b.tlsListen) }},
+	{"tls-cert", func(a, b *config) bool { return a.tlsCert == b.tlsCert && a.tlsKey == b.tlsKey }},
+	{"tls-client-ca", func(a, b *config) bool { return a.tlsClientCA == b.tlsClientCA }},
+	{"tls-cert-as-username", func(a, b *config) bool { return a.certAsUsername == b.certAsUsername }},
 	{"sys-per-client", func(a, b *config) bool { return a.broker.SysPerClient == b.broker.SysPerClient }},
 }
 
