@@ -13,7 +13,7 @@
 //
 // where SALT is 12 bytes and HASH 64 bytes, both in standard padded base64
 // (the salt is used as the decoded bytes). mosquitto_passwd writes $7$ by
-// default (101 iterations up to Mosquitto 2.0, 1000 since) and $6$ with
+// default (101 iterations in Mosquitto 2.0, 1000 in its later development line) and $6$ with
 // "-H sha512". HashPassword and SetPassword write $7$ with DefaultIterations.
 // Where Mosquitto silently drops a bad line, ParsePasswords fails with the
 // file and line: a plain-text password, a bad base64 field, a wrong salt or
@@ -33,10 +33,12 @@
 //
 //	# before the first user line: rules for anonymous clients
 //	topic read public/#
+//	# alice's own rules
 //	user alice
-//	topic readwrite alice/#      # alice's own rules
+//	topic readwrite alice/#
 //	topic deny alice/secret
-//	pattern write devices/%c/up  # pattern lines apply to every client
+//	# pattern lines apply to every client, wherever they stand
+//	pattern write devices/%c/up
 //	pattern read users/%u/#
 //
 // "topic [read|write|readwrite|deny] FILTER" adds a rule for the section it is
@@ -45,8 +47,10 @@
 // client, with %c replaced by the client identifier and %u by the user name
 // before matching; a pattern holding %u never applies to an anonymous client.
 // The access word defaults to readwrite. FILTER is the rest of the line and
-// may use '+' and '#' as in subscriptions; a "$" topic such as "$SYS/broker/
-// uptime" is only matched by rules whose first level is literal.
+// may use '+' and '#' as in subscriptions (a '#' later in a line is part of
+// the filter, not a comment); a "$" topic such as "$SYS/broker/uptime" is
+// only matched by rules whose first level is literal. "topic read" without a
+// filter is an error here (Mosquitto reads it as readwrite on topic "read").
 //
 // A request (publish = write, read and subscribe = read) is granted when a
 // rule of the client's section or a pattern grants that access and no deny
