@@ -235,6 +235,21 @@ func TestPick(t *testing.T) {
 	if _, err := pick(all, "fan-in-qos0,nope"); err == nil {
 		t.Error("unknown scenario accepted")
 	}
+	got, err = pick(all, "disk-bytes")
+	var names []string
+	for _, s := range got {
+		names = append(names, s.Name)
+	}
+	if want := "disk-bytes-64 disk-bytes-1024"; err != nil || strings.Join(names, " ") != want {
+		t.Errorf("pick of disk-bytes = %v, %v; want %s", names, err, want)
+	}
+	if got, err := pick(all, "disk-byte"); err == nil {
+		t.Errorf("pick of disk-byte = %d scenarios; want an error: a prefix must end at a dash", len(got))
+	}
+	got, err = pick(all, "fan-in")
+	if err != nil || len(got) != 2 || got[0].Name != "fan-in-qos0" || got[1].Name != "fan-in-qos1" {
+		t.Errorf("pick of fan-in = %v, %v; want fan-in-qos0 and fan-in-qos1", got, err)
+	}
 }
 
 func TestValidate(t *testing.T) {

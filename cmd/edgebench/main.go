@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -121,17 +120,23 @@ func (c config) validate() error {
 }
 
 // pick returns the scenarios named in the comma-separated list, or all of them if it is empty.
+// A name also selects every scenario whose name starts with it and a dash: disk-bytes selects
+// disk-bytes-64 and disk-bytes-1024.
 func pick(all []scenario, list string) ([]scenario, error) {
 	if list == "" {
 		return all, nil
 	}
 	var out []scenario
 	for name := range strings.SplitSeq(list, ",") {
-		i := slices.IndexFunc(all, func(s scenario) bool { return s.Name == name })
-		if i < 0 {
+		n := len(out)
+		for _, s := range all {
+			if s.Name == name || strings.HasPrefix(s.Name, name+"-") {
+				out = append(out, s)
+			}
+		}
+		if len(out) == n {
 			return nil, fmt.Errorf("edgebench: unknown scenario %q", name)
 		}
-		out = append(out, all[i])
 	}
 	return out, nil
 }
