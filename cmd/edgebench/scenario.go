@@ -217,7 +217,6 @@ func flow(s shape) func(context.Context, *proc, config, *Result) error {
 		err = settle(ctx, readers, perSub, pubsDone, cfg.Quiet)
 		<-pubsDone // publishers end on their own or with ctx
 		ioAfter, ioErr := p.io()
-		ioEnd := time.Now()
 		tally, last, subErr := collect(readers)
 		readers = nil
 		for _, n := range sent {
@@ -230,7 +229,8 @@ func flow(s shape) func(context.Context, *proc, config, *Result) error {
 		r.PubRate = rate(r.Published, start, pubEnd)
 		r.count(tally, start, last)
 		if s.persistent && ioErr == nil {
-			r.disk(ioAfter.Sub(ioBefore), ioEnd.Sub(start), size, len(s.topic(s.pubs-1)))
+			// The rate is over the busy time, not the quiet wait that may end the drain.
+			r.disk(ioAfter.Sub(ioBefore), latest(pubEnd, last).Sub(start), size, len(s.topic(s.pubs-1)))
 		}
 		return errors.Join(err, pubErr, subErr, ioErr)
 	}
