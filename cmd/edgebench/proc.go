@@ -160,7 +160,7 @@ func (p *proc) restart(sig syscall.Signal, grace time.Duration) (time.Duration, 
 func (p *proc) waitReady(ctx context.Context, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	tick := time.NewTicker(20 * time.Millisecond)
+	tick := time.NewTicker(probeEvery)
 	defer tick.Stop()
 	for {
 		var d net.Dialer

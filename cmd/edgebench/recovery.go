@@ -20,7 +20,7 @@ type recoveryConfig struct {
 	Timeout    time.Duration // wall-time bound of the whole scenario
 }
 
-// probeEvery is the pause between attempts to connect to a restarting broker.
+// probeEvery is the pause between attempts to connect to a starting broker.
 const probeEvery = 2 * time.Millisecond
 
 // recovery fills cfg.Recovery.Sessions offline persistent sessions with Msgs QoS 1 messages
@@ -70,15 +70,20 @@ func recovery(ctx context.Context, p *proc, cfg config, r *Result) error {
 		peak = fmt.Sprintf("; peak RSS %s before the restart", mib(mem.Peak))
 	}
 
-	grace := stopGrace
+	remaining := rc.Timeout
 	if deadline, ok := ctx.Deadline(); ok {
-		grace = time.Until(deadline) // Mosquitto writes its whole store on SIGTERM
+		remaining = time.Until(deadline)
 	}
-	stopped, launched, err := p.restart(p.crash, grace)
+	// Mosquitto writes its whole store on SIGTERM: let it take the time there is.
+	stopped, launched, err := p.restart(p.crash, remaining)
 	r.StopSecs = stopped.Seconds()
 	if err != nil {
 		return err
 	}
+	if err := p.waitReady(ctx, remaining); err != nil {
+		return err
+	}
+	r.ListenSecs = time.Since(launched).Seconds()
 	if err := probe(ctx, p); err != nil {
 		return err
 	}

@@ -20,7 +20,7 @@ func report(w io.Writer, results []Result) error {
 	disk := table{left: 3}
 	disk.add("disk", "broker", "status", "payload", "disk bytes", "bytes/msg", "limit", "syscw/s", "msgs/syscw")
 	rec := table{left: 3}
-	rec.add("recovery", "broker", "status", "published", "pub msgs/s", "stop", "restart to CONNACK", "resumed",
+	rec.add("recovery", "broker", "status", "published", "pub msgs/s", "stop", "to accept", "to CONNACK", "resumed",
 		"expected", "received", "lost", "dup", "out-of-order", "peak RSS")
 	mem := table{left: 3}
 	mem.add("memory", "broker", "status", "idle RSS", "RSS per idle client", "peak RSS")
@@ -36,7 +36,7 @@ func report(w io.Writer, results []Result) error {
 			mem.add(r.Scenario, r.Broker, r.Status, mib(r.IdleRSS), kib(r.PerClientRSS), mib(r.PeakRSS))
 		case r.Scenario == "recovery":
 			rec.add(r.Scenario, r.Broker, r.Status, u(r.Published), f(r.PubRate), secs(r.StopSecs),
-				secs(r.RestartSecs), fmt.Sprintf("%d/%d", r.Resumed, r.Sampled), u(r.Expected), u(r.Received),
+				secs(r.ListenSecs), secs(r.RestartSecs), fmt.Sprintf("%d/%d", r.Resumed, r.Sampled), u(r.Expected), u(r.Received),
 				u(r.Lost), u(r.Duplicates), u(r.OutOfOrder), mib(r.PeakRSS))
 		default:
 			flows.add(r.Scenario, r.Broker, r.Status, u(r.Expected), u(r.Received), u(r.Lost), u(r.Duplicates),

@@ -53,11 +53,12 @@ type Result struct {
 	DiskLimit     uint64  `json:"disk_bytes_limit,omitempty"` // 2 x (payload + topic + 64)
 	WriteCalls    uint64  `json:"write_syscalls,omitempty"`   // syscw: files and sockets
 	WriteCallRate float64 `json:"write_syscalls_per_s,omitempty"`
-	// Recovery: the time from the stopping signal to the broker's exit, the time from exec to
-	// the first CONNACK after the restart, and the sample of sessions checked afterwards
-	// (Expected, Received and the other counts are the sample's; PeakRSS is the restarted
-	// broker's).
+	// Recovery: the time from the stopping signal to the broker's exit, the times from exec to
+	// the first accepted TCP connection and to the first CONNACK after the restart, and the
+	// sample of sessions checked afterwards (Expected, Received and the other counts are the
+	// sample's; PeakRSS is the restarted broker's).
 	StopSecs    float64 `json:"stop_s,omitempty"`
+	ListenSecs  float64 `json:"restart_to_accept_s,omitempty"`
 	RestartSecs float64 `json:"restart_to_connack_s,omitempty"`
 	Sampled     int     `json:"sampled_sessions,omitempty"`
 	Resumed     int     `json:"resumed_sessions,omitempty"` // of Sampled, with Session Present = 1
