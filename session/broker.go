@@ -45,6 +45,7 @@ type Broker struct {
 	dirtyMu       sync.Mutex
 	dirtyRetained map[string]struct{}
 	closing       chan struct{} // closed by Close
+	pressure      atomic.Bool   // the heap is near Options.MemoryLimit: see pressure.go
 
 	wg    sync.WaitGroup // connection goroutines
 	stats Stats
@@ -91,6 +92,7 @@ func New(opts Options) (*Broker, error) {
 	if opts.SysInterval > 0 {
 		go b.sysLoop(opts.SysInterval)
 	}
+	go b.watchMemory()
 	return b, nil
 }
 
@@ -101,6 +103,8 @@ func (b *Broker) o() *Options { return b.opts.Load() }
 // Reloadable are the settings that can change while the broker runs (SIGHUP).
 type Reloadable struct {
 	MaxQueued           int
+	MaxQueuedBytes      int64
+	MemoryLimit         int64
 	Overflow            Overflow
 	QueueQoS0           bool
 	SlowConsumerTimeout time.Duration
@@ -115,6 +119,7 @@ func (b *Broker) Reload(r Reloadable) error {
 	cur := *b.o()
 	want := cur
 	want.MaxQueued, want.Overflow, want.QueueQoS0 = r.MaxQueued, r.Overflow, r.QueueQoS0
+	want.MaxQueuedBytes, want.MemoryLimit = r.MaxQueuedBytes, r.MemoryLimit
 	want.SlowConsumerTimeout, want.MaxKeepAlive, want.ConnectTimeout = r.SlowConsumerTimeout, r.MaxKeepAlive, r.ConnectTimeout
 	if err := want.validate(); err != nil {
 		return err

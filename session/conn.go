@@ -500,7 +500,13 @@ func (c *conn) handlePublish(p *codec.Publish) error {
 		return codec.TopicNameInvalid
 	}
 	in := inbound{id: p.PacketID, qos: p.QoS}
-	if a := c.b.o().Auth; a != nil && !a.CanPublish(c.info, p.Topic) {
+	drop, reject := c.underPressure(p.QoS)
+	if drop {
+		return nil
+	}
+	if reject != 0 {
+		in.reject = reject
+	} else if a := c.b.o().Auth; a != nil && !a.CanPublish(c.info, p.Topic) {
 		// 5.0 says why (0x87); a 3.x client gets its acknowledgement and the message goes
 		// nowhere, as Mosquitto does, so that it does not resend it forever.
 		in.reject = codec.NotAuthorized

@@ -33,6 +33,12 @@ type Options struct {
 	// MaxQueued is the capacity of each session's ring queue of messages waiting for delivery
 	// (not counting the in-flight window).
 	MaxQueued int
+	// MaxQueuedBytes bounds the bytes of message bodies (topic and payload) in each session's
+	// queue; zero means no byte limit. The overflow policy applies to it as to MaxQueued.
+	MaxQueuedBytes int64
+	// MemoryLimit is the broker's memory budget in bytes, compared with the live Go heap (see
+	// pressure.go); zero turns the protection off.
+	MemoryLimit int64
 	// Overflow is applied when a queue is full and the publisher may not be slowed down.
 	Overflow Overflow
 	// QueueQoS0 queues QoS 0 messages for offline persistent sessions too. Off by default, as
@@ -123,6 +129,8 @@ func (o *Options) validate() error {
 		return fmt.Errorf("session: slow consumer timeout must be positive, got %v", o.SlowConsumerTimeout)
 	case o.ConnectTimeout <= 0:
 		return fmt.Errorf("session: connect timeout must be positive, got %v", o.ConnectTimeout)
+	case o.MaxQueuedBytes < 0 || o.MemoryLimit < 0:
+		return fmt.Errorf("session: byte limits cannot be negative")
 	case o.MaxConnections < 0 || o.MaxTopicLength < 0 || o.MaxTopicLevels < 0 || o.MaxSubscriptions < 0 || o.PublishRate < 0:
 		return fmt.Errorf("session: connection, topic, subscription and rate limits cannot be negative")
 	case o.Store != nil && o.StoreRetry <= 0:

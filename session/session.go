@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"edgebroker/codec"
-	"edgebroker/limits"
 	"edgebroker/session/topic"
 )
 
@@ -27,7 +26,7 @@ type Session struct {
 	// disconnectedAt is when its last connection ended, in unix ns; 0 while connected.
 	disconnectedAt int64
 
-	queue    *limits.Ring[*delivery]
+	queue    queue
 	inflight map[uint16]*outbound // outbound QoS 1/2 awaiting PUBACK, PUBREC or PUBCOMP
 	sendSeq  uint64               // orders in-flight messages for resending
 	lastID   uint16
@@ -72,7 +71,7 @@ func newSession(b *Broker, id string) *Session {
 	return &Session{
 		b:        b,
 		id:       id,
-		queue:    limits.NewRing[*delivery](b.o().MaxQueued),
+		queue:    newQueue(b.o().MaxQueued),
 		inflight: make(map[uint16]*outbound),
 		inQoS2:   make(map[uint16]struct{}),
 		subs:     make(map[subKey]topic.Sub),
@@ -103,13 +102,11 @@ func (s *Session) offer(d *delivery, mayWait bool) (offerResult, <-chan struct{}
 	s.mu.Lock()
 	res, room, evicted := s.offerLocked(d, mayWait, now)
 	s.mu.Unlock()
-	if evicted != nil {
-		s.b.deleteEntries(s, []*delivery{evicted})
-	}
+	s.b.deleteEntries(s, evicted)
 	return res, room
 }
 
-func (s *Session) offerLocked(d *delivery, mayWait bool, now time.Time) (offerResult, <-chan struct{}, *delivery) {
+func (s *Session) offerLocked(d *delivery, mayWait bool, now time.Time) (offerResult, <-chan struct{}, []*delivery) {
 	if s.ended {
 		return offerSkipped, nil, nil
 	}
@@ -120,7 +117,8 @@ func (s *Session) offerLocked(d *delivery, mayWait bool, now time.Time) (offerRe
 		// Idle time is not a lack of progress: the clock starts when something waits.
 		s.lastProgress = now
 	}
-	if s.queue.Push(d) {
+	maxBytes := s.b.o().MaxQueuedBytes
+	if s.queue.fits(d, maxBytes) && s.queue.Push(d) {
 		s.stampLocked(d)
 		s.kickLocked()
 		return offerQueued, nil, nil
@@ -139,7 +137,19 @@ func (s *Session) offerLocked(d *delivery, mayWait bool, now time.Time) (offerRe
 	if s.b.o().Overflow != DropOldest {
 		return offerDropped, nil, nil
 	}
-	evicted, _ := s.queue.PushEvict(d)
+	// Drop the oldest until the new one fits in both limits.
+	var evicted []*delivery
+	for s.queue.Len() > 0 && (s.queue.Len() >= s.queue.Cap() || !s.queue.fits(d, maxBytes)) {
+		old, _ := s.queue.Pop()
+		evicted = append(evicted, old)
+	}
+	if len(evicted) > 1 { // the first one is counted above
+		s.dropped += uint64(len(evicted) - 1)
+		s.b.stats.MessagesDropped.Add(uint64(len(evicted) - 1))
+	}
+	if !s.queue.Push(d) {
+		return offerDropped, nil, evicted // a queue capacity of 0 holds nothing
+	}
 	s.stampLocked(d)
 	s.kickLocked()
 	return offerQueued, nil, evicted

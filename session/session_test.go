@@ -2,6 +2,7 @@ package session
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -580,4 +581,61 @@ func TestSysTopics(t *testing.T) {
 		}
 	}
 	all.expectNothing(100 * time.Millisecond)
+}
+
+func TestMaxQueuedBytes(t *testing.T) {
+	for _, tc := range []struct {
+		policy Overflow
+		want   []string
+	}{
+		{DropNew, []string{"0", "1", "2"}},
+		{DropOldest, []string{"7", "8", "9"}},
+	} {
+		t.Run(string(tc.policy), func(t *testing.T) {
+			b, addr := startBroker(t, func(o *Options) { o.MaxQueuedBytes = 3 * 101; o.Overflow = tc.policy })
+			sub, _ := connectClient(t, addr, codec.V311, "sub", false)
+			sub.subscribe(1, "b", 1)
+			sub.send(&codec.Disconnect{})
+			sub.expectClosed()
+			pub, _ := connectClient(t, addr, codec.V311, "pub", true)
+			for i := range 10 { // topic (1 byte) + 100-byte payload: three fit
+				pub.publish(uint16(i+1), "b", 1, fmt.Sprintf("%-100d", i))
+			}
+			if d := b.Stats().MessagesDropped.Load(); d != 7 {
+				t.Fatalf("dropped %d, want 7", d)
+			}
+			sub, _ = connectClient(t, addr, codec.V311, "sub", false)
+			for _, w := range tc.want {
+				if got := sub.receive(); strings.TrimSpace(string(got.Payload)) != w {
+					t.Fatalf("got %q, want %s", got.Payload, w)
+				}
+			}
+			sub.expectNothing(100 * time.Millisecond)
+		})
+	}
+}
+
+func TestMemoryPressureRefusesAndSlowsPublishers(t *testing.T) {
+	b, addr := startBroker(t, func(o *Options) { o.MemoryLimit = 1 }) // always over: pressure at once
+	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if !b.pressure.Load() {
+			return fmt.Errorf("no memory pressure")
+		}
+		return nil
+	})
+	v5, _ := connectClient(t, addr, codec.V5, "v5", true)
+	v5.send(&codec.Publish{PacketID: 1, Topic: "m", QoS: 1, Payload: []byte("x")})
+	if a := v5.next().(*codec.Ack); a.Reason != codec.QuotaExceeded {
+		t.Fatalf("PUBACK %v under pressure, want 0x97", a.Reason)
+	}
+	v3, _ := connectClient(t, addr, codec.V311, "v3", true)
+	v3.send(&codec.Publish{PacketID: 1, Topic: "m", QoS: 1, Payload: []byte("x")})
+	v3.expectNothing(200 * time.Millisecond) // not read, so not acknowledged
+	if err := b.Reload(Reloadable{MaxQueued: 100, Overflow: DropNew, MemoryLimit: 0,
+		SlowConsumerTimeout: time.Second, ConnectTimeout: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := v3.next().(*codec.Ack); !ok || a.PacketID != 1 {
+		t.Fatalf("the slowed publisher was not acknowledged once the pressure was gone: %+v", a)
+	}
 }

@@ -30,7 +30,7 @@ func (c *conn) handleSubscribe(p *codec.Subscribe) error {
 		if shared && req.NoLocal {
 			return codec.ProtocolError // [MQTT-3.8.3-4]
 		}
-		if a := c.b.o().Auth; a != nil && !a.CanSubscribe(c.info, req.Filter) {
+		if a := c.b.o().Auth; a != nil && !a.CanSubscribe(c.info, filter) { // without $share/NAME/
 			reasons[i] = codec.UnspecifiedError // 3.1.1's only failure code
 			if c.version == codec.V5 {
 				reasons[i] = codec.NotAuthorized

@@ -2,7 +2,6 @@ package session
 
 import (
 	"fmt"
-	"runtime/debug"
 	"runtime/metrics"
 	"strconv"
 	"time"
@@ -69,14 +68,12 @@ func (b *Broker) publishSys(start time.Time) {
 		{"subscriptions/count", b.subs.Count()},
 		{"retained messages/count", b.retained.Len()},
 		{"heap/current", heapBytes()},
-		{"memory/limit", debug.SetMemoryLimit(-1)},
+		{"memory/limit", b.o().MemoryLimit},
+		{"memory/pressure", boolInt(b.pressure.Load())},
 	}
 	if b.persisting() {
 		ss := b.store.Stats()
-		down := 0
-		if b.storeDown.Load() {
-			down = 1
-		}
+		down := boolInt(b.storeDown.Load())
 		values = append(values, []struct {
 			topic string
 			value any
@@ -127,4 +124,12 @@ func heapBytes() uint64 {
 		return 0
 	}
 	return s[0].Value.Uint64()
+}
+
+// boolInt is 1 for true, as $SYS reports flags.
+func boolInt(v bool) int {
+	if v {
+		return 1
+	}
+	return 0
 }

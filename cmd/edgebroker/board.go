@@ -48,6 +48,11 @@ func applyProfile(cfg *config, p board.Profile) {
 	if !cfg.set["wal-segment-size"] {
 		cfg.segmentSize = uint64(p.SegmentSize)
 	}
+	if !cfg.set["max-queued-bytes"] {
+		cfg.maxQueuedBytes = uint64(p.MaxQueuedBytes)
+	}
+	cfg.broker.MaxQueuedBytes = int64(cfg.maxQueuedBytes)
+	cfg.broker.MemoryLimit = int64(cfg.memoryLimit)
 }
 
 // tuneRuntime sets the Go runtime's soft memory limit from the memory budget, and GOMAXPROCS

@@ -23,6 +23,7 @@ type config struct {
 	dataDir        string
 	board          string          // "auto" or a profile name
 	memoryLimit    uint64          // 0: from the board profile
+	maxQueuedBytes uint64          // unset: from the board profile; 0: no limit
 	set            map[string]bool // settings given on the command line or in the config file
 	allowAnonymous bool
 	passwordFile   string
@@ -144,6 +145,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.Var(levelFlag{&cfg.logLevel}, "log-level", "log `level`: debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", cfg.logFormat, "log `format`: text or json")
 	fs.IntVar(&o.MaxQueued, "max-queued-messages", o.MaxQueued, "messages queued per session beyond the in-flight window")
+	fs.Var(sizeFlag{val: &cfg.maxQueuedBytes}, "max-queued-bytes", "bytes of message bodies queued per session, e.g. 1MiB (default from the board profile; 0 = no limit)")
 	fs.Func("queue-overflow", "what a full queue does when it cannot slow the publisher: drop-new or drop-oldest (default drop-new)",
 		func(v string) (err error) { o.Overflow, err = session.ParseOverflow(v); return err })
 	fs.BoolVar(&o.QueueQoS0, "queue-qos0", o.QueueQoS0, "queue QoS 0 messages for offline persistent sessions")

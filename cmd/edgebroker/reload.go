@@ -54,7 +54,8 @@ func reload(cur *config, p board.Profile, b *session.Broker, level *slog.LevelVa
 		}
 	}
 	o := next.broker
-	err = b.Reload(session.Reloadable{MaxQueued: o.MaxQueued, Overflow: o.Overflow, QueueQoS0: o.QueueQoS0,
+	err = b.Reload(session.Reloadable{MaxQueued: o.MaxQueued, MaxQueuedBytes: o.MaxQueuedBytes, MemoryLimit: o.MemoryLimit,
+		Overflow: o.Overflow, QueueQoS0: o.QueueQoS0,
 		SlowConsumerTimeout: o.SlowConsumerTimeout, MaxKeepAlive: o.MaxKeepAlive, ConnectTimeout: o.ConnectTimeout})
 	if err != nil {
 		log.Error("reload refused", "err", err)
@@ -63,6 +64,8 @@ func reload(cur *config, p board.Profile, b *session.Broker, level *slog.LevelVa
 	// Keep the fixed settings as they run; take the reloadable ones.
 	kept := *cur
 	kept.broker.MaxQueued, kept.broker.Overflow, kept.broker.QueueQoS0 = o.MaxQueued, o.Overflow, o.QueueQoS0
+	kept.broker.MaxQueuedBytes, kept.broker.MemoryLimit = o.MaxQueuedBytes, o.MemoryLimit
+	kept.maxQueuedBytes = next.maxQueuedBytes
 	kept.broker.SlowConsumerTimeout, kept.broker.MaxKeepAlive, kept.broker.ConnectTimeout = o.SlowConsumerTimeout, o.MaxKeepAlive, o.ConnectTimeout
 	kept.logLevel, kept.memoryLimit = next.logLevel, next.memoryLimit
 	level.Set(kept.logLevel)
