@@ -201,3 +201,45 @@ func maps(a, b map[string]string) bool {
 	}
 	return true
 }
+
+// TestIPKMaintainerScripts runs the .ipk's postinst and prerm on a live system (no
+// IPKG_INSTROOT): the service is enabled with its start and stop priorities and restarted,
+// then stopped and disabled; and into an image being built.
+func TestIPKMaintainerScripts(t *testing.T) {
+	root := procdRoot(t, testUCI)
+	copyFile(t, "openwrt/postinst", filepath.Join(root, "usr/lib/opkg/info/edgebroker.postinst"), 0o755)
+	copyFile(t, "openwrt/prerm", filepath.Join(root, "usr/lib/opkg/info/edgebroker.prerm"), 0o755)
+	log := filepath.Join(root, "tmp/procd.calls")
+	for _, step := range []struct {
+		script string
+		want   []string
+	}{
+		{"postinst", []string{"enable edgebroker 95 10", "stop edgebroker", "procd_open_service edgebroker"}},
+		{"prerm", []string{"stop edgebroker", "disable edgebroker"}},
+	} {
+		os.Remove(log)
+		run(t, inRoot(t, root, "/usr/lib/opkg/info/edgebroker."+step.script))
+		var got []string
+		for _, line := range strings.Split(strings.TrimSpace(readString(t, log)), "\n") {
+			got = append(got, strings.ReplaceAll(line, "\t", " "))
+		}
+		if len(got) < len(step.want) || !slices.Equal(got[:len(step.want)], step.want) {
+			t.Errorf("%s made the calls:\n%s\nwant them to begin with:\n%s", step.script, strings.Join(got, "\n"), strings.Join(step.want, "\n"))
+		}
+		if step.script == "prerm" && len(got) != len(step.want) {
+			t.Errorf("prerm made more calls than %v: %v", step.want, got)
+		}
+	}
+
+	// Installing into an image being built: postinst only enables, prerm does nothing.
+	for script, want := range map[string]string{"postinst": "enable edgebroker 95 10", "prerm": ""} {
+		os.Remove(log)
+		cmd := inRoot(t, root, "/usr/lib/opkg/info/edgebroker."+script)
+		cmd.Env = append(os.Environ(), "IPKG_INSTROOT=/")
+		run(t, cmd)
+		got, _ := os.ReadFile(log)
+		if got := strings.ReplaceAll(strings.TrimSpace(string(got)), "\t", " "); got != want {
+			t.Errorf("%s with IPKG_INSTROOT made the calls %q, want %q", script, got, want)
+		}
+	}
+}
