@@ -155,8 +155,7 @@ func buildPkg(t *testing.T, env []string, script, arch, bin string) string {
 	return path
 }
 
-// dummyBinary is an odd-sized stand-in for the broker (an odd member size tests ar's padding
-// in the tarball after it only by luck; the tests read every member back instead).
+// dummyBinary is a stand-in for the broker.
 func dummyBinary(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "edgebroker-linux-test")

@@ -69,7 +69,8 @@ stop_broker() {
 		sleep 0.2
 	done
 	status=0
-	wait "$broker_pid" || status=$?
+	# The shell's own "Killed" notice goes to the discarded stderr of this group.
+	{ wait "$broker_pid"; } 2>/dev/null || status=$?
 	broker_pid=
 }
 
