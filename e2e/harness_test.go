@@ -27,6 +27,7 @@ type brokerOptions struct {
 	slowConsumerTimeout time.Duration // --slow-consumer-timeout
 	maxKeepAlive        int           // --max-keepalive, seconds
 	connectTimeout      time.Duration // --connect-timeout
+	walSegmentSize      string        // --wal-segment-size, with units (64KiB)
 }
 
 // args turns o into our broker's command-line flags.
@@ -59,6 +60,9 @@ func (o brokerOptions) args() []string {
 	if o.connectTimeout > 0 {
 		a = append(a, "--connect-timeout", o.connectTimeout.String())
 	}
+	if o.walSegmentSize != "" {
+		a = append(a, "--wal-segment-size", o.walSegmentSize)
+	}
 	return a
 }
 
@@ -75,6 +79,8 @@ func (o brokerOptions) referenceConfig(t *testing.T, port int) string {
 		onlyOurs(t, "no slow-consumer timeout")
 	case o.connectTimeout > 0:
 		onlyOurs(t, "no CONNECT timeout option")
+	case o.walSegmentSize != "":
+		onlyOurs(t, "no write-ahead log")
 	}
 	maxQueued := 100
 	if o.maxQueued > 0 {
@@ -216,12 +222,7 @@ func (b *broker) start() error {
 	var cmd *exec.Cmd
 	switch target {
 	case targetOurs:
-		args := append([]string{
-			"--listen", b.Addr(),
-			"--data-dir", b.dataDir,
-			"--log-level", "debug",
-		}, b.opts.args()...)
-		cmd = exec.Command(brokerBin, args...)
+		cmd = exec.Command(brokerBin, b.serveArgs(b.Addr())...)
 	default:
 		conf := filepath.Join(b.dataDir, "reference.conf")
 		if err := os.WriteFile(conf, []byte(b.opts.referenceConfig(b.t, b.port)), 0o600); err != nil {
@@ -261,6 +262,16 @@ func (b *broker) start() error {
 			b.t.Fatalf("broker not accepting connections on %s after 20 s", b.Addr())
 		}
 	}
+}
+
+// serveArgs are our broker's command-line arguments for serving on addr with b's data dir and
+// options.
+func (b *broker) serveArgs(addr string) []string {
+	return append([]string{
+		"--listen", addr,
+		"--data-dir", b.dataDir,
+		"--log-level", "debug",
+	}, b.opts.args()...)
 }
 
 // Running reports whether the broker process is still alive.
