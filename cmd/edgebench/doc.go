@@ -21,9 +21,12 @@
 //   - recovery: 10,000 persistent sessions with 100 queued 256-byte QoS 1 messages each (filled
 //     by 16 publishers while the sessions are offline); the broker is stopped (edgebroker with
 //     SIGKILL, a crash; Mosquitto with SIGTERM, since it persists only when it shuts down or at
-//     its autosave interval), started again on the same data and address, and the time from exec
-//     to the first successful CONNACK of a fresh client is measured. Then 100 of the sessions
-//     reconnect: Session Present and their messages are counted.
+//     its autosave interval), started again on the same data and address, and the times from
+//     exec to the first accepted TCP connection and to the first successful CONNACK of a fresh
+//     client are measured (polled every 2 ms). Then 100 of the sessions reconnect: Session
+//     Present and their messages are counted. Sizes are flags (-recovery-*).
+//
+// -scenarios takes names or dash prefixes of names: -scenarios disk-bytes,recovery.
 //
 // edgebroker runs as `PATH --listen 127.0.0.1:PORT --data-dir DIR --max-queued-messages 100`
 // followed by -edgebroker-args (default --fsync=always); Mosquitto with a generated
