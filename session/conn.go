@@ -301,7 +301,7 @@ func (c *conn) connect(cp *codec.Connect) bool {
 	c.delivering = true
 	s.mu.Unlock()
 	b.mu.Unlock()
-	b.saveSession(s)
+	saved, saveErr := b.saveSession(s)
 	for _, w := range wills {
 		b.publishNow(w)
 	}
@@ -314,6 +314,16 @@ func (c *conn) connect(cp *codec.Connect) bool {
 		}
 	}
 
+	// A persistent session exists once CONNACK says so: its record (will and expiry included)
+	// is durable first, so that a power cut cannot take a session the client was told about.
+	if saveErr == nil && saved != 0 {
+		if saveErr = b.store.Wait(saved); saveErr != nil {
+			b.storeFailed(saveErr)
+		}
+	}
+	if saveErr != nil {
+		return c.refuse(codec.ServerUnavailable, "persistent session cannot be stored")
+	}
 	ack.SessionPresent = resumed // [MQTT-3.2.2-2], [MQTT-3.2.2-3]
 	if err := c.send(&ack); err != nil || c.flush() != nil {
 		return false

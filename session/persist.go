@@ -257,22 +257,23 @@ func (s *Session) recordLocked() *store.Session {
 	return r
 }
 
-// saveSession writes the session's durable part if it is persistent; it does not wait: nothing
-// is acknowledged on the strength of it (SUBACK waits for its own records).
-func (b *Broker) saveSession(s *Session) {
+// saveSession writes the session's durable part if it is persistent, and returns the
+// position to wait on (0 when nothing was written). Nothing is acknowledged on the strength of
+// it except CONNACK, which waits (see conn.connect).
+func (b *Broker) saveSession(s *Session) (wal.Pos, error) {
 	if !b.persisting() {
-		return
+		return 0, nil
 	}
 	var batch store.Batch
 	s.mu.Lock()
 	if !s.persistent || s.ended {
 		s.mu.Unlock()
-		return
+		return 0, nil
 	}
 	batch.PutSession(s.recordLocked())
 	s.stored = true
 	s.mu.Unlock()
-	b.commit(&batch)
+	return b.commit(&batch)
 }
 
 // forgetStored writes the end of a session that was stored; if the store is down it is
