@@ -25,8 +25,9 @@ const probeEvery = 2 * time.Millisecond
 
 // recovery fills cfg.Recovery.Sessions offline persistent sessions with Msgs QoS 1 messages
 // each, stops the broker the way its persistence is meant to survive (p.crash), starts it again
-// on the same data and address, and measures the time from exec to the first successful
-// CONNACK. Then a sample of the sessions reconnects and drains: r's counts are the sample's.
+// on the same data and address, and measures the times from exec to the first accepted TCP
+// connection and to the first successful CONNACK. Then a sample of the sessions reconnects and
+// drains: r's counts are the sample's.
 func recovery(ctx context.Context, p *proc, cfg config, r *Result) error {
 	rc := cfg.Recovery
 	n, m, pubs := rc.Sessions, rc.Msgs, min(rc.Publishers, rc.Sessions)
