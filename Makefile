@@ -11,7 +11,7 @@ BIN       := bin/edgebroker
 
 export CGO_ENABLED := 0
 
-.PHONY: all build run test test-unit test-race fuzz fuzz-short bench bench-packages vet generate-check crash clean
+.PHONY: all build run test test-unit test-race fuzz fuzz-short bench bench-packages vet generate-check crash cross install ipk deb clean
 
 all: build
 
@@ -64,6 +64,26 @@ bench: build bench-packages
 
 bench-packages:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=1s ./codec ./limits ./session/... ./wal
+
+## cross: static binaries for linux amd64, arm64, armv6, armv7, mips, mipsle into dist/
+cross:
+	VERSION=$(VERSION) COMMIT=$(COMMIT) ./scripts/cross.sh dist
+
+## install: binary, service files and default config under DESTDIR/PREFIX
+PREFIX    ?= /usr/local
+install: build
+	./scripts/install.sh "$(DESTDIR)" "$(PREFIX)" $(BIN)
+
+IPK_ARCHS ?= mipsle:mipsel_24kc mips:mips_24kc armv7:arm_cortex-a7_neon-vfpv4 arm64:aarch64_generic armv6:arm_arm1176jzf-s_vfp
+DEB_ARCHS ?= armv6:armhf arm64:arm64 amd64:amd64
+
+## ipk: OpenWrt packages per architecture into dist/
+ipk: cross
+	@for p in $(IPK_ARCHS); do VERSION=$(VERSION) ./scripts/package-ipk.sh $${p#*:} dist/edgebroker-linux-$${p%%:*} dist || exit 1; done
+
+## deb: Debian / Raspberry Pi OS packages into dist/
+deb: cross
+	@for p in $(DEB_ARCHS); do VERSION=$(VERSION) ./scripts/package-deb.sh $${p#*:} dist/edgebroker-linux-$${p%%:*} dist || exit 1; done
 
 clean:
 	rm -rf bin dist
