@@ -7,7 +7,8 @@
 #   3. the emulated broker is killed with SIGKILL and restarted on the same data dir and port;
 #   4. the session reconnects and must receive exactly those 20 messages, in order;
 #   5. SIGTERM must stop the broker with exit status 0.
-# Usage: qemu-smoke.sh [DISTDIR]   (default dist/; TARGETS="mipsle" or "armv6" for one target)
+# Usage: qemu-smoke.sh [DISTDIR]   (default dist/; TARGETS="mipsle" or "armv6" for one target,
+# TARGETS=mips for big-endian MIPS)
 # Every wait is bounded; only the processes this script starts are signalled.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,9 +16,10 @@ cd "$(dirname "$0")/.."
 dist=${1:-dist}
 count=20
 
-declare -A qemu=([mipsle]=qemu-mipsel-static [armv6]=qemu-arm-static)
-declare -A cpu=([mipsle]=24Kc [armv6]=arm1176)
+declare -A qemu=([mipsle]=qemu-mipsel-static [armv6]=qemu-arm-static [mips]=qemu-mips-static)
+declare -A cpu=([mipsle]=24Kc [armv6]=arm1176 [mips]=24Kc)
 
+exec 3>&2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 broker_pid=
@@ -57,22 +59,22 @@ start_broker() {
 }
 
 # stop_broker SIGNAL TIMEOUT: signals the broker and waits up to TIMEOUT seconds for it to exit;
-# sets status to its exit status (128+n for a signal).
+# sets status to its exit status (128+n for a signal). The function's stderr is discarded, which
+# silences the shell's own "Killed" notice; its messages go to fd 3, the script's stderr.
 stop_broker() {
 	local sig=$1 deadline=$((SECONDS + $2))
 	kill "-$sig" "$broker_pid"
-	while kill -0 "$broker_pid" 2>/dev/null; do
+	while kill -0 "$broker_pid"; do
 		if [ $SECONDS -ge $deadline ]; then
-			echo "broker still running $2s after SIG$sig" >&2
+			echo "broker still running $2s after SIG$sig" >&3
 			return 1
 		fi
 		sleep 0.2
 	done
 	status=0
-	# The shell's own "Killed" notice goes to the discarded stderr of this group.
-	{ wait "$broker_pid"; } 2>/dev/null || status=$?
+	wait "$broker_pid" || status=$?
 	broker_pid=
-}
+} 2>/dev/null
 
 # smoke NAME: the whole scenario for one target; prints its pass or fail line.
 smoke() {
@@ -129,7 +131,7 @@ failed=()
 start=$SECONDS
 for name in ${TARGETS:-mipsle armv6}; do
 	if [ -z "${qemu[$name]:-}" ]; then
-		echo "qemu-smoke: unknown target $name (mipsle or armv6)" >&2
+		echo "qemu-smoke: unknown target $name (mipsle, armv6 or mips)" >&2
 		exit 2
 	fi
 	t0=$SECONDS

@@ -4,7 +4,7 @@
 #   mipsle, GOMIPS=softfloat, under qemu-mipsel-static -cpu 24Kc (no FPU, as on cheap routers)
 #   armv6,  GOARM=6,          under qemu-arm-static -cpu arm1176  (Raspberry Pi Zero / 1)
 # The emulator is given to go test -exec with its -cpu option, so no binfmt registration is
-# needed. TARGETS="mipsle" (or "armv6") runs one target only.
+# needed. TARGETS="mipsle" (or "armv6") runs one target only; TARGETS=mips adds big-endian MIPS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,16 +12,16 @@ go=${GO:-go}
 pkgs=(./codec ./limits ./wal ./wal/waltest ./session/store ./session/topic ./session)
 
 # name: GOARCH, the GOARCH-specific setting, emulator, emulated CPU
-declare -A goarch=([mipsle]=mipsle [armv6]=arm)
-declare -A archenv=([mipsle]=GOMIPS=softfloat [armv6]=GOARM=6)
-declare -A qemu=([mipsle]=qemu-mipsel-static [armv6]=qemu-arm-static)
-declare -A cpu=([mipsle]=24Kc [armv6]=arm1176)
+declare -A goarch=([mipsle]=mipsle [armv6]=arm [mips]=mips)
+declare -A archenv=([mipsle]=GOMIPS=softfloat [armv6]=GOARM=6 [mips]=GOMIPS=softfloat)
+declare -A qemu=([mipsle]=qemu-mipsel-static [armv6]=qemu-arm-static [mips]=qemu-mips-static)
+declare -A cpu=([mipsle]=24Kc [armv6]=arm1176 [mips]=24Kc)
 
 failed=()
 start=$SECONDS
 for name in ${TARGETS:-mipsle armv6}; do
 	if [ -z "${goarch[$name]:-}" ]; then
-		echo "test-cross: unknown target $name (mipsle or armv6)" >&2
+		echo "test-cross: unknown target $name (mipsle, armv6 or mips)" >&2
 		exit 2
 	fi
 	emu=${qemu[$name]}
