@@ -328,7 +328,11 @@ func unqueue(held []target) {
 // before Serve.
 func (b *Broker) Restore(st *store.State) {
 	now := b.now()
-	msgs := make(map[*store.Message]*Message)
+	entries := len(st.Retained)
+	for _, ss := range st.Sessions {
+		entries += len(ss.Entries)
+	}
+	msgs := make(map[*store.Message]*Message, entries) // sized: a million entries rehash otherwise
 	msg := func(r *store.Message) *Message {
 		m, ok := msgs[r]
 		if !ok {

@@ -41,9 +41,26 @@ type loader struct {
 // sessions, expired undelivered messages and data that refers to nothing, and deletes them
 // through a, in the same transaction.
 func load(a *applier, now time.Time, log *slog.Logger) (*State, error) {
-	l := &loader{a: a, now: now.UnixNano(), log: log, msgs: map[uint64]*Message{}}
+	// Sized up front: growing a map of a million bodies rehashes it over and over.
+	l := &loader{a: a, now: now.UnixNano(), log: log, msgs: make(map[uint64]*Message, a.msgs.Stats().KeyN)}
 	st := &State{Sessions: map[string]*SessionState{}, Retained: map[string]*Message{}}
-	err := a.sessions.ForEach(func(k, v []byte) error {
+	// Every body first, in one sequential pass: looking each up from its entries would walk
+	// the B+tree once per entry, which dominated recovery with a million queued messages.
+	err := a.msgs.ForEach(func(k, v []byte) error {
+		if len(k) != 8 || len(v) < 4 {
+			return fmt.Errorf("%w: message %x: key of %d bytes, value of %d", ErrDamaged, k, len(k), len(v))
+		}
+		id, m := binary.BigEndian.Uint64(k), &Message{}
+		if _, err := m.UnmarshalMsg(v[4:]); err != nil || m.ID != id {
+			return fmt.Errorf("%w: message %d: %v", ErrDamaged, id, err)
+		}
+		l.msgs[id] = m
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = a.sessions.ForEach(func(k, v []byte) error {
 		ss, err := l.session(k, v)
 		if ss != nil {
 			st.Sessions[ss.Session.ClientID] = ss
@@ -68,10 +85,7 @@ func load(a *applier, now time.Time, log *slog.Logger) (*State, error) {
 		if len(v) != 8 {
 			return fmt.Errorf("%w: retained %q: value of %d bytes", ErrDamaged, k, len(v))
 		}
-		m, err := l.message(binary.BigEndian.Uint64(v))
-		switch {
-		case err != nil:
-			return err
+		switch m := l.message(binary.BigEndian.Uint64(v)); {
 		case m == nil:
 			l.drop(opDeleteRetained, string(k), 0, "retained message missing")
 		case l.expired(m):
@@ -162,10 +176,7 @@ func (l *loader) entry(ss *SessionState, k, v []byte) error {
 		return fmt.Errorf("%w: entry %x of %q: %v", ErrDamaged, k, ss.Session.ClientID, err)
 	}
 	ss.NextSeq = max(ss.NextSeq, e.Seq+1)
-	m, err := l.message(e.MsgID)
-	switch {
-	case err != nil:
-		return err
+	switch m := l.message(e.MsgID); {
 	case m == nil:
 		l.drop(opDeleteEntry, ss.Session.ClientID, e.Seq, "an entry whose message is missing")
 	case l.expired(m) && !e.Released: // a released entry still owes its PUBREL
@@ -178,21 +189,4 @@ func (l *loader) entry(ss *SessionState, k, v []byte) error {
 }
 
 // message returns the stored message id, nil if there is none.
-func (l *loader) message(id uint64) (*Message, error) {
-	if m, ok := l.msgs[id]; ok {
-		return m, nil
-	}
-	v := l.a.msgs.Get(seqKey(id))
-	if v == nil {
-		return nil, nil
-	}
-	m := &Message{}
-	if len(v) < 4 {
-		return nil, fmt.Errorf("%w: message %d: value of %d bytes", ErrDamaged, id, len(v))
-	}
-	if _, err := m.UnmarshalMsg(v[4:]); err != nil || m.ID != id {
-		return nil, fmt.Errorf("%w: message %d: %v", ErrDamaged, id, err)
-	}
-	l.msgs[id] = m
-	return m, nil
-}
+func (l *loader) message(id uint64) *Message { return l.msgs[id] }
