@@ -11,7 +11,7 @@ BIN       := bin/edgebroker
 
 export CGO_ENABLED := 0
 
-.PHONY: all build run test test-unit test-race fuzz fuzz-short bench bench-packages vet generate-check crash cross install ipk deb clean
+.PHONY: all build run test test-unit test-race fuzz fuzz-short bench bench-packages vet generate-check crash cross test-cross smoke-qemu install ipk deb clean
 
 all: build
 
@@ -68,6 +68,16 @@ bench-packages:
 ## cross: static binaries for linux amd64, arm64, armv6, armv7, mips, mipsle into dist/
 cross:
 	VERSION=$(VERSION) COMMIT=$(COMMIT) ./scripts/cross.sh dist
+
+## test-cross: codec, limits, wal, store, topic and session tests for mipsle (qemu -cpu 24Kc, no
+## FPU) and armv6 (qemu -cpu arm1176) through go test -exec
+test-cross:
+	GO=$(GO) ./scripts/test-cross.sh
+
+## smoke-qemu: the mipsle and armv6 brokers under qemu: persistent session, 20 QoS 1 messages,
+## SIGKILL, restart, all delivered
+smoke-qemu: cross
+	./scripts/qemu-smoke.sh dist
 
 ## install: binary, service files and default config under DESTDIR/PREFIX
 PREFIX    ?= /usr/local

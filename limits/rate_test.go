@@ -81,7 +81,7 @@ func TestRateLimiter(t *testing.T) {
 		{
 			name:      "rates below one a day are one a day",
 			perSecond: 1e-30,
-			burst:     1 << 40, // and bursts are capped
+			burst:     math.MaxInt, // and bursts are capped
 			calls: []call{
 				{0, true, 0}, {0, true, 0},
 				// The window is exactly maxBurst days: two days used, one more for the next.

@@ -98,6 +98,9 @@ var sizeUnits = []struct {
 	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1},
 }
 
+// maxBudget bounds byte budgets so that they fit an int64 with room to spare.
+const maxBudget = 1 << 50
+
 // parseSize parses a byte size with an optional unit.
 func parseSize(v string) (uint64, error) {
 	num, mult := strings.TrimSpace(v), uint64(1)
@@ -145,7 +148,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.Var(levelFlag{&cfg.logLevel}, "log-level", "log `level`: debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", cfg.logFormat, "log `format`: text or json")
 	fs.IntVar(&o.MaxQueued, "max-queued-messages", o.MaxQueued, "messages queued per session beyond the in-flight window")
-	fs.Var(sizeFlag{val: &cfg.maxQueuedBytes}, "max-queued-bytes", "bytes of message bodies queued per session, e.g. 1MiB (default from the board profile; 0 = no limit)")
+	fs.Var(sizeFlag{val: &cfg.maxQueuedBytes, max: maxBudget}, "max-queued-bytes", "bytes of message bodies queued per session, e.g. 1MiB (default from the board profile; 0 = no limit)")
 	fs.Func("queue-overflow", "what a full queue does when it cannot slow the publisher: drop-new or drop-oldest (default drop-new)",
 		func(v string) (err error) { o.Overflow, err = session.ParseOverflow(v); return err })
 	fs.BoolVar(&o.QueueQoS0, "queue-qos0", o.QueueQoS0, "queue QoS 0 messages for offline persistent sessions")
@@ -158,7 +161,7 @@ func newFlagSet(cfg *config) *flag.FlagSet {
 	fs.UintVar(&maxKeepAlive, "max-keepalive", maxKeepAlive, "largest keep-alive in seconds an MQTT 5 client may use (0 = no limit)")
 	fs.DurationVar(&o.ConnectTimeout, "connect-timeout", o.ConnectTimeout, "close sockets that send no CONNECT within this time")
 	fs.StringVar(&cfg.board, "board", cfg.board, "hardware `profile` for defaults: auto (detect) or "+profileNames())
-	fs.Var(sizeFlag{val: &cfg.memoryLimit}, "memory-limit", "memory budget, e.g. 16MiB (default from the board profile)")
+	fs.Var(sizeFlag{val: &cfg.memoryLimit, max: maxBudget}, "memory-limit", "memory budget, e.g. 16MiB (default from the board profile)")
 	fs.Func("fsync", "when acknowledged data reaches the disk: always (acknowledge only what is fsynced), interval or never (UNSAFE: a power cut loses acknowledged messages)",
 		func(v string) (err error) { cfg.fsync, err = wal.ParseSyncPolicy(v); return err })
 	fs.DurationVar(&cfg.fsyncEvery, "fsync-interval", cfg.fsyncEvery, "time between fsyncs with --fsync=interval")

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -56,7 +57,7 @@ func main() {
 		os.Exit(2)
 	}
 	if cfg.version {
-		fmt.Printf("edgebroker %s (commit %s, %s/%s)\n", version, commit, runtime.GOOS, runtime.GOARCH)
+		fmt.Printf("edgebroker %s (commit %s, %s)\n", version, commit, target())
 		return
 	}
 	profile, why, err := resolveBoard(cfg.board)
@@ -70,6 +71,19 @@ func main() {
 		fmt.Fprintf(os.Stderr, "edgebroker: %v\n", err)
 		os.Exit(1)
 	}
+}
+
+// target names the platform the binary was built for, with its GOARM or GOMIPS setting.
+func target() string {
+	t := runtime.GOOS + "/" + runtime.GOARCH
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "GOARM" || s.Key == "GOMIPS" {
+				t += " " + s.Key + "=" + s.Value
+			}
+		}
+	}
+	return t
 }
 
 // run serves until SIGTERM or SIGINT, then shuts down gracefully; SIGHUP reloads the settings
