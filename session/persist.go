@@ -324,20 +324,23 @@ func unqueue(held []target) {
 	}
 }
 
-// Restore loads the sessions and retained messages recovered from the store. Call it once,
-// before Serve.
+// Restore loads the sessions and retained messages recovered from the store, consuming st (its
+// sessions are removed as they are converted). Call it once, before Serve.
 func (b *Broker) Restore(st *store.State) {
 	now := b.now()
 	entries := len(st.Retained)
 	for _, ss := range st.Sessions {
 		entries += len(ss.Entries)
 	}
-	msgs := make(map[*store.Message]*Message, entries) // sized: a million entries rehash otherwise
+	// By id, not by the store's pointer, so that the store's copy can be collected as soon as
+	// its session is converted: the state is consumed as it goes, keeping the peak heap (and
+	// the GC's work under the memory limit) down.
+	msgs := make(map[uint64]*Message, entries) // sized: a million entries rehash otherwise
 	msg := func(r *store.Message) *Message {
-		m, ok := msgs[r]
+		m, ok := msgs[r.ID]
 		if !ok {
 			m = messageFromRecord(r)
-			msgs[r] = m
+			msgs[r.ID] = m
 		}
 		return m
 	}
@@ -389,6 +392,7 @@ func (b *Broker) Restore(st *store.State) {
 			s.inQoS2[pid] = struct{}{}
 		}
 		b.sessions[id] = s
+		delete(st.Sessions, id) // consumed
 		if len(dropped) > 0 {
 			go b.deleteEntries(s, dropped)
 		}

@@ -129,7 +129,8 @@ func run(cfg *config, profile board.Profile, boardReason string) error {
 	if err != nil {
 		return err
 	}
-	b.Restore(state)
+	recovered := len(state.Sessions)
+	b.Restore(state) // consumes state
 	lns, err := listen(cfg, tlsSet)
 	if err != nil {
 		return err
@@ -142,7 +143,7 @@ func run(cfg *config, profile board.Profile, boardReason string) error {
 	log.Info("edgebroker started", "version", version, "board", profile.Name, "board_reason", boardReason,
 		"memory_limit", cfg.memoryLimit, "data_dir", cfg.dataDir,
 		"max_queued_messages", cfg.broker.MaxQueued, "max_inflight", cfg.broker.MaxInflight,
-		"queue_overflow", cfg.broker.Overflow, "sessions_recovered", len(state.Sessions),
+		"queue_overflow", cfg.broker.Overflow, "sessions_recovered", recovered,
 		"durability", durabilityNote(cfg))
 
 	notify := newNotifier()
