@@ -725,3 +725,20 @@ func killLoop(t *testing.T, subs []*crashSub) {
 		t.Logf("%s: %d connections, %d deliveries, %d QoS 1 redeliveries after a crash", s.id, s.conns, len(s.got), redelivered)
 	}
 }
+
+// TestCrashKillQoS2Subscribers is TestCrashKillUnderLoad with QoS 2 subscriptions, so QoS 2
+// is delivered as QoS 2 across the kills and must reach each subscriber exactly once.
+// The broker records an outbound QoS 2 message's packet identifier durably before sending it,
+// and resends it with the same identifier and DUP after a restart: a client that still holds
+// the identifier awaiting PUBREL must neither deliver it twice nor mistake another message
+// for a resend of it. [MQTT-4.3.3-9], [MQTT-2.2.1-3]
+func TestCrashKillQoS2Subscribers(t *testing.T) {
+	onlyOurs(t, "kills the broker and needs its store")
+	t.Parallel()
+	killLoop(t, []*crashSub{
+		{id: "on5", level: 5, qos: 2, online: true},
+		{id: "on4", level: 4, qos: 2, online: true},
+		{id: "off5", level: 5, qos: 2},
+		{id: "off4", level: 4, qos: 2},
+	})
+}

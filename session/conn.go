@@ -819,6 +819,13 @@ func (c *conn) deliverLoop(resend bool) {
 		}
 		s.mu.Unlock()
 		c.b.deleteEntries(s, expired)
+		if err := c.b.recordSent(s, batch); err != nil {
+			// The ids could not be stored: send nothing. The messages stay in flight and go
+			// out again, with their ids, on the next connection.
+			c.stopDelivering()
+			c.kill(codec.UnspecifiedError)
+			return
+		}
 		for i, o := range batch {
 			if c.writeOutbound(o, false) != nil {
 				c.stopDelivering()

@@ -165,8 +165,8 @@ func (s *Session) snapshotLocked(batch *store.Batch) {
 	for _, o := range s.inflightInOrderLocked() {
 		if o.d.seq != 0 {
 			put(o.d)
-			if o.state == awaitPubcomp {
-				batch.ReleaseEntry(s.id, o.d.seq, o.id)
+			if o.d.qos == 2 {
+				batch.PutEntry(s.id, o.entry()) // with its packet id
 			}
 		}
 	}
@@ -245,6 +245,35 @@ func (d *delivery) entry() *store.Entry {
 		e.Group, e.Filter = d.shared.Name, d.shared.Filter
 	}
 	return e
+}
+
+// entry converts an in-flight message for the store, with its packet id, and whether its
+// PUBREC has been received.
+func (o *outbound) entry() *store.Entry {
+	e := o.d.entry()
+	e.PacketID, e.Released = o.id, o.state == awaitPubcomp
+	return e
+}
+
+// recordSent makes the packet ids of outgoing QoS 2 messages of a persistent session durable
+// before they are sent: after a restart the broker must resend such a message with the same
+// id (and DUP), or the client would take it for a new message (a duplicate), or take a new
+// message under a reused id for a resend (a loss) [MQTT-4.3.3-9], [MQTT-2.2.1-3]. QoS 1 ids
+// are not recorded: a QoS 1 redelivery after a restart is allowed, it only lacks DUP.
+func (b *Broker) recordSent(s *Session, batch []*outbound) error {
+	if !b.persisting() {
+		return nil
+	}
+	var rec store.Batch
+	for _, o := range batch {
+		if o.d.qos == 2 && o.d.seq != 0 && o.state == awaitPubrec {
+			rec.PutEntry(s.id, o.entry())
+		}
+	}
+	if rec.Len() == 0 {
+		return nil
+	}
+	return b.syncBatch(&rec)
 }
 
 // recordLocked is the durable part of the session. s.mu must be held.
@@ -378,9 +407,13 @@ func (b *Broker) Restore(st *store.State) {
 			if e.Group != "" {
 				d.shared = b.subs.Group(e.Group, e.Filter)
 			}
-			if e.Released {
+			if e.PacketID != 0 { // in flight: resent with its id, as PUBREL if PUBRECed
+				state := awaitPubrec
+				if e.Released {
+					state = awaitPubcomp
+				}
 				s.sendSeq++
-				s.inflight[e.PacketID] = &outbound{d: d, id: e.PacketID, seq: s.sendSeq, state: awaitPubcomp}
+				s.inflight[e.PacketID] = &outbound{d: d, id: e.PacketID, seq: s.sendSeq, state: state}
 				continue
 			}
 			if !s.queue.Push(d) {
