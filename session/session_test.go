@@ -639,3 +639,17 @@ func TestMemoryPressureRefusesAndSlowsPublishers(t *testing.T) {
 		t.Fatalf("the slowed publisher was not acknowledged once the pressure was gone: %+v", a)
 	}
 }
+
+func TestCloseTellsClientsServerShuttingDown(t *testing.T) {
+	b, addr := startBroker(t, nil)
+	v5, _ := connectClient(t, addr, codec.V5, "v5", false)
+	v3, _ := connectClient(t, addr, codec.V311, "v3", false)
+	go b.Close(t.Context())
+	got := v5.expectClosed()
+	if len(got) != 1 || got[0].(*codec.Disconnect).Reason != codec.ServerShuttingDown {
+		t.Fatalf("5.0 client got %v, want DISCONNECT 0x8B", got)
+	}
+	if got := v3.expectClosed(); len(got) != 0 {
+		t.Fatalf("3.1.1 client got %v, want only the close", got)
+	}
+}
