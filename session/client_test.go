@@ -154,6 +154,15 @@ func (c *client) subscribe(id uint16, filter string, qos byte) {
 	}
 }
 
+// parkSubscriber leaves a persistent session subscribed to filter and offline.
+func parkSubscriber(t *testing.T, addr string, v codec.Version, id, filter string, qos byte) {
+	t.Helper()
+	c, _ := connectClient(t, addr, v, id, false)
+	c.subscribe(1, filter, qos)
+	c.send(&codec.Disconnect{})
+	c.expectClosed()
+}
+
 // publish sends a PUBLISH and, for QoS 1, waits for its PUBACK.
 func (c *client) publish(id uint16, topic string, qos byte, payload string) {
 	c.t.Helper()

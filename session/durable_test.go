@@ -115,10 +115,7 @@ func TestAcknowledgedMessagesSurvivePowerCut(t *testing.T) {
 	for seed := int64(1); seed <= 5; seed++ {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			d := startDurable(t, waltest.NewMemFS(), t.TempDir(), nil)
-			sub, _ := connectClient(t, d.addr, codec.V5, "sub", false)
-			sub.subscribe(1, "q/#", 2)
-			sub.send(&codec.Disconnect{})
-			sub.expectClosed()
+			parkSubscriber(t, d.addr, codec.V5, "sub", "q/#", 2)
 			pub, _ := connectClient(t, d.addr, codec.V5, "pub", false)
 			want := payloads(30, "m")
 			for i, p := range want {
@@ -137,7 +134,7 @@ func TestAcknowledgedMessagesSurvivePowerCut(t *testing.T) {
 
 			r := d.powerCut(seed)
 			// Receive Maximum 1: one message at a time, so that each exchange can be checked.
-			sub = dial(t, r.addr, codec.V5)
+			sub := dial(t, r.addr, codec.V5)
 			cp := &codec.Connect{ClientID: "sub"}
 			cp.Props.Present.Set(codec.PropSessionExpiry)
 			cp.Props.SessionExpiry = 3600
@@ -206,10 +203,7 @@ func TestReleasedQoS2ResendsPubrelAfterPowerCut(t *testing.T) {
 // PUBLISH with DUP after a restart is not delivered twice.
 func TestInboundQoS2NotDuplicatedAfterPowerCut(t *testing.T) {
 	d := startDurable(t, waltest.NewMemFS(), t.TempDir(), nil)
-	sub, _ := connectClient(t, d.addr, codec.V311, "sub", false)
-	sub.subscribe(1, "t", 2)
-	sub.send(&codec.Disconnect{})
-	sub.expectClosed()
+	parkSubscriber(t, d.addr, codec.V311, "sub", "t", 2)
 	pub, _ := connectClient(t, d.addr, codec.V311, "pub", false)
 	p := &codec.Publish{PacketID: 77, Topic: "t", QoS: 2, Payload: []byte("once")}
 	pub.send(p)
@@ -225,7 +219,7 @@ func TestInboundQoS2NotDuplicatedAfterPowerCut(t *testing.T) {
 	}
 	pub.send(&codec.Ack{Kind: codec.PUBREL, PacketID: 77})
 	pub.next()
-	sub, _ = connectClient(t, r.addr, codec.V311, "sub", false)
+	sub, _ := connectClient(t, r.addr, codec.V311, "sub", false)
 	if got := sub.receive(); string(got.Payload) != "once" {
 		t.Fatalf("got %q", got.Payload)
 	}
@@ -286,10 +280,7 @@ func TestFullDiskRefusesThenRecovers(t *testing.T) {
 	mem := waltest.NewMemFS()
 	faults := waltest.NewFaultFS(slowSyncFS{mem})
 	d := startDurableFS(t, mem, faults, t.TempDir(), func(o *Options) { o.StoreRetry = 20 * time.Millisecond })
-	sub, _ := connectClient(t, d.addr, codec.V311, "sub", false)
-	sub.subscribe(1, "p", 1)
-	sub.send(&codec.Disconnect{})
-	sub.expectClosed()
+	parkSubscriber(t, d.addr, codec.V311, "sub", "p", 1)
 	pub, _ := connectClient(t, d.addr, codec.V311, "pub", true)
 	pub.publish(1, "p", 1, "before")
 
@@ -318,7 +309,7 @@ func TestFullDiskRefusesThenRecovers(t *testing.T) {
 	pub.publish(3, "p", 1, "after")
 
 	r := d.powerCut(13)
-	sub, _ = connectClient(t, r.addr, codec.V311, "sub", false)
+	sub, _ := connectClient(t, r.addr, codec.V311, "sub", false)
 	for _, want := range []string{"before", "after"} {
 		if got := sub.receive(); string(got.Payload) != want {
 			t.Fatalf("got %q, want %q", got.Payload, want)

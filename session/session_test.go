@@ -61,14 +61,11 @@ func TestQoS0NotQueuedOfflineUnlessAsked(t *testing.T) {
 	for _, queue := range []bool{false, true} {
 		t.Run(fmt.Sprint("queue-qos0=", queue), func(t *testing.T) {
 			_, addr := startBroker(t, func(o *Options) { o.QueueQoS0 = queue })
-			sub, _ := connectClient(t, addr, codec.V311, "sub", false)
-			sub.subscribe(1, "a", 1)
-			sub.send(&codec.Disconnect{})
-			sub.expectClosed()
+			parkSubscriber(t, addr, codec.V311, "sub", "a", 1)
 			pub, _ := connectClient(t, addr, codec.V311, "pub", true)
 			pub.publish(0, "a", 0, "zero")
 			pub.publish(1, "a", 1, "one") // its PUBACK orders it after the QoS 0 one
-			sub, _ = connectClient(t, addr, codec.V311, "sub", false)
+			sub, _ := connectClient(t, addr, codec.V311, "sub", false)
 			if queue {
 				if got := sub.receive(); string(got.Payload) != "zero" || got.QoS != 0 {
 					t.Fatalf("got %q QoS %d, want the queued QoS 0 message", got.Payload, got.QoS)
@@ -92,10 +89,7 @@ func TestOverflowPolicyOfflineQueue(t *testing.T) {
 	} {
 		t.Run(string(tc.policy), func(t *testing.T) {
 			b, addr := startBroker(t, func(o *Options) { o.Overflow = tc.policy })
-			sub, _ := connectClient(t, addr, codec.V311, "sub", false)
-			sub.subscribe(1, "q", 1)
-			sub.send(&codec.Disconnect{})
-			sub.expectClosed()
+			parkSubscriber(t, addr, codec.V311, "sub", "q", 1)
 			pub, _ := connectClient(t, addr, codec.V311, "pub", true)
 			for i := range 150 {
 				pub.publish(uint16(i+1), "q", 1, fmt.Sprint(i))
@@ -103,7 +97,7 @@ func TestOverflowPolicyOfflineQueue(t *testing.T) {
 			if got := b.Stats().MessagesDropped.Load(); got != 50 {
 				t.Fatalf("dropped %d, want 50", got)
 			}
-			sub, _ = connectClient(t, addr, codec.V311, "sub", false)
+			sub, _ := connectClient(t, addr, codec.V311, "sub", false)
 			for i := tc.first; i < tc.end; i++ {
 				if got := sub.receive(); string(got.Payload) != fmt.Sprint(i) {
 					t.Fatalf("got %q, want %d", got.Payload, i)
@@ -392,10 +386,7 @@ func TestDisconnectCannotRaiseExpiryFromZero(t *testing.T) {
 
 func TestMessageExpiryWhileQueued(t *testing.T) {
 	_, addr := startBroker(t, nil)
-	sub, _ := connectClient(t, addr, codec.V5, "sub", false)
-	sub.subscribe(1, "e", 1)
-	sub.send(&codec.Disconnect{})
-	sub.expectClosed()
+	parkSubscriber(t, addr, codec.V5, "sub", "e", 1)
 	pub, _ := connectClient(t, addr, codec.V5, "pub", true)
 	for i, exp := range []uint32{1, 100} {
 		p := &codec.Publish{PacketID: uint16(i + 1), Topic: "e", QoS: 1, Payload: []byte(fmt.Sprint(exp))}
@@ -405,7 +396,7 @@ func TestMessageExpiryWhileQueued(t *testing.T) {
 		pub.next()
 	}
 	time.Sleep(1100 * time.Millisecond) // let the 1 s message expire while queued
-	sub, _ = connectClient(t, addr, codec.V5, "sub", false)
+	sub, _ := connectClient(t, addr, codec.V5, "sub", false)
 	got := sub.receive()
 	if string(got.Payload) != "100" {
 		t.Fatalf("got %q, want only the unexpired message", got.Payload)
@@ -526,10 +517,7 @@ func TestPublishPropertyRules(t *testing.T) {
 
 func TestReloadQueueLimits(t *testing.T) {
 	b, addr := startBroker(t, nil)
-	sub, _ := connectClient(t, addr, codec.V311, "sub", false)
-	sub.subscribe(1, "r", 1)
-	sub.send(&codec.Disconnect{})
-	sub.expectClosed()
+	parkSubscriber(t, addr, codec.V311, "sub", "r", 1)
 	pub, _ := connectClient(t, addr, codec.V311, "pub", true)
 	for i := range 10 {
 		pub.publish(uint16(i+1), "r", 1, fmt.Sprint(i))
@@ -542,7 +530,7 @@ func TestReloadQueueLimits(t *testing.T) {
 		t.Fatalf("dropped %d on lowering the queue to 4, want 6", d)
 	}
 	pub.publish(11, "r", 1, "10") // drop-oldest now: evicts 6
-	sub, _ = connectClient(t, addr, codec.V311, "sub", false)
+	sub, _ := connectClient(t, addr, codec.V311, "sub", false)
 	for _, want := range []string{"7", "8", "9", "10"} {
 		if got := sub.receive(); string(got.Payload) != want {
 			t.Fatalf("got %q, want %q", got.Payload, want)
@@ -593,10 +581,7 @@ func TestMaxQueuedBytes(t *testing.T) {
 	} {
 		t.Run(string(tc.policy), func(t *testing.T) {
 			b, addr := startBroker(t, func(o *Options) { o.MaxQueuedBytes = 3 * 101; o.Overflow = tc.policy })
-			sub, _ := connectClient(t, addr, codec.V311, "sub", false)
-			sub.subscribe(1, "b", 1)
-			sub.send(&codec.Disconnect{})
-			sub.expectClosed()
+			parkSubscriber(t, addr, codec.V311, "sub", "b", 1)
 			pub, _ := connectClient(t, addr, codec.V311, "pub", true)
 			for i := range 10 { // topic (1 byte) + 100-byte payload: three fit
 				pub.publish(uint16(i+1), "b", 1, fmt.Sprintf("%-100d", i))
@@ -604,7 +589,7 @@ func TestMaxQueuedBytes(t *testing.T) {
 			if d := b.Stats().MessagesDropped.Load(); d != 7 {
 				t.Fatalf("dropped %d, want 7", d)
 			}
-			sub, _ = connectClient(t, addr, codec.V311, "sub", false)
+			sub, _ := connectClient(t, addr, codec.V311, "sub", false)
 			for _, w := range tc.want {
 				if got := sub.receive(); strings.TrimSpace(string(got.Payload)) != w {
 					t.Fatalf("got %q, want %s", got.Payload, w)
