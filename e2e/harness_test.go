@@ -28,6 +28,7 @@ type brokerOptions struct {
 	maxKeepAlive        int           // --max-keepalive, seconds
 	connectTimeout      time.Duration // --connect-timeout
 	walSegmentSize      string        // --wal-segment-size, with units (64KiB)
+	extraArgs           []string      // further flags of our broker, appended as given
 }
 
 // args turns o into our broker's command-line flags.
@@ -63,7 +64,7 @@ func (o brokerOptions) args() []string {
 	if o.walSegmentSize != "" {
 		a = append(a, "--wal-segment-size", o.walSegmentSize)
 	}
-	return a
+	return append(a, o.extraArgs...)
 }
 
 // referenceConfig turns o into a configuration file for the reference broker, skipping t when
@@ -81,6 +82,8 @@ func (o brokerOptions) referenceConfig(t *testing.T, port int) string {
 		onlyOurs(t, "no CONNECT timeout option")
 	case o.walSegmentSize != "":
 		onlyOurs(t, "no write-ahead log")
+	case len(o.extraArgs) > 0:
+		onlyOurs(t, "flags of ours only")
 	}
 	maxQueued := 100
 	if o.maxQueued > 0 {
