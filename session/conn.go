@@ -66,6 +66,11 @@ type conn struct {
 
 	inflightIn atomic.Int32 // inbound QoS 1/2 not yet fully acknowledged
 
+	// Replies (PUBREL, PUBCOMP) that must wait for a record: the reader commits it and hands
+	// the reply to the reply goroutine, which waits once for many (group commit).
+	replies  chan durableReply
+	replying bool // reply goroutine started (reader only)
+
 	// Router goroutine state: acknowledgements whose records are committed but not yet known
 	// durable, in arrival order, and the log position that makes them all durable.
 	pending    []pendingAck
@@ -94,6 +99,60 @@ type inbound struct {
 	id     uint16
 	qos    byte
 	reject codec.ReasonCode // if set, acknowledge with this failure instead of routing
+}
+
+// durableReply is a packet to send once the log is durable up to pos.
+type durableReply struct {
+	pos wal.Pos
+	ack codec.Ack
+}
+
+// replyAfter sends ack once the record at pos is durable, without holding up the reader: a
+// subscriber's PUBRECs (or a publisher's PUBRELs) arriving together share one fsync.
+func (c *conn) replyAfter(pos wal.Pos, ack codec.Ack) {
+	if !c.replying {
+		c.replying = true
+		c.replies = make(chan durableReply, c.b.o().MaxInflight+8)
+		go c.replyLoop()
+	}
+	select {
+	case c.replies <- durableReply{pos, ack}:
+	case <-c.done:
+	}
+}
+
+// replyLoop sends queued replies in order, each batch after one wait for the log.
+func (c *conn) replyLoop() {
+	var batch []durableReply
+	for {
+		select {
+		case r := <-c.replies:
+			batch = append(batch[:0], r)
+		case <-c.done:
+			return
+		}
+		for more := true; more; {
+			select {
+			case r := <-c.replies:
+				batch = append(batch, r)
+			default:
+				more = false
+			}
+		}
+		var last wal.Pos
+		for _, r := range batch {
+			last = max(last, r.pos)
+		}
+		if err := c.b.store.Wait(last); err != nil {
+			c.b.storeFailed(err)
+			c.kill(codec.UnspecifiedError)
+			return
+		}
+		for i := range batch {
+			c.send(&batch[i].ack)
+		}
+		c.flush()
+	}
 }
 
 // pendingAck is a PUBACK or PUBREC (Kind 0 for QoS 0: nothing to send) waiting for its
@@ -721,9 +780,12 @@ func (c *conn) handleAck(a *codec.Ack) error {
 				// duplicate and drop a new message.
 				var batch store.Batch
 				batch.DeleteInQoS2(s.id, a.PacketID)
-				if err := b.syncBatch(&batch); err != nil {
+				pos, err := b.commit(&batch)
+				if err != nil {
 					return err
 				}
+				c.replyAfter(pos, *comp)
+				return nil
 			}
 		}
 		if err := c.send(comp); err != nil {
@@ -738,18 +800,21 @@ func (c *conn) handleAck(a *codec.Ack) error {
 		if known && a.Reason.IsFailure() {
 			return nil
 		}
+		rel := &codec.Ack{Kind: codec.PUBREL, PacketID: a.PacketID}
+		if !known {
+			rel.Reason = codec.PacketIDNotFound
+		}
 		if released != nil && released.d.seq != 0 {
 			// Durable before PUBREL [DESIGN 3.4]: after a restart the broker must resend
 			// PUBREL, never the PUBLISH the client has already received.
 			var batch store.Batch
 			batch.ReleaseEntry(s.id, released.d.seq, released.id)
-			if err := b.syncBatch(&batch); err != nil {
+			pos, err := b.commit(&batch)
+			if err != nil {
 				return err
 			}
-		}
-		rel := &codec.Ack{Kind: codec.PUBREL, PacketID: a.PacketID}
-		if !known {
-			rel.Reason = codec.PacketIDNotFound
+			c.replyAfter(pos, *rel)
+			return nil
 		}
 		if err := c.send(rel); err != nil {
 			return err
