@@ -19,7 +19,7 @@ const (
 	DefaultCheckpointEvery = 30 * time.Second
 	// MaxDBSize32 is the largest checkpoint.db on 32-bit targets: bbolt cannot map, and so
 	// cannot reopen, a bigger file there.
-	MaxDBSize32         = 512 << 20
+	MaxDBSize32         = 480 << 20 // below 512 MiB, which bbolt cannot reopen on 32-bit MIPS
 	DefaultInitialMmap  = 1 << 20
 	DefaultDBAllocSize  = 1 << 20
 	checkpointFile      = "checkpoint.db"
