@@ -84,6 +84,7 @@ type conn struct {
 	wmu     sync.Mutex
 	wbuf    []byte
 	wclosed bool
+	goodbye bool // a DISCONNECT is written: nothing may follow it [MQTT-3.14.4-1]
 
 	delivering bool          // guarded by Session.mu: a delivery goroutine is running
 	done       chan struct{} // closed when the connection is finished
@@ -1002,7 +1003,7 @@ func (c *conn) applyAlias(p *codec.Publish) {
 func (c *conn) send(p codec.Packet) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.wclosed {
+	if c.wclosed || c.goodbye {
 		return errConnClosed
 	}
 	start := len(c.wbuf)
@@ -1016,6 +1017,7 @@ func (c *conn) send(p codec.Packet) error {
 		return codec.PacketTooLarge
 	}
 	c.wbuf = buf
+	c.goodbye = p.Type() == codec.DISCONNECT
 	if len(c.wbuf) >= flushThreshold {
 		return c.flushLocked()
 	}

@@ -50,8 +50,11 @@ func survey(fsys FS, dir string) (segs []segState, tmps []string, err error) {
 		if n := len(segs); n > 0 && segs[n-1].damage == nil && s.damage == nil {
 			if want := segs[n-1].last() + 1; s.first != want {
 				s.gap = true
+				// Name the segment before too: a segment cut short at a record boundary reads
+				// cleanly, and only the gap after it shows the damage.
 				s.damage = &CorruptError{Path: s.path, Reason: fmt.Sprintf(
-					"segment starts at position %d but the segment before it ends at %d", s.first, want-1)}
+					"segment starts at position %d but %s before it ends at %d (truncated?)",
+					s.first, filepath.Base(segs[n-1].path), want-1)}
 			}
 		}
 		segs = append(segs, s)
