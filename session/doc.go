@@ -9,7 +9,12 @@
 // in arrival order and sends PUBACK/PUBREC once a message is queued for every matching session)
 // and a delivery goroutine (moves the session's queue onto the wire within the in-flight window).
 // Routing in its own goroutine keeps acknowledgements flowing while a publication waits for
-// room in a subscriber's queue.
+// room in a subscriber's queue. A reply goroutine, also started on demand, sends the PUBRELs
+// and PUBCOMPs that must wait for a store record, many per fsync.
+//
+// With a store (Options.Store) only persistent sessions and retained messages are written;
+// persist.go states the ordering rules. The acknowledgement of anything stored waits until it
+// is durable.
 //
 // # Flow control
 //
@@ -36,7 +41,4 @@
 // locks and never call back into the engine while holding them, except Retained.Match, whose
 // callback takes Session.mu. No lock is held while writing to a socket except conn.wmu.
 //
-// # Persistence
-//
-// In this version all state lives in memory: sessions do not survive a restart.
 package session
