@@ -29,6 +29,7 @@ test: vet generate-check test-race fuzz-short
 
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags notls ./cmd/edgebroker
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 

@@ -1,8 +1,6 @@
 package session
 
 import (
-	"crypto/tls"
-
 	"edgebroker/codec"
 )
 
@@ -32,14 +30,15 @@ type Authorizer interface {
 }
 
 // clientInfo builds what the Authorizer sees of this connection. With Options.CertAsUsername
-// the verified client certificate's common name is the user name, whatever CONNECT says.
+// the verified client certificate's common name (from Options.PeerName) is the user name,
+// whatever CONNECT says.
 func (c *conn) clientInfo(cp *codec.Connect) ClientInfo {
 	info := ClientInfo{ClientID: c.clientID, Username: cp.Username, HasUsername: cp.UsernameFlag, Remote: c.remote}
-	if c.b.o().CertAsUsername {
+	if o := c.b.o(); o.CertAsUsername {
 		info.Username, info.HasUsername = "", false
-		if tc, ok := c.nc.(*tls.Conn); ok {
-			if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
-				info.Username, info.HasUsername, info.Certified = certs[0].Subject.CommonName, true, true
+		if o.PeerName != nil {
+			if name, ok := o.PeerName(c.nc); ok {
+				info.Username, info.HasUsername, info.Certified = name, true, true
 			}
 		}
 	}

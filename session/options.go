@@ -3,6 +3,7 @@ package session
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"edgebroker/session/store"
@@ -91,8 +92,12 @@ type Options struct {
 	// Auth decides who may connect and what clients may publish, subscribe to and receive;
 	// nil lets everybody do everything.
 	Auth Authorizer
-	// CertAsUsername takes the user name from the TLS client certificate's common name.
+	// CertAsUsername takes the user name from the TLS client certificate's common name, as
+	// PeerName reports it.
 	CertAsUsername bool
+	// PeerName returns the common name of a connection's verified client certificate. The
+	// command provides it, so that the engine does not link TLS into builds without it.
+	PeerName func(net.Conn) (string, bool)
 	// Logger receives the engine's log lines; nil discards them.
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now. Tests may replace it.

@@ -272,3 +272,23 @@ func applyConfigFile(fs *flag.FlagSet, file string, set map[string]bool) error {
 	}
 	return sc.Err()
 }
+
+// checkTLSFlags checks that the TLS settings come as a usable set.
+func checkTLSFlags(cfg *config) error {
+	if len(cfg.tlsListen) == 0 {
+		if cfg.tlsCert != "" || cfg.tlsKey != "" || cfg.tlsClientCA != "" || cfg.certAsUsername {
+			return errors.New("--tls-cert, --tls-key, --tls-client-ca and --tls-cert-as-username need --tls-listen")
+		}
+		return nil
+	}
+	if !tlsBuilt {
+		return errors.New("--tls-listen: this build has no TLS: use the edgebroker-linux-<arch>-tls binary")
+	}
+	if cfg.tlsCert == "" || cfg.tlsKey == "" {
+		return errors.New("--tls-listen needs --tls-cert and --tls-key")
+	}
+	if cfg.certAsUsername && cfg.tlsClientCA == "" {
+		return errors.New("--tls-cert-as-username needs --tls-client-ca (client certificates must be verified)")
+	}
+	return nil
+}

@@ -3,7 +3,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -121,6 +120,7 @@ func run(cfg *config, profile board.Profile, boardReason string) error {
 		cfg.broker.Auth = acc
 	}
 	cfg.broker.CertAsUsername = cfg.certAsUsername
+	cfg.broker.PeerName = peerCommonName
 	tlsSet, err := newTLSSettings(cfg)
 	if err != nil {
 		return err
@@ -203,7 +203,7 @@ func listen(cfg *config, tlsSet *tlsSettings) ([]net.Listener, error) {
 		if err != nil {
 			return fail(err)
 		}
-		lns = append(lns, tls.NewListener(ln, tlsSet.config()))
+		lns = append(lns, tlsListener(ln, tlsSet))
 	}
 	return lns, nil
 }

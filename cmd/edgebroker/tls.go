@@ -1,30 +1,18 @@
+//go:build !notls
+
 package main
 
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
+	"net"
 	"os"
 	"sync/atomic"
 )
 
-// checkTLSFlags checks that the TLS settings come as a usable set.
-func checkTLSFlags(cfg *config) error {
-	if len(cfg.tlsListen) == 0 {
-		if cfg.tlsCert != "" || cfg.tlsKey != "" || cfg.tlsClientCA != "" || cfg.certAsUsername {
-			return errors.New("--tls-cert, --tls-key, --tls-client-ca and --tls-cert-as-username need --tls-listen")
-		}
-		return nil
-	}
-	if cfg.tlsCert == "" || cfg.tlsKey == "" {
-		return errors.New("--tls-listen needs --tls-cert and --tls-key")
-	}
-	if cfg.certAsUsername && cfg.tlsClientCA == "" {
-		return errors.New("--tls-cert-as-username needs --tls-client-ca (client certificates must be verified)")
-	}
-	return nil
-}
+// tlsBuilt says this binary speaks TLS (see tls_off.go for builds without it).
+const tlsBuilt = true
 
 // tlsSettings holds the TLS configuration of the listeners; reload swaps in one built from the
 // files again, so renewed certificates take effect on SIGHUP without dropping connections.
@@ -72,4 +60,21 @@ func (t *tlsSettings) config() *tls.Config {
 			return t.current.Load(), nil
 		},
 	}
+}
+
+// tlsListener serves TLS on ln with the configuration in force.
+func tlsListener(ln net.Listener, t *tlsSettings) net.Listener {
+	return tls.NewListener(ln, t.config())
+}
+
+// peerCommonName returns the common name of a TLS connection's verified client certificate.
+func peerCommonName(nc net.Conn) (string, bool) {
+	tc, ok := nc.(*tls.Conn)
+	if !ok {
+		return "", false
+	}
+	if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
+		return certs[0].Subject.CommonName, true
+	}
+	return "", false
 }
