@@ -137,3 +137,33 @@ func TestPublishRateSlowsPublisher(t *testing.T) {
 		t.Fatalf("%d dropped", d)
 	}
 }
+
+// readAuth lets everybody connect, publish and subscribe, but nobody receive hidden/#: the read
+// check at delivery, retained messages included, is all that stands in the way.
+type readAuth struct{}
+
+func (readAuth) Authenticate(ClientInfo, []byte, bool) codec.ReasonCode { return codec.Success }
+func (readAuth) CanPublish(ClientInfo, string) bool                     { return true }
+func (readAuth) CanSubscribe(ClientInfo, string) bool                   { return true }
+func (readAuth) CanRead(_ ClientInfo, topic string) bool                { return !strings.HasPrefix(topic, "hidden/") }
+
+func TestDeliveryCheckedAgainstReadAccess(t *testing.T) {
+	_, addr := startBroker(t, func(o *Options) { o.Auth = readAuth{} })
+	pub, _ := connectClient(t, addr, codec.V311, "pub", true)
+	pub.publish(1, "hidden/kept", 1, "secret retained")
+	pub.send(&codec.Publish{PacketID: 2, Topic: "hidden/kept", QoS: 1, Retain: true, Payload: []byte("secret")})
+	pub.next()
+	pub.send(&codec.Publish{PacketID: 3, Topic: "open/kept", QoS: 1, Retain: true, Payload: []byte("public")})
+	pub.next()
+	sub, _ := connectClient(t, addr, codec.V311, "sub", true)
+	sub.subscribe(1, "#", 1)
+	if got := sub.receive(); got.Topic != "open/kept" || !got.Retain {
+		t.Fatalf("retained delivery: got %s %q, want only open/kept", got.Topic, got.Payload)
+	}
+	pub.publish(4, "hidden/live", 1, "secret")
+	pub.publish(5, "open/live", 1, "public")
+	if got := sub.receive(); got.Topic != "open/live" {
+		t.Fatalf("got %s %q, want only open/live", got.Topic, got.Payload)
+	}
+	sub.expectNothing(200 * time.Millisecond)
+}
