@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -94,33 +93,10 @@ func recovery(ctx context.Context, p *proc, cfg config, r *Result) error {
 	for k := range sample {
 		sample[k] = k * n / len(sample)
 	}
-	readers := make([]*subscriber, len(sample))
-	var resumed atomic.Int64
 	drain := time.Now()
-	err = parallel(ctx, len(sample), cfg.Dialers, func(k int) error {
-		c, present, err := dial(ctx, p.Addr, id(sample[k]), false)
-		if err != nil {
-			return err
-		}
-		if present {
-			resumed.Add(1)
-		}
-		readers[k] = startSubscriber(c)
-		return nil
-	})
-	started := readers[:0:0]
-	for _, s := range readers {
-		if s != nil {
-			started = append(started, s)
-		}
-	}
-	if err == nil {
-		connected := make(chan struct{})
-		close(connected)
-		err = settle(ctx, started, uint64(m), connected, cfg.Quiet)
-	}
+	started, resumed, err := resume(ctx, cfg, p.Addr, len(sample), func(k int) string { return id(sample[k]) }, uint64(m))
 	tally, last, subErr := collect(started)
-	r.Sampled, r.Resumed = len(sample), int(resumed.Load())
+	r.Sampled, r.Resumed = len(sample), resumed
 	r.Expected = uint64(len(sample) * m)
 	r.count(tally, drain, last)
 	r.Note = fmt.Sprintf("%d sessions x %d queued %d-byte QoS 1 messages by %d publishers, stopped with %v; "+

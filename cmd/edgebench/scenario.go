@@ -303,10 +303,25 @@ func backlog(ctx context.Context, p *proc, cfg config, r *Result) error {
 	}
 
 	drain := time.Now()
+	started, resumed, err := resume(ctx, cfg, p.Addr, n, id, uint64(m))
+	lo, hi := uint64(m), uint64(0)
+	for _, s := range started {
+		lo, hi = min(lo, s.unique.Load()), max(hi, s.unique.Load())
+	}
+	tally, last, subErr := collect(started)
+	r.count(tally, drain, last)
+	r.Note = fmt.Sprintf("%d of %d sessions resumed; %d to %d of %d messages each delivered (queue limit %d)",
+		resumed, n, lo, hi, m, queueLimit)
+	return errors.Join(err, subErr)
+}
+
+// resume reconnects the persistent sessions id(0) to id(n-1), counts those that come back with
+// Session Present, and waits until each has received want messages or the quiet period ends.
+func resume(ctx context.Context, cfg config, addr string, n int, id func(int) string, want uint64) ([]*subscriber, int, error) {
 	readers := make([]*subscriber, n)
 	var resumed atomic.Int64
-	err = parallel(ctx, n, cfg.Dialers, func(i int) error {
-		c, present, err := dial(ctx, p.Addr, id(i), false)
+	err := parallel(ctx, n, cfg.Dialers, func(i int) error {
+		c, present, err := dial(ctx, addr, id(i), false)
 		if err != nil {
 			return err
 		}
@@ -325,17 +340,9 @@ func backlog(ctx context.Context, p *proc, cfg config, r *Result) error {
 	if err == nil {
 		connected := make(chan struct{})
 		close(connected)
-		err = settle(ctx, started, uint64(m), connected, cfg.Quiet)
+		err = settle(ctx, started, want, connected, cfg.Quiet)
 	}
-	lo, hi := uint64(m), uint64(0)
-	for _, s := range started {
-		lo, hi = min(lo, s.unique.Load()), max(hi, s.unique.Load())
-	}
-	tally, last, subErr := collect(started)
-	r.count(tally, drain, last)
-	r.Note = fmt.Sprintf("%d of %d sessions resumed; %d to %d of %d messages each delivered (queue limit %d)",
-		resumed.Load(), n, lo, hi, m, queueLimit)
-	return errors.Join(err, subErr)
+	return started, int(resumed.Load()), err
 }
 
 // idle measures the broker's RSS right after start, then holds cfg.IdleClients clean-session
