@@ -13,14 +13,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=pkglib.sh
 . "$here/pkglib.sh"
 
-[ $# -eq 3 ] || { echo "usage: $0 ARCH BINARY OUTDIR" >&2; exit 2; }
-arch=$1 binary=$2 outdir=$3
-check_arch "$arch"
-[ -f "$binary" ] || die "no binary at $binary"
-version=$(pkg_version)
-
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+pkg_init "$@"
 root=$work/root
 mkdir -m 0755 "$root"
 stage_file "$binary" "$root/usr/sbin/edgebroker" 0755

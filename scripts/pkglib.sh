@@ -61,3 +61,17 @@ stage_file() {
 	cp "$1" "$2"
 	chmod "$3" "$2"
 }
+
+# pkg_init ARCH BINARY OUTDIR checks a packager's arguments and sets arch, binary, outdir,
+# version and work (a temporary directory removed on exit).
+# The variables are the sourcing packager's.
+# shellcheck disable=SC2034
+pkg_init() {
+	[ $# -eq 3 ] || { echo "usage: $0 ARCH BINARY OUTDIR" >&2; exit 2; }
+	arch=$1 binary=$2 outdir=$3
+	check_arch "$arch"
+	[ -f "$binary" ] || die "no binary at $binary"
+	version=$(pkg_version)
+	work=$(mktemp -d)
+	trap 'rm -rf "$work"' EXIT
+}

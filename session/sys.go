@@ -25,7 +25,7 @@ func (b *Broker) sysLoop(every time.Duration) {
 
 // publishSys publishes one round of $SYS topics.
 func (b *Broker) publishSys(start time.Time) {
-	queued, bytes := 0, 0
+	queued, bytes := 0, int64(0)
 	type clientStat struct {
 		id               string
 		queued, inflight int
@@ -39,10 +39,7 @@ func (b *Broker) publishSys(start time.Time) {
 		s.mu.Lock()
 		n := s.queue.Len()
 		queued += n
-		s.queue.Each(func(d *delivery) bool {
-			bytes += len(d.msg.Topic) + len(d.msg.Payload)
-			return true
-		})
+		bytes += s.queue.Bytes()
 		if perClient {
 			clients = append(clients, clientStat{id, n, len(s.inflight), s.dropped})
 		}
