@@ -352,6 +352,7 @@ func (c *conn) connect(cp *codec.Connect) bool {
 	s.mu.Lock()
 	s.conn = c
 	s.version = cp.Version
+	s.v5.Store(cp.Version == codec.V5)
 	s.persistent, s.expiry = persistent, expiry
 	s.disconnectedAt = 0
 	s.will, s.willDelay = will, willDelay
@@ -751,14 +752,6 @@ func (c *conn) settle() {
 		return
 	}
 	c.flush()
-}
-
-// routedReason is the PUBACK/PUBREC reason for a message queued for n sessions.
-func routedReason(n int) codec.ReasonCode {
-	if n == 0 {
-		return codec.NoMatchingSubscribers
-	}
-	return codec.Success
 }
 
 // handleAck applies PUBACK, PUBREC, PUBREL and PUBCOMP.

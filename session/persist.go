@@ -381,6 +381,7 @@ func (b *Broker) Restore(st *store.State) {
 	for id, ss := range st.Sessions {
 		s := newSession(b, id)
 		s.version = codec.Version(ss.Session.Version)
+		s.v5.Store(s.version == codec.V5)
 		s.persistent, s.stored = true, true
 		s.expiry = time.Duration(ss.Session.Expiry)
 		s.disconnectedAt = ss.Session.DisconnectedAt

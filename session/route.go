@@ -4,7 +4,6 @@ import (
 	"slices"
 	"time"
 
-	"edgebroker/codec"
 	"edgebroker/session/store"
 	"edgebroker/session/topic"
 )
@@ -155,7 +154,7 @@ func (b *Broker) targets(m *Message, ms *topic.Matches, dst []target) []target {
 			continue
 		}
 		qos := min(m.QoS, sub.QoS)
-		if !s.isV5() {
+		if !s.v5.Load() { // 3.x: one copy at the highest QoS
 			if i, ok := merged[s]; ok {
 				dst[i].d.qos = max(dst[i].d.qos, qos)
 				continue
@@ -293,16 +292,10 @@ func (s *Session) online() bool {
 	return s.conn != nil
 }
 
-// hasRoom reports whether the session's queue has a free slot.
+// hasRoom reports whether the session's queue is under both its limits.
 func (s *Session) hasRoom() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.queue.Len() < s.queue.Cap()
-}
-
-// isV5 reports whether the session was last used with MQTT 5.0.
-func (s *Session) isV5() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.version == codec.V5
+	max := s.b.o().MaxQueuedBytes
+	return s.queue.Len() < s.queue.Cap() && (max == 0 || s.queue.Bytes() < max)
 }

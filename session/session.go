@@ -3,6 +3,7 @@ package session
 import (
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"edgebroker/codec"
@@ -17,7 +18,8 @@ type Session struct {
 	id string
 
 	mu         sync.Mutex
-	version    codec.Version // of the latest connection, used to merge overlapping subscriptions
+	version    codec.Version // of the latest connection
+	v5         atomic.Bool   // version is 5.0: read by routing without taking mu
 	persistent bool          // survives the end of its connection
 	expiry     time.Duration // lifetime after disconnect when persistent; 0 means never expire
 	conn       *conn         // the live connection, nil while offline
@@ -79,9 +81,6 @@ func newSession(b *Broker, id string) *Session {
 		nextSeq:  1,
 	}
 }
-
-// ID returns the session's client identifier.
-func (s *Session) ID() string { return s.id }
 
 // offerResult says what became of a delivery offered to a session.
 type offerResult byte
