@@ -46,6 +46,11 @@ type Broker struct {
 	dirtyRetained map[string]struct{}
 	closing       chan struct{} // closed by Close
 	pressure      atomic.Bool   // the heap is near Options.MemoryLimit: see pressure.go
+	heapMax       atomic.Uint64 // the largest heap watchMemory saw
+	// starved holds the connected sessions whose queue head is on disk and that did not read
+	// it back because memory was short: watchMemory wakes them (pressure.go).
+	starvedMu sync.Mutex
+	starved   map[*Session]struct{}
 
 	wg    sync.WaitGroup // connection goroutines
 	stats Stats
@@ -79,6 +84,7 @@ func New(opts Options) (*Broker, error) {
 
 		goneSessions:  make(map[string]struct{}),
 		dirtyRetained: make(map[string]struct{}),
+		starved:       make(map[*Session]struct{}),
 		closing:       make(chan struct{}),
 	}
 	if b.log == nil {

@@ -80,6 +80,7 @@ type conn struct {
 	aliasOut map[string]uint16
 	outPub   codec.Publish // reused for every outgoing PUBLISH: encoding copies it out at once
 	batch    []*outbound   // guarded by Session.mu between delivery loops; only one runs at a time
+	msgs     []*Message    // the bodies of batch, taken under Session.mu; guarded as batch
 
 	wmu     sync.Mutex
 	wbuf    []byte
@@ -736,7 +737,7 @@ func (c *conn) settle() {
 			unqueue(p.held)
 			c.b.noteRetainedUnwritten(p.msg)
 		} else {
-			release(p.held)
+			release(p.held, c.pendingPos)
 			if p.ack.Kind != 0 {
 				c.send(&p.ack)
 				if p.ack.Kind == codec.PUBACK || p.ack.Reason.IsFailure() {
@@ -851,15 +852,17 @@ func (c *conn) deliverLoop(resend bool) {
 	if resend {
 		s.mu.Lock()
 		again := s.inflightInOrderLocked()
+		msgs := s.bodiesLocked(again, nil)
 		s.mu.Unlock()
-		for _, o := range again {
-			if c.writeOutbound(o, true) != nil {
+		for i, o := range again {
+			if c.writeOutbound(o, msgs[i], true) != nil {
 				c.stopDelivering()
 				return
 			}
 		}
+		s.evictSentLocking(again)
 	}
-	batch := c.batch
+	batch, msgs := c.batch, c.msgs
 	for {
 		s.mu.Lock()
 		var expired []*delivery
@@ -869,13 +872,14 @@ func (c *conn) deliverLoop(resend bool) {
 			batch = batch[:0]
 		}
 		if len(batch) == 0 {
-			c.batch = batch // handed to the next loop, which cannot start before the unlock
+			c.batch, c.msgs = batch, msgs[:0] // handed to the next loop, which cannot start before the unlock
 			c.delivering = false
 			s.mu.Unlock()
 			c.b.deleteEntries(s, expired)
 			c.flush()
 			return
 		}
+		msgs = s.bodiesLocked(batch, msgs[:0])
 		s.mu.Unlock()
 		c.b.deleteEntries(s, expired)
 		if err := c.b.recordSent(s, batch); err != nil {
@@ -886,12 +890,14 @@ func (c *conn) deliverLoop(resend bool) {
 			return
 		}
 		for i, o := range batch {
-			if c.writeOutbound(o, false) != nil {
+			if c.writeOutbound(o, msgs[i], false) != nil {
 				c.stopDelivering()
 				return
 			}
-			batch[i] = nil
+			msgs[i] = nil
 		}
+		s.evictSentLocking(batch)
+		clear(batch)
 	}
 }
 
@@ -918,11 +924,14 @@ func (c *conn) kickLocked() {
 
 // writeOutbound encodes one outgoing PUBLISH (or, for a QoS 2 message already PUBRECed, its
 // PUBREL) into the write buffer.
-func (c *conn) writeOutbound(o *outbound, dup bool) error {
+func (c *conn) writeOutbound(o *outbound, m *Message, dup bool) error {
 	if o.state == awaitPubcomp {
 		return c.send(&codec.Ack{Kind: codec.PUBREL, PacketID: o.id})
 	}
-	m := o.d.msg
+	if m == nil {
+		c.discard(o) // its body could not be read back from the store (logged)
+		return nil
+	}
 	if a := c.b.o().Auth; a != nil && !a.CanRead(c.info, m.Topic) {
 		// Not for this client after all (an ACL narrower than its subscription): dropped as
 		// if delivered.
@@ -999,6 +1008,9 @@ func (c *conn) send(p codec.Packet) error {
 	if c.wclosed || c.goodbye {
 		return errConnClosed
 	}
+	if c.wbuf == nil {
+		c.wbuf = getWriteBuffer()
+	}
 	start := len(c.wbuf)
 	buf, err := p.Encode(c.wbuf, c.version)
 	if err != nil {
@@ -1017,6 +1029,20 @@ func (c *conn) send(p codec.Packet) error {
 	return nil
 }
 
+// writeBuffers holds the write buffers of connections with nothing pending: a connection takes
+// one when it has something to send and gives it back once written, so that thousands of
+// clients draining their queues at once do not each keep a buffer.
+var writeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, flushThreshold+4096); return &b }}
+
+func getWriteBuffer() []byte { return (*writeBuffers.Get().(*[]byte))[:0] }
+
+// putWriteBuffer returns a buffer to the pool, unless it grew too large to keep.
+func putWriteBuffer(b []byte) {
+	if cap(b) <= keepBufferCap {
+		writeBuffers.Put(&b)
+	}
+}
+
 // flush writes out the write buffer.
 func (c *conn) flush() error {
 	c.wmu.Lock()
@@ -1033,10 +1059,8 @@ func (c *conn) flushLocked() error {
 	}
 	c.nc.SetWriteDeadline(c.b.now().Add(writeTimeout))
 	_, err := c.nc.Write(c.wbuf)
-	c.wbuf = c.wbuf[:0]
-	if cap(c.wbuf) > keepBufferCap {
-		c.wbuf = nil
-	}
+	putWriteBuffer(c.wbuf)
+	c.wbuf = nil
 	if err != nil {
 		c.wclosed = true
 		c.nc.Close()

@@ -5,6 +5,7 @@ import (
 
 	"edgebroker/codec"
 	"edgebroker/session/topic"
+	"edgebroker/wal"
 )
 
 // Message is one application message as published. It is immutable once routed: every queue that
@@ -68,4 +69,10 @@ type delivery struct {
 	shared *topic.Group // the shared-subscription group it came through, nil if none
 	seq    uint64       // its entry in the store; 0 when not stored (clean session, QoS 0)
 	held   bool         // guarded by Session.mu: not sendable until its record is written
+	// pos is the log position of the record that stored it (0: none yet); once the store's
+	// checkpoint reaches it, the body may be evicted from RAM. Guarded by Session.mu.
+	pos wal.Pos
+	// fromDisk is set when it was read back from the store's checkpoint: once sent, its body
+	// leaves RAM (bodyOut) until a resend needs it again. Guarded by Session.mu.
+	fromDisk, bodyOut bool
 }

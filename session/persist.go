@@ -139,6 +139,16 @@ func (b *Broker) rewriteStore() error {
 	if err := b.store.Wait(last); err != nil {
 		return err
 	}
+	for _, s := range b.sessions { // their records are the rewritten ones now
+		s.mu.Lock()
+		s.queue.Each(func(d *delivery) bool {
+			if d.seq != 0 && !d.held {
+				d.pos = last
+			}
+			return true
+		})
+		s.mu.Unlock()
+	}
 	clear(b.goneSessions)
 	b.dirtyMu.Lock()
 	clear(b.dirtyRetained)
@@ -156,7 +166,9 @@ func (s *Session) snapshotLocked(batch *store.Batch) {
 	}
 	var bodies []*Message
 	put := func(d *delivery) {
-		if !slices.Contains(bodies, d.msg) {
+		// A body out of RAM is in the checkpoint, referred to by this entry: DeleteSession and
+		// PutEntry in one batch leave its reference count as it was.
+		if !d.bodyOut && !slices.Contains(bodies, d.msg) {
 			bodies = append(bodies, d.msg)
 			batch.PutMessage(d.msg.record())
 		}
@@ -170,6 +182,7 @@ func (s *Session) snapshotLocked(batch *store.Batch) {
 			}
 		}
 	}
+	s.queue.readAll() // DeleteSession drops what is on disk too: it is written again
 	s.queue.Each(func(d *delivery) bool {
 		if d.seq != 0 && !d.held { // held ones belong to a router whose write failed
 			put(d)
@@ -332,11 +345,11 @@ func (b *Broker) deleteEntries(s *Session, ds []*delivery) {
 	}
 }
 
-// release makes held deliveries sendable.
-func release(held []target) {
+// release makes held deliveries sendable; pos is (at least) the position of their record.
+func release(held []target, pos wal.Pos) {
 	for _, t := range held {
 		t.s.mu.Lock()
-		t.d.held = false
+		t.d.held, t.d.pos = false, pos
 		t.s.kickLocked()
 		t.s.mu.Unlock()
 	}
@@ -357,14 +370,9 @@ func unqueue(held []target) {
 // sessions are removed as they are converted). Call it once, before Serve.
 func (b *Broker) Restore(st *store.State) {
 	now := b.now()
-	entries := len(st.Retained)
-	for _, ss := range st.Sessions {
-		entries += len(ss.Entries)
-	}
 	// By id, not by the store's pointer, so that the store's copy can be collected as soon as
-	// its session is converted: the state is consumed as it goes, keeping the peak heap (and
-	// the GC's work under the memory limit) down.
-	msgs := make(map[uint64]*Message, entries) // sized: a million entries rehash otherwise
+	// its session is converted: the state is consumed as it goes, keeping the peak heap down.
+	msgs := map[uint64]*Message{}
 	msg := func(r *store.Message) *Message {
 		m, ok := msgs[r.ID]
 		if !ok {
@@ -397,39 +405,28 @@ func (b *Broker) Restore(st *store.State) {
 			sub := b.restoreSub(id, r)
 			s.subs[subKey{sub.Group, sub.Filter}] = sub
 		}
-		var dropped []*delivery
-		for i := range ss.Entries {
+		ckpt := b.store.CheckpointPos() // recovery applied the whole log
+		for i := range ss.Entries {     // in flight: resent with its id, as PUBREL if PUBRECed
 			e := &ss.Entries[i]
 			if e.Msg == nil {
 				b.log.Warn("recovered queue entry without its message body: skipped", "client", id, "seq", e.Seq)
 				continue
 			}
-			d := &delivery{msg: msg(e.Msg), qos: e.QoS, retain: e.Retain, subIDs: e.SubIDs, seq: e.Seq}
-			if e.Group != "" {
-				d.shared = b.subs.Group(e.Group, e.Filter)
+			state := awaitPubrec
+			if e.Released {
+				state = awaitPubcomp
 			}
-			if e.PacketID != 0 { // in flight: resent with its id, as PUBREL if PUBRECed
-				state := awaitPubrec
-				if e.Released {
-					state = awaitPubcomp
-				}
-				s.sendSeq++
-				s.inflight[e.PacketID] = &outbound{d: d, id: e.PacketID, seq: s.sendSeq, state: state}
-				continue
-			}
-			if !s.queue.Push(d) {
-				dropped = append(dropped, d) // the queue limit was lowered since
-				s.dropped++
-			}
+			s.sendSeq++
+			d := b.deliveryFromEntry(e, msg(e.Msg), ckpt)
+			s.inflight[e.PacketID] = &outbound{d: d, id: e.PacketID, seq: s.sendSeq, state: state}
 		}
+		// The queue stays on disk until its client comes back for it.
+		s.queue.disk = spilled{n: ss.Queued, from: ss.QueuedFrom, unknown: ss.Queued}
 		for _, pid := range ss.InQoS2 {
 			s.inQoS2[pid] = struct{}{}
 		}
 		b.sessions[id] = s
 		delete(st.Sessions, id) // consumed
-		if len(dropped) > 0 {
-			go b.deleteEntries(s, dropped)
-		}
 		// It is offline now: its expiry clock runs from when its connection ended, or from
 		// now if the broker stopped while it was connected.
 		if s.expiry > 0 {

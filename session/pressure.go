@@ -1,49 +1,132 @@
 package session
 
 import (
+	"runtime/metrics"
 	"time"
 
 	"edgebroker/codec"
 )
 
-// Memory pressure: the budget (Options.MemoryLimit) is compared with what the Go heap really
-// holds, sampled every pressureEvery, rather than with a hand-kept account that could drift.
-// Above pressureHigh of the budget the broker protects itself until the heap is back under
-// pressureLow: QoS 1/2 publications from 5.0 clients are refused with 0x97 (quota exceeded),
-// 3.x publishers are slowed by not reading from their sockets, and QoS 0 publications are
-// dropped (counted). Subscribers keep draining their queues, which is what relieves it.
+// Memory pressure: the budget (Options.MemoryLimit) is compared with the live Go heap (what the
+// last garbage collection found reachable), sampled every pressureEvery, rather than with a
+// hand-kept account that could drift. In order, as the heap grows:
+//   - above spillAt (spill.go) the bodies of offline sessions' queued messages are evicted to
+//     disk;
+//   - above pressureHigh, until the heap is back under pressureLow, QoS 1/2 publications from
+//     5.0 clients are refused with 0x97 (quota exceeded), 3.x publishers are slowed by not
+//     reading from their sockets, QoS 0 publications are dropped (counted), and queues read
+//     back from disk only a few at a time (starve). Subscribers keep draining what is in RAM,
+//     which is what relieves it.
+//
+// The Go runtime's soft limit is set to the same budget (cmd/edgebroker), so that the collector
+// runs as often as it takes to keep the whole heap, garbage included, under it; heapMax keeps
+// the largest whole heap seen, for $SYS.
 const (
 	pressureEvery = 5 * time.Millisecond
 	pressureHigh  = 0.90
 	pressureLow   = 0.75
+	// starvedWakes is how many sessions starved of reading back are let read one batch per
+	// spillEvery while the pressure lasts, so that draining never stops altogether.
+	starvedWakes = 8
 )
 
-// watchMemory updates b.pressure until the broker closes.
+// watchMemory updates b.pressure, spills offline queues, wakes starved ones and keeps the
+// highest heap seen, until the broker closes.
 func (b *Broker) watchMemory() {
 	t := time.NewTicker(pressureEvery)
 	defer t.Stop()
+	samples := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/heap/live:bytes"}}
+	var lastSpill time.Time
 	for {
 		select {
 		case <-t.C:
 		case <-b.closing:
 			return
 		}
+		metrics.Read(samples)
+		if heap := sampleUint(samples[0]); heap > b.heapMax.Load() {
+			b.heapMax.Store(heap)
+		}
 		limit := float64(b.o().MemoryLimit)
 		if limit <= 0 {
 			b.pressure.Store(false)
+			b.wakeStarved(-1)
 			continue
 		}
-		used := float64(heapBytes())
+		live := float64(sampleUint(samples[1]))
 		switch {
-		case used > limit*pressureHigh && !b.pressure.Load():
+		case live > limit*pressureHigh && !b.pressure.Load():
 			b.pressure.Store(true)
 			b.log.Warn("memory budget nearly used: refusing and slowing publishers until subscribers drain",
-				"heap", uint64(used), "limit", uint64(limit))
-		case used < limit*pressureLow && b.pressure.Load():
+				"live_heap", uint64(live), "limit", uint64(limit))
+		case live < limit*pressureLow && b.pressure.Load():
 			b.pressure.Store(false)
-			b.log.Info("memory pressure relieved", "heap", uint64(used), "limit", uint64(limit))
+			b.log.Info("memory pressure relieved", "live_heap", uint64(live), "limit", uint64(limit))
+		}
+		if !b.pressure.Load() {
+			b.wakeStarved(-1)
+		}
+		if live > limit*spillAt && time.Since(lastSpill) >= spillEvery {
+			lastSpill = time.Now()
+			if b.persisting() {
+				b.store.CheckpointSoon()
+				b.spill()
+			}
+			b.wakeStarved(starvedWakes)
 		}
 	}
+}
+
+// sampleUint returns a runtime metric's value, 0 if the runtime does not have it.
+func sampleUint(s metrics.Sample) uint64 {
+	if s.Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s.Value.Uint64()
+}
+
+// starveLocked records that s did not read its queue back from disk because memory is short;
+// s.mu is held. The caller's delivery loop then stops until wakeStarved lets it go on.
+func (b *Broker) starveLocked(s *Session) {
+	b.starvedMu.Lock()
+	b.starved[s] = struct{}{}
+	b.starvedMu.Unlock()
+}
+
+// wakeStarved lets up to n starved sessions (all if n < 0) read one batch back, whatever the
+// pressure, and restarts their delivery.
+func (b *Broker) wakeStarved(n int) {
+	b.starvedMu.Lock()
+	if len(b.starved) == 0 {
+		b.starvedMu.Unlock()
+		return
+	}
+	var woken []*Session
+	for s := range b.starved {
+		if n >= 0 && len(woken) >= n {
+			break
+		}
+		woken = append(woken, s)
+		delete(b.starved, s)
+	}
+	b.starvedMu.Unlock()
+	for _, s := range woken {
+		s.mu.Lock()
+		s.readGrant = true
+		s.kickLocked()
+		s.mu.Unlock()
+	}
+}
+
+// mayReadBackLocked reports whether the session may read its queue head back from disk now;
+// if not, it is recorded as starved. s.mu is held.
+func (s *Session) mayReadBackLocked() bool {
+	if !s.b.pressure.Load() || s.readGrant {
+		s.readGrant = false
+		return true
+	}
+	s.b.starveLocked(s)
+	return false
 }
 
 // underPressure applies memory pressure to an arriving publication: drop tells the caller to

@@ -68,12 +68,13 @@ func (b *Broker) commitHeld(m *Message, held []target) {
 	if batch.Len() == 0 {
 		return
 	}
-	if _, err := b.commit(&batch); err != nil {
+	pos, err := b.commit(&batch)
+	if err != nil {
 		b.noteRetainedUnwritten(m)
 		unqueue(held)
 		return
 	}
-	release(held)
+	release(held, pos)
 }
 
 // recordRouted adds to batch the retained change of m (if m is given) and the entries of held
@@ -278,11 +279,12 @@ func (b *Broker) redistribute(from *Session, ds []*delivery) {
 		return
 	}
 	b.recordRouted(&batch, nil, held)
-	if _, err := b.commit(&batch); err != nil {
+	pos, err := b.commit(&batch)
+	if err != nil {
 		unqueue(held)
 		return
 	}
-	release(held)
+	release(held, pos)
 }
 
 // online reports whether the session has a live connection.

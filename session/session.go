@@ -47,6 +47,7 @@ type Session struct {
 	room         chan struct{}
 	lastProgress time.Time
 	dropped      uint64
+	readGrant    bool // may read its queue back from disk once, memory pressure or not
 }
 
 // subKey identifies one subscription of a session.
@@ -70,7 +71,7 @@ type outbound struct {
 }
 
 func newSession(b *Broker, id string) *Session {
-	return &Session{
+	s := &Session{
 		b:        b,
 		id:       id,
 		queue:    newQueue(b.o().MaxQueued),
@@ -80,6 +81,8 @@ func newSession(b *Broker, id string) *Session {
 		room:     make(chan struct{}),
 		nextSeq:  1,
 	}
+	s.queue.read = s.readQueued
+	return s
 }
 
 // offerResult says what became of a delivery offered to a session.
@@ -193,10 +196,17 @@ func (s *Session) nextIDLocked() uint16 {
 // takeBatchLocked moves up to max deliveries from the queue to the wire for connection c,
 // respecting the in-flight window: QoS 0 goes straight out, QoS 1/2 become in-flight entries.
 // Expired messages are dropped here [MQTT-3.3.2-5] and returned, for the store.
-func (s *Session) takeBatchLocked(c *conn, out []*outbound, max int) (_ []*outbound, expired []*delivery) {
+func (s *Session) takeBatchLocked(c *conn, out []*outbound, limit int) (_ []*outbound, expired []*delivery) {
 	now := s.b.now()
 	took := false
-	for len(out) < max {
+	for len(out) < limit {
+		if s.queue.headOnDisk() {
+			if !s.mayReadBackLocked() {
+				break // memory is short: wakeStarved restarts the loop
+			}
+			// Only what the window takes now: the rest stays on disk, not in RAM.
+			s.queue.readBack(min(readBatch, max(1, c.sendWindow-len(s.inflight))))
+		}
 		d, ok := s.queue.Peek()
 		if !ok || d.held {
 			break // a held delivery waits for its record, and everything behind it for order
@@ -309,11 +319,7 @@ func (s *Session) stopTimersLocked() {
 
 // dropAllLocked forgets queued and in-flight messages (the session starts clean or ends).
 func (s *Session) dropAllLocked() {
-	for {
-		if _, ok := s.queue.Pop(); !ok {
-			break
-		}
-	}
+	s.queue.Clear()
 	clear(s.inflight)
 	clear(s.inQoS2)
 }

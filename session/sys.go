@@ -25,7 +25,7 @@ func (b *Broker) sysLoop(every time.Duration) {
 
 // publishSys publishes one round of $SYS topics.
 func (b *Broker) publishSys(start time.Time) {
-	queued, bytes := 0, int64(0)
+	queued, bytes, spilled, spilledBytes := 0, int64(0), 0, int64(0)
 	type clientStat struct {
 		id               string
 		queued, inflight int
@@ -40,6 +40,9 @@ func (b *Broker) publishSys(start time.Time) {
 		n := s.queue.Len()
 		queued += n
 		bytes += s.queue.Bytes()
+		n, nb := s.queue.Spilled()
+		spilled += n
+		spilledBytes += nb
 		if perClient {
 			clients = append(clients, clientStat{id, n, len(s.inflight), s.dropped})
 		}
@@ -65,8 +68,11 @@ func (b *Broker) publishSys(start time.Time) {
 		{"subscriptions/count", b.subs.Count()},
 		{"retained messages/count", b.retained.Len()},
 		{"heap/current", heapBytes()},
+		{"heap/maximum", b.heapMax.Load()},
 		{"memory/limit", b.o().MemoryLimit},
 		{"memory/pressure", boolInt(b.pressure.Load())},
+		{"memory/spilled/messages", spilled},
+		{"memory/spilled/bytes", spilledBytes},
 	}
 	if b.persisting() {
 		ss := b.store.Stats()

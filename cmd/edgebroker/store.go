@@ -12,6 +12,13 @@ import (
 	"edgebroker/wal"
 )
 
+// minCheckpointBytes is the least log a checkpoint waits for: smaller ones would rewrite the
+// same bbolt pages over and over.
+const minCheckpointBytes = 256 << 10
+
+// minCheckpointOps is the least number of operations a checkpoint transaction may apply.
+const minCheckpointOps = 128
+
 // storeOptions builds the store's options from the configuration.
 func storeOptions(cfg *config, log *slog.Logger) store.Options {
 	o := store.DefaultOptions(cfg.dataDir)
@@ -22,6 +29,14 @@ func storeOptions(cfg *config, log *slog.Logger) store.Options {
 	}
 	o.WAL.Logger = log
 	o.Logger = log
+	if cfg.memoryLimit > 0 {
+		// A checkpoint holds what it applies in memory (twice, while bbolt writes it): keep it
+		// a small part of the budget.
+		o.CheckpointBytes = max(min(o.CheckpointBytes, int64(cfg.memoryLimit/16)), minCheckpointBytes)
+		// bbolt holds every page a transaction touches, about a page per operation, and
+		// writes them out again at commit: a thirty-second of the budget at most.
+		o.CheckpointOps = max(int(cfg.memoryLimit/(32<<10)), minCheckpointOps)
+	}
 	return o
 }
 

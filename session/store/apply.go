@@ -41,6 +41,7 @@ type applier struct {
 	refs                                                map[uint64]int64  // reference count changes
 	nextSeq                                             map[string]uint64 // raised NextSeq per client
 	maxMsgID                                            uint64
+	ops                                                 int // operations applied
 	o                                                   op
 	scratch                                             []byte
 }
@@ -68,6 +69,7 @@ func (a *applier) record(p wal.Pos, rec []byte) error {
 
 // apply applies one operation.
 func (a *applier) apply(o *op) error {
+	a.ops++
 	key := []byte(o.key)
 	switch o.kind {
 	case opPutSession:

@@ -260,12 +260,12 @@ func verify(t *testing.T, o Options, h *history) {
 	if err != nil {
 		t.Fatalf("Open after the cut: %v", err)
 	}
-	got := dump(st)
+	assertShared(t, st)
+	got := dump(withQueued(t, s, st))
 	if !slices.Contains(h.snaps[h.durable:], got) {
 		t.Fatalf("recovered state is no prefix from durable batch %d of %d; lines differing from the last durable state:\n%s",
 			h.durable, len(h.snaps)-1, lineDiff(got, h.snaps[h.durable]))
 	}
-	assertShared(t, st)
 	var b Batch
 	b.PutSession(&Session{ClientID: "after", Version: 5})
 	if err := s.Sync(&b); err != nil {

@@ -26,6 +26,7 @@ func testOptions(t testing.TB, fsys wal.FS) Options {
 	o.WAL.SegmentSize = 512
 	o.CheckpointBytes = 1 << 40
 	o.CheckpointEvery = time.Hour
+	o.CheckpointOps = 5 // checkpoints commit in several transactions
 	o.Now = func() time.Time { return testNow }
 	return o
 }
@@ -231,4 +232,37 @@ func newRand(t testing.TB) *rand.Rand {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	return rand.New(rand.NewPCG(seed, 7))
+}
+
+// withQueued reads every session's queued entries back with ReadQueued, a few at a time, and
+// puts them into its Entries in Seq order, so that st holds what the store holds (Open leaves
+// queued entries on disk). It fails the test if the store disagrees with the counts of Open.
+func withQueued(t testing.TB, s *Store, st *State) *State {
+	t.Helper()
+	for id, ss := range st.Sessions {
+		from, n := ss.QueuedFrom, 0
+		for n < ss.Queued {
+			es, err := s.ReadQueued(id, from, 3)
+			if err != nil {
+				t.Fatalf("ReadQueued(%q, %d): %v", id, from, err)
+			}
+			if len(es) == 0 {
+				t.Fatalf("session %q: read %d queued entries, Open counted %d", id, n, ss.Queued)
+			}
+			for _, e := range es {
+				if e.Msg == nil || e.Msg.ID != e.MsgID {
+					t.Fatalf("session %q entry %d: message %d read back as %+v", id, e.Seq, e.MsgID, e.Msg)
+				}
+			}
+			ss.Entries = append(ss.Entries, es...)
+			n += len(es)
+			from = es[len(es)-1].Seq + 1
+		}
+		if es, _ := s.ReadQueued(id, from, 1); len(es) != 0 {
+			t.Fatalf("session %q: more queued entries than the %d Open counted: %+v", id, ss.Queued, es[0])
+		}
+		slices.SortFunc(ss.Entries, func(x, y Entry) int { return cmp.Compare(x.Seq, y.Seq) })
+		ss.Queued, ss.QueuedFrom = 0, 0
+	}
+	return st
 }

@@ -20,12 +20,17 @@ type State struct {
 type SessionState struct {
 	Session Session
 	Subs    []Sub
-	// Entries are the queued and in-flight messages in ascending Seq. Msg is resolved: every
+	// Entries are the messages in flight (PacketID set) in ascending Seq. Msg is resolved: every
 	// entry and retained topic of the State that refers to one message ID shares one *Message.
 	// An entry with Released set is awaiting PUBCOMP: resend PUBREL with its PacketID.
 	Entries []Entry
-	InQoS2  []uint16 // inbound QoS 2 packet ids awaiting PUBREL, ascending
-	NextSeq uint64   // one more than the highest Seq this session ever used
+	// Queued counts the entries waiting in the queue, which stay on disk: Store.ReadQueued
+	// reads them from QueuedFrom on, in order, when they are to be delivered. Recovery does not
+	// read their bodies, so an expired one is dropped on delivery, not here.
+	Queued     int
+	QueuedFrom uint64
+	InQoS2     []uint16 // inbound QoS 2 packet ids awaiting PUBREL, ascending
+	NextSeq    uint64   // one more than the highest Seq this session ever used
 }
 
 // loader reads the state out of checkpoint.db and collects what must be dropped.
@@ -41,26 +46,9 @@ type loader struct {
 // sessions, expired undelivered messages and data that refers to nothing, and deletes them
 // through a, in the same transaction.
 func load(a *applier, now time.Time, log *slog.Logger) (*State, error) {
-	// Sized up front: growing a map of a million bodies rehashes it over and over.
-	l := &loader{a: a, now: now.UnixNano(), log: log, msgs: make(map[uint64]*Message, a.msgs.Stats().KeyN)}
+	l := &loader{a: a, now: now.UnixNano(), log: log, msgs: map[uint64]*Message{}}
 	st := &State{Sessions: map[string]*SessionState{}, Retained: map[string]*Message{}}
-	// Every body first, in one sequential pass: looking each up from its entries would walk
-	// the B+tree once per entry, which dominated recovery with a million queued messages.
-	err := a.msgs.ForEach(func(k, v []byte) error {
-		if len(k) != 8 || len(v) < 4 {
-			return fmt.Errorf("%w: message %x: key of %d bytes, value of %d", ErrDamaged, k, len(k), len(v))
-		}
-		id, m := binary.BigEndian.Uint64(k), &Message{}
-		if _, err := m.UnmarshalMsg(v[4:]); err != nil || m.ID != id {
-			return fmt.Errorf("%w: message %d: %v", ErrDamaged, id, err)
-		}
-		l.msgs[id] = m
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	err = a.sessions.ForEach(func(k, v []byte) error {
+	err := a.sessions.ForEach(func(k, v []byte) error {
 		ss, err := l.session(k, v)
 		if ss != nil {
 			st.Sessions[ss.Session.ClientID] = ss
@@ -176,6 +164,13 @@ func (l *loader) entry(ss *SessionState, k, v []byte) error {
 		return fmt.Errorf("%w: entry %x of %q: %v", ErrDamaged, k, ss.Session.ClientID, err)
 	}
 	ss.NextSeq = max(ss.NextSeq, e.Seq+1)
+	if e.PacketID == 0 {
+		if ss.Queued == 0 {
+			ss.QueuedFrom = e.Seq
+		}
+		ss.Queued++
+		return nil
+	}
 	switch m := l.message(e.MsgID); {
 	case m == nil:
 		l.drop(opDeleteEntry, ss.Session.ClientID, e.Seq, "an entry whose message is missing")
@@ -188,5 +183,20 @@ func (l *loader) entry(ss *SessionState, k, v []byte) error {
 	return nil
 }
 
-// message returns the stored message id, nil if there is none.
-func (l *loader) message(id uint64) *Message { return l.msgs[id] }
+// message returns the stored message id, nil if there is none (or it does not decode, which
+// is reported).
+func (l *loader) message(id uint64) *Message {
+	if m, ok := l.msgs[id]; ok {
+		return m
+	}
+	var m *Message
+	if v := l.a.msgs.Get(seqKey(id)); len(v) >= 4 {
+		m = &Message{}
+		if _, err := m.UnmarshalMsg(v[4:]); err != nil || m.ID != id {
+			l.log.Warn("store: message body does not decode", "id", id, "err", err)
+			m = nil
+		}
+	}
+	l.msgs[id] = m
+	return m
+}

@@ -41,6 +41,11 @@ type Options struct {
 	// since the last one. Smaller means less disk for the log and faster recovery, but more
 	// writes to checkpoint.db (bbolt rewrites whole pages: flash wear). Default 8 MiB.
 	CheckpointBytes int64
+	// CheckpointOps bounds the operations one checkpoint transaction applies: a longer
+	// checkpoint commits in several transactions, each at a record boundary. bbolt keeps every
+	// page a transaction touches in memory until it commits, so this bounds the memory a
+	// checkpoint takes, deletions of a drained backlog included. Zero means no bound.
+	CheckpointOps int
 	// CheckpointEvery starts a checkpoint at least this often while there is new log.
 	// Default 30s.
 	CheckpointEvery time.Duration

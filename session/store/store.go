@@ -24,6 +24,7 @@ type Store struct {
 
 	nextMsgID atomic.Uint64
 	sinceCkpt atomic.Int64 // bytes committed since the last checkpoint began
+	readSince atomic.Int64 // bytes ReadQueued read through the map since its pages were dropped
 	ckptPos   atomic.Uint64
 	ckpts     atomic.Int64
 
@@ -219,6 +220,7 @@ func (s *Store) recover() (*State, error) {
 	if d > c {
 		s.ckpts.Add(1)
 	}
+	s.dropResidentNow()
 	if err := s.wal().TruncateBefore(d + 1); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -282,6 +284,23 @@ func (s *Store) replay(a *applier, c, d wal.Pos) error {
 		return logError(s.opts.Dir, err)
 	}
 	return nil
+}
+
+// replayBounded applies the log records in (c, d] with a, stopping after the record that takes
+// a past Options.CheckpointOps operations, and returns the position of the last record applied.
+func (s *Store) replayBounded(a *applier, c, d wal.Pos) (wal.Pos, error) {
+	done := c
+	err := s.wal().Replay(c, func(p wal.Pos, rec []byte) error {
+		if p > d || (s.opts.CheckpointOps > 0 && a.ops >= s.opts.CheckpointOps) {
+			return errStop
+		}
+		done = p
+		return a.record(p, rec)
+	})
+	if err != nil && err != errStop {
+		return 0, logError(s.opts.Dir, err)
+	}
+	return done, nil
 }
 
 // wal returns the current log.
@@ -382,22 +401,27 @@ func (s *Store) checkpoint() error {
 	if err := s.wal().WaitDurable(d); err != nil {
 		return fmt.Errorf("store: checkpoint: %w", err)
 	}
-	err := guard(func() error {
-		return s.db.Update(func(tx *bolt.Tx) error {
-			a, err := newApplier(tx)
-			if err != nil {
-				return err
-			}
-			if err := s.replay(a, c, d); err != nil {
-				return err
-			}
-			return a.finish(d)
+	for c < d { // in transactions of at most CheckpointOps operations
+		var done wal.Pos
+		err := guard(func() error {
+			return s.db.Update(func(tx *bolt.Tx) error {
+				a, err := newApplier(tx)
+				if err != nil {
+					return err
+				}
+				if done, err = s.replayBounded(a, c, d); err != nil {
+					return err
+				}
+				return a.finish(done)
+			})
 		})
-	})
-	if err != nil {
-		return fmt.Errorf("store: checkpoint: %w", err)
+		if err != nil {
+			return fmt.Errorf("store: checkpoint: %w", err)
+		}
+		c = done
+		s.ckptPos.Store(uint64(c))
+		s.dropResidentNow() // the transaction read the pages it changed
 	}
-	s.ckptPos.Store(uint64(d))
 	s.ckpts.Add(1)
 	if err := s.wal().TruncateBefore(d + 1); err != nil {
 		return fmt.Errorf("store: checkpoint: %w", err)

@@ -1,0 +1,139 @@
+package store
+
+import (
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
+
+	"edgebroker/wal"
+)
+
+// Reading queues back. The engine keeps only the head of an offline session's queue in RAM
+// when memory is short: the rest is in checkpoint.db, and ReadQueued brings it back a batch at
+// a time, in order. Reads go through bbolt's memory map, whose pages would stay resident (and
+// count against the process's RSS) long after the bodies were copied out; the store hands them
+// back to the kernel (MADV_DONTNEED, which on a shared file mapping only drops them from the
+// process: the data stays in the file and the page cache) once residentLimit bytes were read.
+
+// residentLimit is how many bytes of checkpoint.db the store reads through the memory map
+// before it drops the map's resident pages.
+const residentLimit = 1 << 20
+
+// CheckpointPos returns the log position checkpoint.db reflects: every record at or below it is
+// in checkpoint.db, where ReadQueued finds its entries.
+func (s *Store) CheckpointPos() wal.Pos { return wal.Pos(s.ckptPos.Load()) }
+
+// CheckpointSoon asks the background checkpointer to run now, without waiting for it.
+func (s *Store) CheckpointSoon() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// ReadQueued reads up to max entries of client's queue with Seq at least from, in Seq order,
+// from checkpoint.db, each with its message (Msg nil when the body is missing, which only
+// damage explains). Entries in flight (PacketID set) are left out: State has them. Only records
+// at or below CheckpointPos are there; records after it are not seen.
+func (s *Store) ReadQueued(client string, from uint64, max int) ([]Entry, error) {
+	var out []Entry
+	err := guard(func() error {
+		return s.db.View(func(tx *bolt.Tx) error {
+			var read int
+			out, read = readQueued(tx, client, from, max)
+			if s.readSince.Add(int64(read)) >= residentLimit {
+				s.readSince.Store(0)
+				dropResident(tx)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: read queue of %q: %w", client, err)
+	}
+	return out, nil
+}
+
+// ReadMessage reads the body id from checkpoint.db; nil if it is not there. A body is there
+// while an entry at or below CheckpointPos refers to it.
+func (s *Store) ReadMessage(id uint64) (*Message, error) {
+	var m *Message
+	err := guard(func() error {
+		return s.db.View(func(tx *bolt.Tx) error {
+			v := tx.Bucket(bucketMessages).Get(seqKey(id))
+			if len(v) < 4 {
+				return nil
+			}
+			m = &Message{}
+			if _, err := m.UnmarshalMsg(v[4:]); err != nil {
+				return fmt.Errorf("%w: message %d: %w", ErrDamaged, id, err)
+			}
+			if s.readSince.Add(int64(len(v))) >= residentLimit {
+				s.readSince.Store(0)
+				dropResident(tx)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: read message %d: %w", id, err)
+	}
+	return m, nil
+}
+
+// readQueued does the work of ReadQueued inside tx and returns how many bytes it read.
+func readQueued(tx *bolt.Tx, client string, from uint64, max int) (out []Entry, read int) {
+	b := tx.Bucket(bucketEntries).Bucket([]byte(client))
+	if b == nil {
+		return nil, 0
+	}
+	msgs := tx.Bucket(bucketMessages)
+	shared := map[uint64]*Message{}
+	c := b.Cursor()
+	for k, v := c.Seek(seqKey(from)); k != nil && len(out) < max; k, v = c.Next() {
+		if len(k) != 8 {
+			continue // keyNextSeq
+		}
+		read += len(v)
+		var e Entry
+		if _, err := e.UnmarshalMsg(v); err != nil || e.PacketID != 0 {
+			continue // Open decoded it already; in-flight entries are in State
+		}
+		m, ok := shared[e.MsgID]
+		if !ok {
+			if mv := msgs.Get(seqKey(e.MsgID)); len(mv) >= 4 {
+				read += len(mv)
+				m = &Message{}
+				if _, err := m.UnmarshalMsg(mv[4:]); err != nil {
+					m = nil
+				}
+			}
+			shared[e.MsgID] = m
+		}
+		e.Msg = m
+		out = append(out, e)
+	}
+	return out, read
+}
+
+// dropResident drops checkpoint.db's pages from the process's resident set. The mapping is
+// stable while tx is open, and tx.Size (the pages in use) never exceeds it.
+func dropResident(tx *bolt.Tx) {
+	if n := tx.Size(); n > 0 {
+		// A raw syscall: the address is the mapping's, held as an integer by bbolt.
+		unix.Syscall(unix.SYS_MADVISE, tx.DB().Info().Data, uintptr(n), unix.MADV_DONTNEED)
+	}
+}
+
+// dropResidentNow drops the resident pages of checkpoint.db, after a checkpoint or recovery
+// read much of it.
+func (s *Store) dropResidentNow() {
+	s.readSince.Store(0)
+	guard(func() error {
+		return s.db.View(func(tx *bolt.Tx) error {
+			dropResident(tx)
+			return nil
+		})
+	})
+}
