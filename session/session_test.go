@@ -549,20 +549,32 @@ func TestSysTopics(t *testing.T) {
 	})
 	all, _ := connectClient(t, addr, codec.V311, "all", true)
 	all.subscribe(1, "#", 0) // '#' does not match $ topics [MQTT-4.7.2-1]
+	parkSubscriber(t, addr, codec.V311, "parked", "p", 1)
+	pub, _ := connectClient(t, addr, codec.V311, "pub", true)
+	for i := range 3 {
+		pub.publish(uint16(i+1), "p", 1, "x")
+	}
+	for range 3 {
+		all.receive()
+	}
 	c, _ := connectClient(t, addr, codec.V311, "watcher", true)
 	c.subscribe(1, "$SYS/#", 0)
 	got := map[string]string{}
 	for len(got) < 40 {
 		p := c.receive()
 		got[p.Topic] = string(p.Payload)
-		if _, ok := got["$SYS/broker/clients/all/queued"]; ok && got["$SYS/broker/clients/connected"] == "2" {
+		_, seenAll := got["$SYS/broker/clients/all/queued"]
+		_, seenParked := got["$SYS/broker/clients/parked/queued"]
+		if seenAll && seenParked && got["$SYS/broker/clients/connected"] == "3" {
 			break
 		}
 	}
 	for topic, want := range map[string]string{
-		"$SYS/broker/version":            "edgebroker test",
-		"$SYS/broker/clients/connected":  "2",
-		"$SYS/broker/clients/all/queued": "0",
+		"$SYS/broker/version":               "edgebroker test",
+		"$SYS/broker/clients/connected":     "3",
+		"$SYS/broker/clients/all/queued":    "0",
+		"$SYS/broker/clients/parked/queued": "3",
+		"$SYS/broker/store/messages/count":  "3",
 	} {
 		if got[topic] != want {
 			t.Errorf("%s = %q, want %q (got %v)", topic, got[topic], want, got)

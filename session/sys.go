@@ -40,9 +40,9 @@ func (b *Broker) publishSys(start time.Time) {
 		n := s.queue.Len()
 		queued += n
 		bytes += s.queue.Bytes()
-		n, nb := s.queue.Spilled()
-		spilled += n
-		spilledBytes += nb
+		onDisk, diskBytes := s.queue.Spilled()
+		spilled += onDisk
+		spilledBytes += diskBytes
 		if perClient {
 			clients = append(clients, clientStat{id, n, len(s.inflight), s.dropped})
 		}
