@@ -28,6 +28,8 @@ const (
 	// starvedWakes is how many sessions starved of reading back are let read one batch per
 	// spillEvery while the pressure lasts, so that draining never stops altogether.
 	starvedWakes = 8
+	// pressureLogEvery is the least time between two warnings about memory pressure.
+	pressureLogEvery = 10 * time.Second
 )
 
 // watchMemory updates b.pressure, spills offline queues, wakes starved ones and keeps the
@@ -36,7 +38,8 @@ func (b *Broker) watchMemory() {
 	t := time.NewTicker(pressureEvery)
 	defer t.Stop()
 	samples := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/heap/live:bytes"}}
-	var lastSpill time.Time
+	var lastSpill, lastLog time.Time
+	episodes := 0 // pressure episodes since the last log line: it can come and go every few ms
 	for {
 		select {
 		case <-t.C:
@@ -57,11 +60,14 @@ func (b *Broker) watchMemory() {
 		switch {
 		case live > limit*pressureHigh && !b.pressure.Load():
 			b.pressure.Store(true)
-			b.log.Warn("memory budget nearly used: refusing and slowing publishers until subscribers drain",
-				"live_heap", uint64(live), "limit", uint64(limit))
+			if episodes++; time.Since(lastLog) >= pressureLogEvery {
+				b.log.Warn("memory budget nearly used: refusing and slowing publishers until subscribers drain",
+					"live_heap", uint64(live), "limit", uint64(limit), "episodes", episodes)
+				lastLog, episodes = time.Now(), 0
+			}
 		case live < limit*pressureLow && b.pressure.Load():
 			b.pressure.Store(false)
-			b.log.Info("memory pressure relieved", "live_heap", uint64(live), "limit", uint64(limit))
+			b.log.Debug("memory pressure relieved", "live_heap", uint64(live), "limit", uint64(limit))
 		}
 		if !b.pressure.Load() {
 			b.wakeStarved(-1)

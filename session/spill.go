@@ -16,10 +16,11 @@ import (
 // another member of their group when the session goes offline.
 
 const (
-	// spillAt is the share of the memory budget above which offline queues are evicted.
-	spillAt = 0.5
+	// spillAt is the share of the memory budget (live heap) above which offline queues are
+	// evicted: early, so that bodies arriving between two evictions never reach the budget.
+	spillAt = 0.25
 	// spillEvery is how often, above spillAt, the broker asks for a checkpoint and evicts.
-	spillEvery = 100 * time.Millisecond
+	spillEvery = 50 * time.Millisecond
 )
 
 // spill evicts what can be evicted of every offline persistent session's queue and returns

@@ -31,6 +31,7 @@ func run() error {
 	flag.IntVar(&cfg.FanOutMsgs, "fan-out-msgs", 20000, "messages of the fan-out publisher")
 	flag.IntVar(&cfg.BacklogSessions, "backlog-sessions", 1000, "persistent sessions in the backlog scenario")
 	flag.IntVar(&cfg.BacklogMsgs, "backlog-msgs", 150, "messages queued for each offline session")
+	flag.IntVar(&cfg.DrainWave, "drain-wave", 0, "backlog sessions reconnecting at a time, each wave draining before the next (0: all at once)")
 	flag.IntVar(&cfg.IdleClients, "idle-clients", 1000, "idle connections for the RSS-per-client measurement")
 	flag.IntVar(&cfg.DurableMsgs, "durable-msgs", 5000, "messages per publisher in durable-qos1 and clean-qos1 (16 publishers)")
 	flag.IntVar(&cfg.DiskMsgs, "disk-msgs", 2000, "messages per publisher in disk-bytes-64 and disk-bytes-1024 (16 publishers)")
@@ -96,7 +97,7 @@ func (c config) validate() error {
 		min  int
 	}{
 		{"fan-in-msgs", c.FanInMsgs, 1}, {"fan-out-msgs", c.FanOutMsgs, 1},
-		{"backlog-sessions", c.BacklogSessions, 1}, {"backlog-msgs", c.BacklogMsgs, 1},
+		{"backlog-sessions", c.BacklogSessions, 1}, {"backlog-msgs", c.BacklogMsgs, 1}, {"drain-wave", c.DrainWave, 0},
 		{"idle-clients", c.IdleClients, 1}, {"window", c.Window, 1}, {"payload", c.PayloadSize, payloadHeader},
 		{"dialers", c.Dialers, 1}, {"durable-msgs", c.DurableMsgs, 1}, {"disk-msgs", c.DiskMsgs, 1},
 		{"recovery-sessions", c.Recovery.Sessions, 1}, {"recovery-msgs", c.Recovery.Msgs, 1},

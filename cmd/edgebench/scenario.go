@@ -15,6 +15,7 @@ type config struct {
 	FanOutMsgs      int           // messages of the fan-out publisher
 	BacklogSessions int           // persistent sessions in the backlog scenario
 	BacklogMsgs     int           // messages published to each of them while offline
+	DrainWave       int           // backlog sessions reconnecting at a time; 0 = all at once
 	IdleClients     int           // connections held open to measure RSS per client
 	DurableMsgs     int           // messages per publisher in durable-qos1 and clean-qos1
 	DiskMsgs        int           // messages per publisher in the disk-bytes scenarios
@@ -302,17 +303,35 @@ func backlog(ctx context.Context, p *proc, cfg config, r *Result) error {
 		return err
 	}
 
-	drain := time.Now()
-	started, resumed, err := resume(ctx, cfg, p.Addr, n, id, uint64(m))
-	lo, hi := uint64(m), uint64(0)
-	for _, s := range started {
-		lo, hi = min(lo, s.unique.Load()), max(hi, s.unique.Load())
+	// The sessions come back all at once, or cfg.DrainWave at a time, each wave draining its
+	// queues and leaving before the next.
+	wave := cfg.DrainWave
+	if wave <= 0 {
+		wave = n
 	}
-	tally, last, subErr := collect(started)
+	drain := time.Now()
+	var tally Tally
+	var last time.Time
+	resumed, lo, hi := 0, uint64(m), uint64(0)
+	for from := 0; from < n && err == nil; from += wave {
+		var started []*subscriber
+		var k int
+		started, k, err = resume(ctx, cfg, p.Addr, min(wave, n-from), func(i int) string { return id(from + i) }, uint64(m))
+		resumed += k
+		for _, s := range started {
+			lo, hi = min(lo, s.unique.Load()), max(hi, s.unique.Load())
+		}
+		t, l, subErr := collect(started)
+		tally.Add(t)
+		if l.After(last) {
+			last = l
+		}
+		err = errors.Join(err, subErr)
+	}
 	r.count(tally, drain, last)
-	r.Note = fmt.Sprintf("%d of %d sessions resumed; %d to %d of %d messages each delivered (queue limit %d)",
-		resumed, n, lo, hi, m, queueLimit)
-	return errors.Join(err, subErr)
+	r.Note = fmt.Sprintf("%d of %d sessions resumed, %d at a time; %d to %d of %d messages each delivered (queue limit %d)",
+		resumed, n, wave, lo, hi, m, queueLimit)
+	return err
 }
 
 // resume reconnects the persistent sessions id(0) to id(n-1), counts those that come back with

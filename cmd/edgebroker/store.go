@@ -32,10 +32,10 @@ func storeOptions(cfg *config, log *slog.Logger) store.Options {
 	if cfg.memoryLimit > 0 {
 		// A checkpoint holds what it applies in memory (twice, while bbolt writes it): keep it
 		// a small part of the budget.
-		o.CheckpointBytes = max(min(o.CheckpointBytes, int64(cfg.memoryLimit/16)), minCheckpointBytes)
+		o.CheckpointBytes = max(min(o.CheckpointBytes, int64(cfg.memoryLimit/32)), minCheckpointBytes)
 		// bbolt holds every page a transaction touches, about a page per operation, and
-		// writes them out again at commit: a thirty-second of the budget at most.
-		o.CheckpointOps = max(int(cfg.memoryLimit/(32<<10)), minCheckpointOps)
+		// writes them out again at commit: a sixty-fourth of the budget at most.
+		o.CheckpointOps = max(int(cfg.memoryLimit/(64<<10)), minCheckpointOps)
 	}
 	return o
 }
