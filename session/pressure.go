@@ -7,8 +7,8 @@ import (
 	"edgebroker/codec"
 )
 
-// Memory pressure: the budget (Options.MemoryLimit) is compared with the live Go heap (what the
-// last garbage collection found reachable), sampled every pressureEvery, rather than with a
+// Memory pressure: the budget (Options.MemoryLimit) is compared with the Go heap (its objects,
+// garbage not yet collected included), sampled every pressureEvery, rather than with a
 // hand-kept account that could drift. In order, as the heap grows:
 //   - above spillAt (spill.go) the bodies of offline sessions' queued messages are evicted to
 //     disk;
@@ -23,8 +23,8 @@ import (
 // the largest whole heap seen, for $SYS.
 const (
 	pressureEvery = 5 * time.Millisecond
-	pressureHigh  = 0.90
-	pressureLow   = 0.75
+	pressureHigh  = 0.80
+	pressureLow   = 0.65
 	// starvedWakes is how many sessions starved of reading back are let read one batch per
 	// spillEvery while the pressure lasts, so that draining never stops altogether.
 	starvedWakes = 8
@@ -37,7 +37,7 @@ const (
 func (b *Broker) watchMemory() {
 	t := time.NewTicker(pressureEvery)
 	defer t.Stop()
-	samples := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/heap/live:bytes"}}
+	samples := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	var lastSpill, lastLog time.Time
 	episodes := 0 // pressure episodes since the last log line: it can come and go every few ms
 	for {
@@ -47,7 +47,8 @@ func (b *Broker) watchMemory() {
 			return
 		}
 		metrics.Read(samples)
-		if heap := sampleUint(samples[0]); heap > b.heapMax.Load() {
+		heap := sampleUint(samples[0])
+		if heap > b.heapMax.Load() {
 			b.heapMax.Store(heap)
 		}
 		limit := float64(b.o().MemoryLimit)
@@ -56,23 +57,25 @@ func (b *Broker) watchMemory() {
 			b.wakeStarved(-1)
 			continue
 		}
-		live := float64(sampleUint(samples[1]))
+		// The whole heap, garbage included: the live heap is known only after a collection,
+		// and bodies pile up between two.
+		used := float64(heap)
 		switch {
-		case live > limit*pressureHigh && !b.pressure.Load():
+		case used > limit*pressureHigh && !b.pressure.Load():
 			b.pressure.Store(true)
 			if episodes++; time.Since(lastLog) >= pressureLogEvery {
 				b.log.Warn("memory budget nearly used: refusing and slowing publishers until subscribers drain",
-					"live_heap", uint64(live), "limit", uint64(limit), "episodes", episodes)
+					"heap", uint64(used), "limit", uint64(limit), "episodes", episodes)
 				lastLog, episodes = time.Now(), 0
 			}
-		case live < limit*pressureLow && b.pressure.Load():
+		case used < limit*pressureLow && b.pressure.Load():
 			b.pressure.Store(false)
-			b.log.Debug("memory pressure relieved", "live_heap", uint64(live), "limit", uint64(limit))
+			b.log.Debug("memory pressure relieved", "heap", uint64(used), "limit", uint64(limit))
 		}
 		if !b.pressure.Load() {
 			b.wakeStarved(-1)
 		}
-		if live > limit*spillAt && time.Since(lastSpill) >= spillEvery {
+		if used > limit*spillAt && time.Since(lastSpill) >= spillEvery {
 			lastSpill = time.Now()
 			if b.persisting() {
 				b.store.CheckpointSoon()

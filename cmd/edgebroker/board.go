@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -55,10 +56,21 @@ func applyProfile(cfg *config, p board.Profile) {
 	cfg.broker.MemoryLimit = int64(cfg.memoryLimit)
 }
 
+// setRuntimeLimit sets the Go runtime's soft memory limit an eighth under the budget: the
+// limit counts all of the runtime's memory, but the collector lets the heap pass it for a
+// moment before it catches up, and the heap is what the budget promises.
+func setRuntimeLimit(budget uint64) {
+	if budget == 0 {
+		debug.SetMemoryLimit(math.MaxInt64)
+		return
+	}
+	debug.SetMemoryLimit(int64(budget - budget/8))
+}
+
 // tuneRuntime sets the Go runtime's soft memory limit from the memory budget, and GOMAXPROCS
 // from the profile unless the environment sets it.
 func tuneRuntime(cfg *config, p board.Profile) {
-	debug.SetMemoryLimit(int64(cfg.memoryLimit))
+	setRuntimeLimit(cfg.memoryLimit)
 	if p.GOMAXPROCS > 0 && os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(p.GOMAXPROCS)
 	}

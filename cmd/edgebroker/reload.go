@@ -3,7 +3,6 @@ package main
 import (
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"slices"
 
 	"edgebroker/board"
@@ -69,7 +68,7 @@ func reload(cur *config, p board.Profile, b *session.Broker, level *slog.LevelVa
 	kept.broker.SlowConsumerTimeout, kept.broker.MaxKeepAlive, kept.broker.ConnectTimeout = o.SlowConsumerTimeout, o.MaxKeepAlive, o.ConnectTimeout
 	kept.logLevel, kept.memoryLimit = next.logLevel, next.memoryLimit
 	level.Set(kept.logLevel)
-	debug.SetMemoryLimit(int64(kept.memoryLimit))
+	setRuntimeLimit(kept.memoryLimit)
 	log.Info("configuration reloaded", "max_queued_messages", o.MaxQueued, "queue_overflow", o.Overflow,
 		"memory_limit", kept.memoryLimit, "log_level", kept.logLevel.String())
 	return &kept

@@ -26,6 +26,7 @@ const (
 	walDir              = "wal"
 	dbLockTimeout       = time.Second
 	inspectLockFallback = 200 * time.Millisecond
+	closeCheckpointTime = 2 * time.Second // the most Close spends on its last checkpoint
 )
 
 // Options configure a Store. Get them from DefaultOptions.

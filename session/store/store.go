@@ -28,8 +28,9 @@ type Store struct {
 	ckptPos   atomic.Uint64
 	ckpts     atomic.Int64
 
-	ckptMu sync.Mutex // serializes checkpoints and Close
-	closed bool       // on ckptMu
+	ckptMu  sync.Mutex  // serializes checkpoints and Close
+	closed  bool        // on ckptMu
+	closing atomic.Bool // Close was called
 
 	kick chan struct{} // wakes the checkpointer; capacity 1
 	quit chan struct{}
@@ -265,8 +266,9 @@ func (s *Store) pad(c wal.Pos) error {
 }
 
 var (
-	errStop   = errors.New("stop")
-	errLocked = errors.New("store: locked by another process")
+	errStop    = errors.New("stop")
+	errStopped = errors.New("checkpoint left unfinished")
+	errLocked  = errors.New("store: locked by another process")
 )
 
 // replay applies the log records in (c, d] with a.
@@ -286,21 +288,71 @@ func (s *Store) replay(a *applier, c, d wal.Pos) error {
 	return nil
 }
 
-// replayBounded applies the log records in (c, d] with a, stopping after the record that takes
-// a past Options.CheckpointOps operations, and returns the position of the last record applied.
-func (s *Store) replayBounded(a *applier, c, d wal.Pos) (wal.Pos, error) {
+// applyBounded applies the log records in (c, d] to checkpoint.db in one pass over the log,
+// committing a transaction (and recording its position as the checkpoint) after each record
+// that takes it past Options.CheckpointOps operations, and at the end. After each such
+// transaction it stops if stop (when not nil) says so.
+func (s *Store) applyBounded(c, d wal.Pos, stop func() bool) (err error) {
+	var tx *bolt.Tx
+	var a *applier
+	begin := func() error {
+		if tx, err = s.db.Begin(true); err != nil {
+			return err
+		}
+		a, err = newApplier(tx)
+		return err
+	}
+	commit := func(p wal.Pos) error {
+		if err := a.finish(p); err != nil {
+			return err
+		}
+		err := tx.Commit()
+		tx = nil
+		if err != nil {
+			return err
+		}
+		s.ckptPos.Store(uint64(p))
+		s.dropResidentNow() // the transaction read the pages it changed
+		return nil
+	}
+	defer func() {
+		if tx != nil {
+			tx.Rollback()
+		}
+	}()
+	if err := begin(); err != nil {
+		return err
+	}
 	done := c
-	err := s.wal().Replay(c, func(p wal.Pos, rec []byte) error {
-		if p > d || (s.opts.CheckpointOps > 0 && a.ops >= s.opts.CheckpointOps) {
+	err = s.wal().Replay(c, func(p wal.Pos, rec []byte) error {
+		if p > d {
 			return errStop
 		}
+		if err := a.record(p, rec); err != nil {
+			return err
+		}
 		done = p
-		return a.record(p, rec)
+		if s.opts.CheckpointOps > 0 && a.ops >= s.opts.CheckpointOps && p < d {
+			if err := commit(p); err != nil {
+				return err
+			}
+			if stop != nil && stop() {
+				return errStopped
+			}
+			return begin()
+		}
+		return nil
 	})
-	if err != nil && err != errStop {
-		return 0, logError(s.opts.Dir, err)
+	if err == errStopped {
+		return nil
 	}
-	return done, nil
+	if err != nil && err != errStop {
+		return logError(s.opts.Dir, err)
+	}
+	if done != d {
+		return fmt.Errorf("%w: the log ends at record %d, before %d", wal.ErrMissing, done, d)
+	}
+	return commit(d)
 }
 
 // wal returns the current log.
@@ -385,11 +437,13 @@ func (s *Store) Checkpoint() error {
 	if s.closed {
 		return ErrClosed
 	}
-	return s.checkpoint()
+	return s.checkpoint(nil)
 }
 
 // checkpoint does the work of Checkpoint with ckptMu held.
-func (s *Store) checkpoint() error {
+// stop, if not nil, is asked after each transaction whether to leave the rest for later: what
+// is applied is then the checkpoint, and the log keeps the rest.
+func (s *Store) checkpoint(stop func() bool) error {
 	c := wal.Pos(s.ckptPos.Load())
 	d := s.wal().LastPos()
 	if d <= c {
@@ -401,32 +455,32 @@ func (s *Store) checkpoint() error {
 	if err := s.wal().WaitDurable(d); err != nil {
 		return fmt.Errorf("store: checkpoint: %w", err)
 	}
-	for c < d { // in transactions of at most CheckpointOps operations
-		var done wal.Pos
-		err := guard(func() error {
-			return s.db.Update(func(tx *bolt.Tx) error {
-				a, err := newApplier(tx)
-				if err != nil {
-					return err
-				}
-				if done, err = s.replayBounded(a, c, d); err != nil {
-					return err
-				}
-				return a.finish(done)
-			})
-		})
-		if err != nil {
-			return fmt.Errorf("store: checkpoint: %w", err)
-		}
-		c = done
-		s.ckptPos.Store(uint64(c))
-		s.dropResidentNow() // the transaction read the pages it changed
+	if err := guard(func() error { return s.applyBounded(c, d, stop) }); err != nil {
+		return fmt.Errorf("store: checkpoint: %w", err)
 	}
 	s.ckpts.Add(1)
-	if err := s.wal().TruncateBefore(d + 1); err != nil {
+	if err := s.wal().TruncateBefore(s.CheckpointPos() + 1); err != nil {
 		return fmt.Errorf("store: checkpoint: %w", err)
 	}
 	return nil
+}
+
+// backgroundCheckpoint is Checkpoint for the checkpointer: it gives way to Close between two
+// transactions.
+func (s *Store) backgroundCheckpoint() error {
+	s.ckptMu.Lock()
+	defer s.ckptMu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	return s.checkpoint(func() bool {
+		select {
+		case <-s.quit:
+			return true
+		default:
+			return false
+		}
+	})
 }
 
 // checkpointer runs checkpoints when enough log has been committed, or CheckpointEvery passed.
@@ -441,7 +495,7 @@ func (s *Store) checkpointer() {
 		case <-s.kick:
 		case <-t.C:
 		}
-		if err := s.Checkpoint(); err != nil && !errors.Is(err, ErrClosed) {
+		if err := s.backgroundCheckpoint(); err != nil && !errors.Is(err, ErrClosed) {
 			s.opts.Logger.Error("store: checkpoint failed; the log keeps everything until one succeeds", "err", err)
 		}
 	}
@@ -463,17 +517,17 @@ func (s *Store) Stats() Stats {
 // Close stops the background checkpointer, runs a last checkpoint, and closes the log and
 // checkpoint.db. Commits racing with Close may fail with the log's ErrClosed.
 func (s *Store) Close() error {
-	s.ckptMu.Lock()
-	if s.closed {
-		s.ckptMu.Unlock()
+	if !s.closing.CompareAndSwap(false, true) {
 		return ErrClosed
 	}
-	s.closed = true
-	s.ckptMu.Unlock()
-	close(s.quit)
+	close(s.quit) // a background checkpoint gives way at its next transaction
 	<-s.done
 	s.ckptMu.Lock()
 	defer s.ckptMu.Unlock()
-	err := s.checkpoint()
+	s.closed = true
+	// The last checkpoint only saves the next start some replay: it gets closeCheckpointTime
+	// and leaves the rest in the log, so that stopping stays quick after a large drain.
+	deadline := time.Now().Add(closeCheckpointTime)
+	err := s.checkpoint(func() bool { return time.Now().After(deadline) })
 	return errors.Join(err, s.wal().Close(), s.db.Close())
 }
