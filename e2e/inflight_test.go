@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 )
@@ -79,6 +80,45 @@ func resendUnacked(t *testing.T, b *broker, id string, graceful bool) {
 	// Acknowledged now: a further resume brings nothing.
 	last := connect3(t, b, id, opts3{})
 	last.in.waitExactly(t, 0)
+}
+
+// TestInflightQoS1ResentWithDUPAfterKill: a QoS 1 message in flight when the broker is killed
+// comes again after the restart with DUP and its packet identifier, before what was queued
+// behind it: the broker records the identifiers of what it sends to persistent sessions.
+func TestInflightQoS1ResentWithDUPAfterKill(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, brokerOptions{})
+	c := dialRaw(t, b)
+	c.connectPersistent311("killed-unacked")
+	c.send([]byte{0x82, 0x08, 0x00, 0x01, 0x00, 0x03, 'k', '/', 't', 0x01}) // SUBSCRIBE k/t QoS 1
+	c.expect([]byte{0x90, 0x03, 0x00, 0x01, 0x01})
+	pub := connect3(t, b, "killed-pub", opts3{clean: true})
+	pub.publish(t, "k/t", 1, false, "first")
+	p, err := c.read(waitLong)
+	if err != nil || p.header != 0x32 {
+		t.Fatalf("want PUBLISH QoS 1 without DUP, got %v %v", p, err)
+	}
+	first := p.body
+	c.Close() // gone without PUBACK
+	// Acknowledged means durable, and the log is written in order: once this PUBACK is in,
+	// the record of the identifier sent before it is on disk too.
+	pub.publish(t, "k/t", 1, false, "second")
+	b.Kill()
+	b.Start()
+
+	again := dialRaw(t, b)
+	if !again.connectPersistent311("killed-unacked") {
+		t.Fatal("Session Present = 0 after the restart")
+	}
+	p, err = again.read(waitLong)
+	if err != nil || p.header != 0x3a || string(p.body) != string(first) {
+		t.Fatalf("after the restart got %v (%v), want header 3a (PUBLISH, DUP, QoS 1) and body % x", p, err, first)
+	}
+	again.send([]byte{0x40, 0x02, p.body[5], p.body[6]}) // PUBACK
+	p, err = again.read(waitLong)
+	if err != nil || p.header != 0x32 || !bytes.HasSuffix(p.body, []byte("second")) {
+		t.Fatalf("then got %v (%v), want the queued \"second\" without DUP", p, err)
+	}
 }
 
 // TestInboundQoS2ExactlyOnce: a QoS 2 PUBLISH that was PUBRECed but not released before the

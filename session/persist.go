@@ -268,25 +268,37 @@ func (o *outbound) entry() *store.Entry {
 	return e
 }
 
-// recordSent makes the packet ids of outgoing QoS 2 messages of a persistent session durable
-// before they are sent: after a restart the broker must resend such a message with the same
-// id (and DUP), or the client would take it for a new message (a duplicate), or take a new
-// message under a reused id for a resend (a loss) [MQTT-4.3.3-9], [MQTT-2.2.1-3]. QoS 1 ids
-// are not recorded: a QoS 1 redelivery after a restart is allowed, it only lacks DUP.
+// recordSent records the packet ids of outgoing QoS 1/2 messages of a persistent session
+// before they are sent, so that after a restart the broker resends such a message with the
+// same id and DUP. For QoS 2 the record must be durable first: otherwise the client could take
+// a resend under a new id for a new message (a duplicate), or a new message under a reused id
+// for a resend (a loss) [MQTT-4.3.3-9], [MQTT-2.2.1-3]. For QoS 1 it is only committed (group
+// commit syncs it with the next wait): if a power cut takes it, the message is resent without
+// DUP, which QoS 1 allows.
 func (b *Broker) recordSent(s *Session, batch []*outbound) error {
 	if !b.persisting() {
 		return nil
 	}
 	var rec store.Batch
+	mustWait := false
 	for _, o := range batch {
-		if o.d.qos == 2 && o.d.seq != 0 && o.state == awaitPubrec {
+		switch {
+		case o.d.seq == 0:
+		case o.d.qos == 2 && o.state == awaitPubrec:
+			rec.PutEntry(s.id, o.entry())
+			mustWait = true
+		case o.d.qos == 1:
 			rec.PutEntry(s.id, o.entry())
 		}
 	}
-	if rec.Len() == 0 {
+	switch {
+	case rec.Len() == 0:
 		return nil
+	case mustWait:
+		return b.syncBatch(&rec)
 	}
-	return b.syncBatch(&rec)
+	b.commit(&rec) // a failure takes the store down; the messages go out without the record
+	return nil
 }
 
 // recordLocked is the durable part of the session. s.mu must be held.
@@ -413,7 +425,10 @@ func (b *Broker) Restore(st *store.State) {
 				continue
 			}
 			state := awaitPubrec
-			if e.Released {
+			switch {
+			case e.QoS == 1:
+				state = awaitPuback
+			case e.Released:
 				state = awaitPubcomp
 			}
 			s.sendSeq++
