@@ -625,6 +625,9 @@ func (c *conn) routeLoop() {
 // route delivers one publication and queues its PUBACK or PUBREC behind its records.
 func (c *conn) route(in inbound) {
 	s, b := c.s, c.b
+	if b.persisting() {
+		b.store.Throttle() // the checkpointer keeps up, so that a restart replays little
+	}
 	ack := codec.Ack{Kind: codec.PUBACK, PacketID: in.id, Reason: in.reject}
 	if in.qos == 2 {
 		ack.Kind = codec.PUBREC

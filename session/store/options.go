@@ -27,6 +27,8 @@ const (
 	dbLockTimeout       = time.Second
 	inspectLockFallback = 200 * time.Millisecond
 	closeCheckpointTime = 2 * time.Second // the most Close spends on its last checkpoint
+	maxLag              = 4               // CheckpointBytes the log may run ahead of the checkpoint: Throttle
+	throttleWait        = time.Second     // the longest one Throttle call waits
 )
 
 // Options configure a Store. Get them from DefaultOptions.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -79,5 +80,42 @@ func TestReadQueued(t *testing.T) {
 	}
 	if es, _ := s.ReadQueued("nobody", 0, 10); len(es) != 0 {
 		t.Fatalf("unknown client: %+v", es)
+	}
+}
+
+// Throttle holds a writer while the log runs more than maxLag checkpoints' worth ahead, until
+// a checkpoint begins.
+func TestThrottleWaitsForTheCheckpointer(t *testing.T) {
+	o := testOptions(t, newMem())
+	o.CheckpointBytes = 1 << 10
+	s, _ := mustOpen(t, o)
+	defer s.Close()
+	s.ckptMu.Lock() // the checkpointer cannot begin
+	var b Batch
+	for s.sinceCkpt.Load() <= maxLag*o.CheckpointBytes {
+		b.PutSession(&Session{ClientID: "c", Version: 4})
+		if _, err := s.Commit(&b); err != nil {
+			t.Fatal(err)
+		}
+		b.Reset()
+	}
+	released := make(chan struct{})
+	go func() {
+		s.Throttle()
+		close(released)
+	}()
+	select {
+	case <-released:
+		t.Fatal("Throttle returned while the log is far ahead and no checkpoint began")
+	case <-time.After(throttleWait / 4):
+	}
+	s.ckptMu.Unlock()
+	select {
+	case <-released:
+	case <-time.After(throttleWait / 2):
+		t.Fatal("Throttle still waiting after a checkpoint began")
+	}
+	if s.sinceCkpt.Load() > maxLag*o.CheckpointBytes {
+		t.Fatalf("%d bytes ahead after the checkpoint began", s.sinceCkpt.Load())
 	}
 }

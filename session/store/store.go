@@ -25,6 +25,9 @@ type Store struct {
 	nextMsgID atomic.Uint64
 	sinceCkpt atomic.Int64 // bytes committed since the last checkpoint began
 	readSince atomic.Int64 // bytes ReadQueued read through the map since its pages were dropped
+
+	lagMu     sync.Mutex
+	ckptBegan chan struct{} // closed and replaced when a checkpoint begins; see Throttle
 	ckptPos   atomic.Uint64
 	ckpts     atomic.Int64
 
@@ -74,7 +77,7 @@ func Open(opts Options) (*Store, *State, error) {
 		return nil, nil, logError(opts.Dir, err)
 	}
 	s := &Store{opts: opts, db: db, kick: make(chan struct{}, 1),
-		quit: make(chan struct{}), done: make(chan struct{})}
+		quit: make(chan struct{}), done: make(chan struct{}), ckptBegan: make(chan struct{})}
 	s.logp.Store(l)
 	st, err := s.recover()
 	if err != nil {
@@ -408,6 +411,35 @@ func (s *Store) Commit(b *Batch) (wal.Pos, error) {
 	return p, nil
 }
 
+// Throttle makes a writer wait (up to throttleWait) while the log holds more than maxLag times
+// CheckpointBytes committed since the running checkpoint began: the checkpointer is behind,
+// and everything it has not applied is replayed at the next start. Call it before committing
+// new work, such as a publication; it is what keeps the restart after a crash short.
+func (s *Store) Throttle() {
+	limit := maxLag * s.opts.CheckpointBytes
+	if s.sinceCkpt.Load() <= limit {
+		return
+	}
+	timeout := time.NewTimer(throttleWait)
+	defer timeout.Stop()
+	for s.sinceCkpt.Load() > limit {
+		s.lagMu.Lock()
+		began := s.ckptBegan
+		s.lagMu.Unlock()
+		if s.sinceCkpt.Load() <= limit {
+			return
+		}
+		s.CheckpointSoon()
+		select {
+		case <-began:
+		case <-timeout.C:
+			return // a checkpoint that keeps failing must not stop the broker: the log grows
+		case <-s.quit:
+			return
+		}
+	}
+}
+
 // Wait blocks until the record at p and every one before it are durable as the log's sync
 // policy defines it: under wal.SyncAlways written and fdatasynced. Concurrent waiters share one
 // fsync (group commit).
@@ -450,6 +482,10 @@ func (s *Store) checkpoint(stop func() bool) error {
 		return nil
 	}
 	s.sinceCkpt.Store(0)
+	s.lagMu.Lock()
+	close(s.ckptBegan)
+	s.ckptBegan = make(chan struct{})
+	s.lagMu.Unlock()
 	// A checkpoint must never hold a record that a power cut could still take from the log:
 	// the log would give its position to a later record, which recovery would then skip.
 	if err := s.wal().WaitDurable(d); err != nil {
