@@ -12,9 +12,12 @@ import (
 // Reading queues back. The engine keeps only the head of an offline session's queue in RAM
 // when memory is short: the rest is in checkpoint.db, and ReadQueued brings it back a batch at
 // a time, in order. Reads go through bbolt's memory map, whose pages would stay resident (and
-// count against the process's RSS) long after the bodies were copied out; the store hands them
-// back to the kernel (MADV_DONTNEED, which on a shared file mapping only drops them from the
-// process: the data stays in the file and the page cache) once residentLimit bytes were read.
+// count against the process's RSS) long after the bodies were copied out. Worse, a fault maps
+// not one page but up to 16 around it that are in the page cache (the kernel's fault-around),
+// and checkpoint.db was just written, so all of it is. The store therefore hands the pages back
+// (MADV_DONTNEED, which on a shared file mapping only drops them from the process) and drops
+// the file from the page cache (FADV_DONTNEED: the next fault reads just its page from disk)
+// after every checkpoint transaction and once reads took residentLimit bytes.
 
 // residentLimit is how many bytes of checkpoint.db the store reads through the memory map
 // before it drops the map's resident pages.
@@ -42,10 +45,7 @@ func (s *Store) ReadQueued(client string, from uint64, max int) ([]Entry, error)
 		return s.db.View(func(tx *bolt.Tx) error {
 			var read int
 			out, read = readQueued(tx, client, from, max)
-			if s.readSince.Add(int64(read)) >= residentLimit {
-				s.readSince.Store(0)
-				dropResident(tx)
-			}
+			s.afterRead(tx, read)
 			return nil
 		})
 	})
@@ -69,10 +69,7 @@ func (s *Store) ReadMessage(id uint64) (*Message, error) {
 			if _, err := m.UnmarshalMsg(v[4:]); err != nil {
 				return fmt.Errorf("%w: message %d: %w", ErrDamaged, id, err)
 			}
-			if s.readSince.Add(int64(len(v))) >= residentLimit {
-				s.readSince.Store(0)
-				dropResident(tx)
-			}
+			s.afterRead(tx, len(v))
 			return nil
 		})
 	})
@@ -117,12 +114,26 @@ func readQueued(tx *bolt.Tx, client string, from uint64, max int) (out []Entry, 
 	return out, read
 }
 
-// dropResident drops checkpoint.db's pages from the process's resident set. The mapping is
-// stable while tx is open, and tx.Size (the pages in use) never exceeds it.
-func dropResident(tx *bolt.Tx) {
-	if n := tx.Size(); n > 0 {
-		// A raw syscall: the address is the mapping's, held as an integer by bbolt.
-		unix.Syscall(unix.SYS_MADVISE, tx.DB().Info().Data, uintptr(n), unix.MADV_DONTNEED)
+// dropResident drops checkpoint.db's pages from the process's resident set and from the page
+// cache. The mapping is stable while tx is open, and tx.Size (the pages in use) never exceeds
+// it.
+func (s *Store) dropResident(tx *bolt.Tx) {
+	n := tx.Size()
+	if n == 0 {
+		return
+	}
+	// A raw syscall: the address is the mapping's, held as an integer by bbolt.
+	unix.Syscall(unix.SYS_MADVISE, tx.DB().Info().Data, uintptr(n), unix.MADV_DONTNEED)
+	if s.cacheFile != nil {
+		unix.Fadvise(int(s.cacheFile.Fd()), 0, n, unix.FADV_DONTNEED)
+	}
+}
+
+// afterRead hands back what reads mapped in, once they read residentLimit bytes.
+func (s *Store) afterRead(tx *bolt.Tx, n int) {
+	if s.readSince.Add(int64(n)) >= residentLimit {
+		s.readSince.Store(0)
+		s.dropResident(tx)
 	}
 }
 
@@ -132,7 +143,7 @@ func (s *Store) dropResidentNow() {
 	s.readSince.Store(0)
 	guard(func() error {
 		return s.db.View(func(tx *bolt.Tx) error {
-			dropResident(tx)
+			s.dropResident(tx)
 			return nil
 		})
 	})

@@ -26,6 +26,8 @@ type Store struct {
 	sinceCkpt atomic.Int64 // bytes committed since the last checkpoint began
 	readSince atomic.Int64 // bytes ReadQueued read through the map since its pages were dropped
 
+	cacheFile *os.File // checkpoint.db, to drop its pages from the page cache; nil if it cannot be opened
+
 	lagMu     sync.Mutex
 	ckptBegan chan struct{} // closed and replaced when a checkpoint begins; see Throttle
 	ckptPos   atomic.Uint64
@@ -79,10 +81,12 @@ func Open(opts Options) (*Store, *State, error) {
 	s := &Store{opts: opts, db: db, kick: make(chan struct{}, 1),
 		quit: make(chan struct{}), done: make(chan struct{}), ckptBegan: make(chan struct{})}
 	s.logp.Store(l)
+	s.cacheFile, _ = os.Open(dbPath(opts.Dir))
 	st, err := s.recover()
 	if err != nil {
 		l.Close()
 		db.Close()
+		s.closeCacheFile()
 		return nil, nil, err
 	}
 	go s.checkpointer()
@@ -565,5 +569,12 @@ func (s *Store) Close() error {
 	// and leaves the rest in the log, so that stopping stays quick after a large drain.
 	deadline := time.Now().Add(closeCheckpointTime)
 	err := s.checkpoint(func() bool { return time.Now().After(deadline) })
+	s.closeCacheFile()
 	return errors.Join(err, s.wal().Close(), s.db.Close())
+}
+
+func (s *Store) closeCacheFile() {
+	if s.cacheFile != nil {
+		s.cacheFile.Close()
+	}
 }
