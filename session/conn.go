@@ -43,6 +43,7 @@ var (
 type conn struct {
 	b      *Broker
 	nc     net.Conn
+	br     *bufio.Reader // under r: when it has nothing buffered, a burst of packets ended
 	r      *codec.Reader
 	remote string
 
@@ -61,8 +62,9 @@ type conn struct {
 	rate     *limits.RateLimiter // nil without a publish rate limit
 	aliasIn  map[uint16]string
 	inbox    chan inbound
-	routing  bool // router goroutine started
-	graceful bool // a DISCONNECT that discards the will arrived
+	routing  bool        // router goroutine started
+	graceful bool        // a DISCONNECT that discards the will arrived
+	acked    []*delivery // acknowledged deliveries whose DeleteEntry is still to be written
 
 	inflightIn atomic.Int32 // inbound QoS 1/2 not yet fully acknowledged
 
@@ -207,7 +209,8 @@ func (b *Broker) serveConn(nc net.Conn) {
 	b.conns[c] = struct{}{}
 	b.mu.Unlock()
 
-	c.r = codec.NewReader(bufio.NewReaderSize(nc, readBufferSize), b.o().MaxPacketSize)
+	c.br = bufio.NewReaderSize(nc, readBufferSize)
+	c.r = codec.NewReader(c.br, b.o().MaxPacketSize)
 	if c.handshake() {
 		c.readLoop()
 	}
@@ -484,6 +487,11 @@ func (c *conn) readLoop() {
 		p, err := c.r.ReadPacket()
 		if err == nil {
 			err = c.handle(p)
+		}
+		if len(c.acked) > 0 && (err != nil || c.br.Buffered() == 0 || len(c.acked) >= maxBatch) {
+			c.b.deleteEntries(c.s, c.acked) // one record for a burst of acknowledgements
+			clear(c.acked)
+			c.acked = c.acked[:0]
 		}
 		if err == nil {
 			continue
@@ -820,9 +828,10 @@ func (c *conn) handleAck(a *codec.Ack) error {
 		return c.flush()
 	default:
 		// PUBACK or PUBCOMP; an unknown id is ignored, as the spec allows. The record goes
-		// without waiting: losing it only means a redelivery with DUP.
-		if _, done, _ := s.ack(a.Kind, a.PacketID, a.Reason); done != nil {
-			b.deleteEntries(s, []*delivery{done})
+		// without waiting, with those of the acknowledgements read with it (readLoop): losing
+		// it only means a redelivery with DUP.
+		if _, done, _ := s.ack(a.Kind, a.PacketID, a.Reason); done != nil && done.seq != 0 {
+			c.acked = append(c.acked, done)
 		}
 		return nil
 	}

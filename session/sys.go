@@ -51,6 +51,7 @@ func (b *Broker) publishSys(start time.Time) {
 	b.mu.RUnlock()
 
 	st := &b.stats
+	heap := heapBytes()
 	values := []struct {
 		topic string
 		value any
@@ -67,8 +68,9 @@ func (b *Broker) publishSys(start time.Time) {
 		{"store/messages/bytes", bytes},
 		{"subscriptions/count", b.subs.Count()},
 		{"retained messages/count", b.retained.Len()},
-		{"heap/current", heapBytes()},
+		{"heap/current", heap},
 		{"heap/maximum", b.heapMax.Load()},
+		{"memory/used", heap}, // of the budget: the heap is what it is compared with
 		{"memory/limit", b.o().MemoryLimit},
 		{"memory/pressure", boolInt(b.pressure.Load())},
 		{"memory/spilled/messages", spilled},
