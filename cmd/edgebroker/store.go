@@ -16,6 +16,10 @@ import (
 // same bbolt pages over and over.
 const minCheckpointBytes = 256 << 10
 
+// leanBelow is the memory budget up to which the store keeps checkpoint.db out of the page
+// cache (store.Options.Lean): routers and the smaller Pis.
+const leanBelow = 128 << 20
+
 // minCheckpointOps is the least number of operations a checkpoint transaction may apply.
 const minCheckpointOps = 128
 
@@ -36,6 +40,7 @@ func storeOptions(cfg *config, log *slog.Logger) store.Options {
 		// bbolt holds every page a transaction touches, about a page per operation, and
 		// writes them out again at commit: a sixty-fourth of the budget at most.
 		o.CheckpointOps = max(int(cfg.memoryLimit/(64<<10)), minCheckpointOps)
+		o.Lean = cfg.memoryLimit <= leanBelow
 	}
 	return o
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -43,11 +45,17 @@ type applier struct {
 	maxMsgID                                            uint64
 	ops                                                 int // operations applied
 	o                                                   op
-	scratch                                             []byte
+	// Bodies and entries put by the records applied so far wait here until settle writes
+	// those still referred to: a message delivered and acknowledged between two checkpoints
+	// never touches the B+tree (a put and a delete there cost far more than a map entry).
+	bodies  map[uint64][]byte            // message id -> encoded Message
+	pending map[string]map[uint64][]byte // client id -> seq -> encoded Entry
+	scratch []byte
 }
 
 func newApplier(tx *bolt.Tx) (*applier, error) {
-	a := &applier{tx: tx, refs: map[uint64]int64{}, nextSeq: map[string]uint64{}}
+	a := &applier{tx: tx, refs: map[uint64]int64{}, nextSeq: map[string]uint64{},
+		bodies: map[uint64][]byte{}, pending: map[string]map[uint64][]byte{}}
 	bs := []**bolt.Bucket{&a.meta, &a.sessions, &a.subs, &a.entries, &a.inqos2, &a.msgs, &a.retain}
 	for i, name := range topBuckets {
 		if *bs[i] = tx.Bucket(name); *bs[i] == nil {
@@ -134,10 +142,22 @@ func (a *applier) unref(v []byte) {
 }
 
 func (a *applier) deleteSession(key []byte) error {
+	pending := a.pending[string(key)]
+	for _, v := range pending {
+		id, err := entryMsgID(v)
+		if err != nil {
+			return err
+		}
+		a.refs[id]--
+	}
+	delete(a.pending, string(key))
 	if b := a.entries.Bucket(key); b != nil {
 		err := b.ForEach(func(k, v []byte) error {
 			if len(k) != 8 {
 				return nil
+			}
+			if _, replaced := pending[binary.BigEndian.Uint64(k)]; replaced {
+				return nil // its reference went when the pending entry replaced it
 			}
 			id, err := entryMsgID(v)
 			a.refs[id]--
@@ -182,27 +202,39 @@ func (a *applier) setDisconnected(key []byte, at int64) error {
 	return a.sessions.Put(key, nv)
 }
 
-// putMessage stores a body, keeping the reference count of a body stored before. A message value
-// is a 4-byte reference count and the encoded Message; the count is settled in finish.
+// putMessage keeps a body for settle, which stores it (a message value is a 4-byte reference
+// count and the encoded Message) if anything still refers to it.
 func (a *applier) putMessage(o *op) error {
-	k := seqKey(o.msgID)
-	v := make([]byte, 4, 4+len(o.raw))
-	if old := a.msgs.Get(k); len(old) >= 4 {
-		copy(v, old[:4])
-	}
+	a.bodies[o.msgID] = bytes.Clone(o.raw)
 	a.maxMsgID = max(a.maxMsgID, o.msgID)
-	a.refs[o.msgID] += 0 // settle it in finish even if nothing refers to it
-	return a.msgs.Put(k, append(v, o.raw...))
+	a.refs[o.msgID] += 0 // settle it even if nothing refers to it
+	return nil
+}
+
+// entry returns the current encoded entry seq of client key: the pending one, else the one in
+// the bucket (nil if none).
+func (a *applier) entry(key []byte, seq uint64) []byte {
+	if v, ok := a.pending[string(key)][seq]; ok {
+		return v
+	}
+	if b := a.entries.Bucket(key); b != nil {
+		return b.Get(seqKey(seq))
+	}
+	return nil
+}
+
+// setPending makes v the pending entry seq of client key.
+func (a *applier) setPending(key []byte, seq uint64, v []byte) {
+	m := a.pending[string(key)]
+	if m == nil {
+		m = map[uint64][]byte{}
+		a.pending[string(key)] = m
+	}
+	m[seq] = v
 }
 
 func (a *applier) putEntry(key []byte, o *op) error {
-	b, err := a.entries.CreateBucketIfNotExists(key)
-	if err != nil {
-		return err
-	}
-	b.FillPercent = 0.9
-	k := seqKey(o.entry.Seq)
-	if old := b.Get(k); old != nil {
+	if old := a.entry(key, o.entry.Seq); old != nil {
 		id, err := entryMsgID(old)
 		if err != nil {
 			return err
@@ -213,16 +245,12 @@ func (a *applier) putEntry(key []byte, o *op) error {
 	if n := o.entry.Seq + 1; n > a.nextSeq[o.key] {
 		a.nextSeq[o.key] = n
 	}
-	return b.Put(k, bytes.Clone(o.raw))
+	a.setPending(key, o.entry.Seq, bytes.Clone(o.raw))
+	return nil
 }
 
 func (a *applier) releaseEntry(key []byte, seq uint64, packetID uint16) error {
-	b := a.entries.Bucket(key)
-	if b == nil {
-		return nil
-	}
-	k := seqKey(seq)
-	v := b.Get(k)
+	v := a.entry(key, seq)
 	if v == nil {
 		return nil // already acknowledged
 	}
@@ -235,16 +263,12 @@ func (a *applier) releaseEntry(key []byte, seq uint64, packetID uint16) error {
 	if err != nil {
 		return err
 	}
-	return b.Put(k, nv)
+	a.setPending(key, seq, nv)
+	return nil
 }
 
 func (a *applier) deleteEntry(key []byte, seq uint64) error {
-	b := a.entries.Bucket(key)
-	if b == nil {
-		return nil
-	}
-	k := seqKey(seq)
-	v := b.Get(k)
+	v := a.entry(key, seq)
 	if v == nil {
 		return nil
 	}
@@ -253,7 +277,11 @@ func (a *applier) deleteEntry(key []byte, seq uint64) error {
 		return err
 	}
 	a.refs[id]--
-	return b.Delete(k)
+	delete(a.pending[string(key)], seq)
+	if b := a.entries.Bucket(key); b != nil && b.Get(seqKey(seq)) != nil {
+		return b.Delete(seqKey(seq))
+	}
+	return nil
 }
 
 // finish settles what the operations applied so far changed and marks the log applied up to c.
@@ -264,34 +292,41 @@ func (a *applier) finish(c wal.Pos) error {
 	return a.meta.Put(keyCheckpoint, binary.BigEndian.AppendUint64(nil, uint64(c)))
 }
 
-// settle writes the reference counts (deleting bodies nobody refers to), the NextSeq of the
-// sessions that used new sequence numbers and the highest message ID.
+// settle writes the pending entries, the reference counts (storing the pending bodies still
+// referred to and deleting the stored ones nobody refers to), the NextSeq of the sessions that
+// used new sequence numbers and the highest message ID.
 func (a *applier) settle() error {
-	for id, d := range a.refs {
-		k := seqKey(id)
-		v := a.msgs.Get(k)
-		if len(v) < 4 {
-			continue // a reference to a body never stored; load reports it
+	for client, m := range a.pending {
+		if len(m) == 0 {
+			continue
 		}
-		n := int64(binary.BigEndian.Uint32(v)) + d
-		if n <= 0 {
-			if err := a.msgs.Delete(k); err != nil {
+		b, err := a.entries.CreateBucketIfNotExists([]byte(client))
+		if err != nil {
+			return err
+		}
+		b.FillPercent = 0.9
+		for _, seq := range slices.Sorted(maps.Keys(m)) { // ascending: bbolt appends
+			if err := b.Put(seqKey(seq), m[seq]); err != nil {
 				return err
 			}
-			continue
 		}
-		if d == 0 {
-			continue
-		}
-		nv := binary.BigEndian.AppendUint32(make([]byte, 0, len(v)), uint32(n))
-		if err := a.msgs.Put(k, append(nv, v[4:]...)); err != nil {
+	}
+	clear(a.pending)
+	for id, d := range a.refs {
+		if err := a.settleBody(id, d); err != nil {
 			return err
 		}
 	}
 	clear(a.refs)
+	clear(a.bodies)
 	for client, next := range a.nextSeq {
-		b := a.entries.Bucket([]byte(client))
-		if b == nil || getUint64(b, keyNextSeq) >= next {
+		// Created if need be: entries put and deleted within these records still used
+		// their sequence numbers.
+		b, err := a.entries.CreateBucketIfNotExists([]byte(client))
+		if err != nil {
+			return err
+		}
+		if getUint64(b, keyNextSeq) >= next {
 			continue
 		}
 		if err := b.Put(keyNextSeq, binary.BigEndian.AppendUint64(nil, next)); err != nil {
@@ -300,6 +335,33 @@ func (a *applier) settle() error {
 	}
 	clear(a.nextSeq)
 	return a.meta.Put(keyMaxMsgID, binary.BigEndian.AppendUint64(nil, a.maxMsgID))
+}
+
+// settleBody applies the change d of message id's reference count: the body is stored (a
+// pending one) or kept while something refers to it, and deleted when nothing does.
+func (a *applier) settleBody(id uint64, d int64) error {
+	k := seqKey(id)
+	v := a.msgs.Get(k)
+	var n int64
+	if len(v) >= 4 {
+		n = int64(binary.BigEndian.Uint32(v))
+	}
+	n += d
+	raw, put := a.bodies[id]
+	switch {
+	case n <= 0 && len(v) >= 4:
+		return a.msgs.Delete(k)
+	case n <= 0:
+		return nil // put and dropped within these records, or a reference to a body never stored
+	case !put && len(v) < 4:
+		return nil // a reference to a body never stored; load reports it
+	case !put && d == 0:
+		return nil
+	case !put:
+		raw = v[4:]
+	}
+	nv := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(raw)), uint32(n))
+	return a.msgs.Put(k, append(nv, raw...))
 }
 
 // getUint64 reads a big-endian uint64 value, 0 if absent or malformed.

@@ -49,6 +49,11 @@ type Options struct {
 	// page a transaction touches in memory until it commits, so this bounds the memory a
 	// checkpoint takes, deletions of a drained backlog included. Zero means no bound.
 	CheckpointOps int
+	// Lean also drops checkpoint.db from the page cache whenever the store hands its mapped
+	// pages back (after each checkpoint transaction and each MiB read back): the kernel maps
+	// up to 16 cached pages around every fault, so on a small memory budget the file's
+	// resident part would otherwise grow far faster than what is read. It costs real reads.
+	Lean bool
 	// CheckpointEvery starts a checkpoint at least this often while there is new log.
 	// Default 30s.
 	CheckpointEvery time.Duration

@@ -15,9 +15,9 @@ import (
 // count against the process's RSS) long after the bodies were copied out. Worse, a fault maps
 // not one page but up to 16 around it that are in the page cache (the kernel's fault-around),
 // and checkpoint.db was just written, so all of it is. The store therefore hands the pages back
-// (MADV_DONTNEED, which on a shared file mapping only drops them from the process) and drops
-// the file from the page cache (FADV_DONTNEED: the next fault reads just its page from disk)
-// after every checkpoint transaction and once reads took residentLimit bytes.
+// (MADV_DONTNEED, which on a shared file mapping only drops them from the process) after every
+// checkpoint transaction and once reads took residentLimit bytes, and with Options.Lean also
+// drops the file from the page cache (FADV_DONTNEED: the next fault reads just its page).
 
 // residentLimit is how many bytes of checkpoint.db the store reads through the memory map
 // before it drops the map's resident pages.
@@ -114,8 +114,8 @@ func readQueued(tx *bolt.Tx, client string, from uint64, max int) (out []Entry, 
 	return out, read
 }
 
-// dropResident drops checkpoint.db's pages from the process's resident set and from the page
-// cache. The mapping is stable while tx is open, and tx.Size (the pages in use) never exceeds
+// dropResident drops checkpoint.db's pages from the process's resident set and, when lean,
+// from the page cache. The mapping is stable while tx is open, and tx.Size (the pages in use) never exceeds
 // it.
 func (s *Store) dropResident(tx *bolt.Tx) {
 	n := tx.Size()

@@ -26,7 +26,7 @@ type Store struct {
 	sinceCkpt atomic.Int64 // bytes committed since the last checkpoint began
 	readSince atomic.Int64 // bytes ReadQueued read through the map since its pages were dropped
 
-	cacheFile *os.File // checkpoint.db, to drop its pages from the page cache; nil if it cannot be opened
+	cacheFile *os.File // checkpoint.db, to drop its pages from the page cache; nil unless Lean
 
 	lagMu     sync.Mutex
 	ckptBegan chan struct{} // closed and replaced when a checkpoint begins; see Throttle
@@ -81,7 +81,9 @@ func Open(opts Options) (*Store, *State, error) {
 	s := &Store{opts: opts, db: db, kick: make(chan struct{}, 1),
 		quit: make(chan struct{}), done: make(chan struct{}), ckptBegan: make(chan struct{})}
 	s.logp.Store(l)
-	s.cacheFile, _ = os.Open(dbPath(opts.Dir))
+	if opts.Lean {
+		s.cacheFile, _ = os.Open(dbPath(opts.Dir)) // without it the store is merely less lean
+	}
 	st, err := s.recover()
 	if err != nil {
 		l.Close()
