@@ -115,9 +115,11 @@ func TestInflightQoS1ResentWithDUPAfterKill(t *testing.T) {
 		t.Fatalf("after the restart got %v (%v), want header 3a (PUBLISH, DUP, QoS 1) and body % x", p, err, first)
 	}
 	again.send([]byte{0x40, 0x02, p.body[5], p.body[6]}) // PUBACK
+	// "second" may have gone out to the closed connection before the broker noticed it was
+	// gone: then it is in flight too and comes with DUP.
 	p, err = again.read(waitLong)
-	if err != nil || p.header != 0x32 || !bytes.HasSuffix(p.body, []byte("second")) {
-		t.Fatalf("then got %v (%v), want the queued \"second\" without DUP", p, err)
+	if err != nil || p.header&^0x08 != 0x32 || !bytes.HasSuffix(p.body, []byte("second")) {
+		t.Fatalf("then got %v (%v), want the PUBLISH of \"second\"", p, err)
 	}
 }
 

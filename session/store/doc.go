@@ -101,9 +101,13 @@
 //
 // A checkpoint takes the last committed position D, waits until the log has made it durable
 // (a checkpoint must never hold a record a power cut could still take back: the log would give
-// its position to a later record, and recovery would skip that one as applied), applies every
-// record in (C, D] to the buckets and stores D as C, all in ONE bbolt transaction, then deletes
-// the log segments wholly below D+1. Recovery at Open applies the records after C with the same
+// its position to a later record, and recovery would skip that one as applied), applies the
+// records in (C, D] to the buckets and stores the position of the last one applied as C, in
+// one bbolt transaction, or in several when Options.CheckpointOps bounds them (each ends at a
+// record boundary and stores its own C), then deletes the log segments wholly below C+1.
+// Within a transaction, bodies and entries wait in memory until its end and are written only
+// if something still refers to them, so that a message put and acknowledged between two
+// checkpoints never reaches the B+tree. Recovery at Open applies the records after C with the same
 // function, drops expired sessions and messages in the same transaction, and loads the State.
 // bbolt commits atomically (NoSync is off), so a power cut anywhere leaves either the old C and
 // the old buckets or the new ones, and the log still holds every record after C: recovery is
