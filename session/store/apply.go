@@ -296,7 +296,8 @@ func (a *applier) finish(c wal.Pos) error {
 // referred to and deleting the stored ones nobody refers to), the NextSeq of the sessions that
 // used new sequence numbers and the highest message ID.
 func (a *applier) settle() error {
-	for client, m := range a.pending {
+	for _, client := range slices.Sorted(maps.Keys(a.pending)) { // ascending, as below
+		m := a.pending[client]
 		if len(m) == 0 {
 			continue
 		}
@@ -312,14 +313,17 @@ func (a *applier) settle() error {
 		}
 	}
 	clear(a.pending)
-	for id, d := range a.refs {
-		if err := a.settleBody(id, d); err != nil {
+	// Ascending: new bodies are appended to the B+tree; in map order every insert would shift
+	// a node's keys (quadratic on a long log, as in a recovery).
+	for _, id := range slices.Sorted(maps.Keys(a.refs)) {
+		if err := a.settleBody(id, a.refs[id]); err != nil {
 			return err
 		}
 	}
 	clear(a.refs)
 	clear(a.bodies)
-	for client, next := range a.nextSeq {
+	for _, client := range slices.Sorted(maps.Keys(a.nextSeq)) {
+		next := a.nextSeq[client]
 		// Created if need be: entries put and deleted within these records still used
 		// their sequence numbers.
 		b, err := a.entries.CreateBucketIfNotExists([]byte(client))
