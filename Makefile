@@ -38,9 +38,10 @@ generate-check:
 	$(GO) generate ./...
 	@git diff --exit-code -- '*_gen.go' || { echo "generated code is stale: run go generate ./... and commit"; exit 1; }
 
-## crash: the long power-cut and kill runs (thousands of random cuts; minutes)
+## crash: the long power-cut and kill runs (thousands of random cuts) and the 2,000-session
+## spill run under a 16 MiB budget; minutes
 crash:
-	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 60m -run 'PowerCut|Crash|EachOperation|Kill' ./wal/... ./session/... ./e2e
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 60m -run 'PowerCut|Crash|EachOperation|Kill|SpillOfflineBacklog' ./wal/... ./session/... ./e2e
 
 test-race:
 	CGO_ENABLED=1 $(GO) test -race -short -count=1 -timeout 20m ./...
