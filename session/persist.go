@@ -26,6 +26,10 @@ func (b *Broker) persisting() bool { return b.store != nil }
 // errStoreDown is returned for writes refused while the store is failed.
 var errStoreDown = errors.New("session: persistent store is down")
 
+// errQueueUnread stops a rewrite of the store that could not read a queue back from it: the
+// rewrite would otherwise delete what it could not read.
+var errQueueUnread = errors.New("session: a queue could not be read back from the store")
+
 // commit appends a batch to the store without waiting for it to be durable. While the store is
 // failed it refuses at once.
 func (b *Broker) commit(batch *store.Batch) (wal.Pos, error) {
@@ -127,11 +131,16 @@ func (b *Broker) rewriteStore() error {
 	}
 	for _, s := range b.sessions {
 		s.mu.Lock()
+		var err error
 		if s.persistent && !s.ended {
-			s.snapshotLocked(&batch)
-			s.stored = true
+			if err = s.snapshotLocked(&batch); err == nil {
+				s.stored = true
+			}
 		}
 		s.mu.Unlock()
+		if err != nil {
+			return err
+		}
 		if err := flush(); err != nil {
 			return err
 		}
@@ -158,7 +167,11 @@ func (b *Broker) rewriteStore() error {
 
 // snapshotLocked adds the whole durable state of the session to batch, replacing whatever the
 // store held for it: one batch, so that a power cut keeps the old state or the new one.
-func (s *Session) snapshotLocked(batch *store.Batch) {
+func (s *Session) snapshotLocked(batch *store.Batch) error {
+	// DeleteSession drops what is on disk too: it is read back to be written again.
+	if !s.queue.readAll() {
+		return errQueueUnread
+	}
 	batch.DeleteSession(s.id)
 	batch.PutSession(s.recordLocked())
 	for _, sub := range s.subs {
@@ -182,7 +195,6 @@ func (s *Session) snapshotLocked(batch *store.Batch) {
 			}
 		}
 	}
-	s.queue.readAll() // DeleteSession drops what is on disk too: it is written again
 	s.queue.Each(func(d *delivery) bool {
 		if d.seq != 0 && !d.held { // held ones belong to a router whose write failed
 			put(d)
@@ -192,6 +204,7 @@ func (s *Session) snapshotLocked(batch *store.Batch) {
 	for id := range s.inQoS2 {
 		batch.PutInQoS2(s.id, id)
 	}
+	return nil
 }
 
 // noteRetainedUnwritten remembers a retained change the store could not take, for rewriteStore.

@@ -2,6 +2,7 @@ package session
 
 import (
 	"fmt"
+	"syscall"
 	"testing"
 	"time"
 
@@ -189,4 +190,47 @@ func TestSpilledQueueDropOldest(t *testing.T) {
 	if got := d.b.Stats().MessagesDropped.Load(); got != 15 {
 		t.Fatalf("dropped %d, want 15", got)
 	}
+}
+
+// A store that fails and recovers rewrites every persistent session, the part of its queue on
+// disk included: it reads that part back first, or the rewrite would delete it.
+func TestSpilledQueueSurvivesStoreRewrite(t *testing.T) {
+	mem := waltest.NewMemFS()
+	faults := waltest.NewFaultFS(slowSyncFS{mem})
+	d := startDurableFS(t, mem, faults, t.TempDir(), func(o *Options) { o.StoreRetry = 20 * time.Millisecond })
+	parkSubscriber(t, d.addr, codec.V311, "sub", "p", 1)
+	pub, _ := connectClient(t, d.addr, codec.V311, "pub", true)
+	want := payloads(30, "m")
+	for i, p := range want {
+		pub.publish(uint16(i+1), "p", 1, p)
+	}
+	if err := d.b.store.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	if n := d.b.spill(); n != len(want) {
+		t.Fatalf("spilled %d, want %d", n, len(want))
+	}
+
+	faults.FailAt(1, syscall.ENOSPC, true)
+	pub.send(&codec.Publish{PacketID: 100, Topic: "p", QoS: 1, Payload: []byte("refused")})
+	pub.expectClosed()
+	faults.Heal()
+	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if d.b.storeDown.Load() {
+			return fmt.Errorf("store still down after space returned")
+		}
+		return nil
+	})
+	if err := d.b.store.Checkpoint(); err != nil { // the rewrite reaches checkpoint.db
+		t.Fatal(err)
+	}
+
+	r := d.powerCut(21)
+	sub, _ := connectClient(t, r.addr, codec.V311, "sub", false)
+	for i, w := range want {
+		if got := sub.receiveWindowed(); string(got.Payload) != w {
+			t.Fatalf("message %d after the rewrite and a power cut: got %q, want %q", i, got.Payload, w)
+		}
+	}
+	sub.expectNothing(200 * time.Millisecond)
 }
