@@ -1,5 +1,6 @@
 #!/bin/sh
-# Runs every fuzz target of the module for $FUZZTIME each (default 3s), one at a time.
+# Runs every fuzz target of the module for $FUZZTIME each (a duration such as 3s, or a count
+# of inputs such as 5000x; default 3s), one at a time.
 set -eu
 fuzztime=${FUZZTIME:-3s}
 for pkg in $(go list ./...); do
