@@ -11,7 +11,7 @@ BIN       := bin/edgebroker
 
 export CGO_ENABLED := 0
 
-.PHONY: all build run test test-unit test-race fuzz fuzz-short bench bench-packages vet generate-check crash cross test-cross smoke-qemu install ipk deb clean
+.PHONY: all build run test test-unit test-race fuzz fuzz-short bench bench-packages bench-spill vet generate-check crash cross test-cross smoke-qemu install ipk deb clean
 
 all: build
 
@@ -68,6 +68,13 @@ bench: build bench-packages
 
 bench-packages:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=1s ./codec ./limits ./session/... ./wal
+
+## bench-spill: a 200 MB offline backlog (2,000 sessions x 100 x 1 KiB) under a 16 MiB budget,
+## clients draining 50 at a time, against Mosquitto (docs/BENCHMARKS.md, issue 4)
+bench-spill: build
+	$(GO) run ./cmd/edgebench -edgebroker $(abspath $(BIN)) -edgebroker-args "--fsync=always --memory-limit=16MiB" \
+		-mosquitto $(MOSQUITTO) -scenarios backlog -backlog-sessions 2000 -backlog-msgs 100 -payload 1024 \
+		-drain-wave 50 -timeout 10m -json bin/bench-spill.json $(BENCH_ARGS)
 
 ## cross: static binaries for linux amd64, arm64, armv6, armv7, mips, mipsle into dist/
 cross:
