@@ -315,14 +315,20 @@ func freePort(t *testing.T) int {
 // timeout passes first.
 func checkFor(t *testing.T, timeout, every time.Duration, f func() error) {
 	t.Helper()
+	if err := poll(timeout, every, f); err != nil {
+		t.Fatalf("after %v: %v", timeout, err)
+	}
+}
+
+// poll calls f every interval until it returns nil or timeout passes, and returns f's last
+// error: unlike checkFor it lets the test go on (t.Errorf), so that later measurements are
+// still made and reported.
+func poll(timeout, every time.Duration, f func() error) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v", timeout, err)
+		if err == nil || time.Now().After(deadline) {
+			return err
 		}
 		time.Sleep(every)
 	}

@@ -77,20 +77,6 @@ func (w *sysWatch) fresh(t *testing.T, topic string) int64 {
 	return v
 }
 
-// poll calls f every interval until it returns nil or timeout passes, and returns f's last
-// error: unlike checkFor it lets the test go on (t.Errorf), so that later measurements are
-// still made and reported.
-func poll(timeout, every time.Duration, f func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(every)
-	}
-}
-
 // forEach runs fn(0) … fn(n-1) on at most workers goroutines at once. It stops handing out
 // work after the tenth error and returns the errors.
 func forEach(n, workers int, fn func(i int) error) []error {

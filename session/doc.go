@@ -40,5 +40,6 @@
 // Broker.mu, then Session.mu, then conn.wmu. The topic tree and the retained index have their own
 // locks and never call back into the engine while holding them, except Retained.Match, whose
 // callback takes Session.mu. No lock is held while writing to a socket except conn.wmu, and no
-// lock while waiting for the store except Broker.mu in rewriteStore (store recovery).
+// lock while waiting for the store's log except Broker.mu in rewriteStore (store recovery).
+// Reading a spilled queue back from the store's checkpoint (spill.go) happens under Session.mu.
 package session

@@ -72,7 +72,8 @@ type delivery struct {
 	// pos is the log position of the record that stored it (0: none yet); once the store's
 	// checkpoint reaches it, the body may be evicted from RAM. Guarded by Session.mu.
 	pos wal.Pos
-	// fromDisk is set when it was read back from the store's checkpoint: once sent, its body
-	// leaves RAM (bodyOut) until a resend needs it again. Guarded by Session.mu.
+	// fromDisk is set, once and for all when it is built, when it was read back from the
+	// store's checkpoint: once sent, its body leaves RAM (bodyOut, guarded by Session.mu)
+	// until a resend needs it again.
 	fromDisk, bodyOut bool
 }

@@ -15,8 +15,8 @@ import (
 //   - above pressureHigh, until the heap is back under pressureLow, QoS 1/2 publications from
 //     5.0 clients are refused with 0x97 (quota exceeded), 3.x publishers are slowed by not
 //     reading from their sockets, QoS 0 publications are dropped (counted), and queues read
-//     back from disk only a few at a time (starve). Subscribers keep draining what is in RAM,
-//     which is what relieves it.
+//     back from disk only a few at a time (starve). Subscribers keep draining what is in
+//     RAM, which is what relieves it.
 //
 // The Go runtime's soft limit is set to the same budget (cmd/edgebroker), so that the collector
 // runs as often as it takes to keep the whole heap, garbage included, under it; heapMax keeps
@@ -37,7 +37,7 @@ const (
 func (b *Broker) watchMemory() {
 	t := time.NewTicker(pressureEvery)
 	defer t.Stop()
-	samples := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	samples := []metrics.Sample{{Name: heapMetric}}
 	var lastSpill, lastLog time.Time
 	episodes := 0 // pressure episodes since the last log line: it can come and go every few ms
 	for {
@@ -85,6 +85,10 @@ func (b *Broker) watchMemory() {
 		}
 	}
 }
+
+// heapMetric is the runtime metric the budget is compared with: the bytes of heap objects,
+// garbage not yet collected included.
+const heapMetric = "/memory/classes/heap/objects:bytes"
 
 // sampleUint returns a runtime metric's value, 0 if the runtime does not have it.
 func sampleUint(s metrics.Sample) uint64 {

@@ -123,12 +123,9 @@ func (b *Broker) publishSysValue(topic string, value any) {
 
 // heapBytes reads the bytes of live heap objects without stopping the world.
 func heapBytes() uint64 {
-	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	s := []metrics.Sample{{Name: heapMetric}}
 	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 {
-		return 0
-	}
-	return s[0].Value.Uint64()
+	return sampleUint(s[0])
 }
 
 // boolInt is 1 for true, as $SYS reports flags.

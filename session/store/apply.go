@@ -48,14 +48,14 @@ type applier struct {
 	// Bodies and entries put by the records applied so far wait here until settle writes
 	// those still referred to: a message delivered and acknowledged between two checkpoints
 	// never touches the B+tree (a put and a delete there cost far more than a map entry).
-	bodies  map[uint64][]byte            // message id -> encoded Message
-	pending map[string]map[uint64][]byte // client id -> seq -> encoded Entry
+	bodies  map[uint64][]byte                  // message id -> encoded Message
+	pending map[string]map[uint64]pendingEntry // client id -> seq -> entry
 	scratch []byte
 }
 
 func newApplier(tx *bolt.Tx) (*applier, error) {
 	a := &applier{tx: tx, refs: map[uint64]int64{}, nextSeq: map[string]uint64{},
-		bodies: map[uint64][]byte{}, pending: map[string]map[uint64][]byte{}}
+		bodies: map[uint64][]byte{}, pending: map[string]map[uint64]pendingEntry{}}
 	bs := []**bolt.Bucket{&a.meta, &a.sessions, &a.subs, &a.entries, &a.inqos2, &a.msgs, &a.retain}
 	for i, name := range topBuckets {
 		if *bs[i] = tx.Bucket(name); *bs[i] == nil {
@@ -143,8 +143,8 @@ func (a *applier) unref(v []byte) {
 
 func (a *applier) deleteSession(key []byte) error {
 	pending := a.pending[string(key)]
-	for _, v := range pending {
-		id, err := entryMsgID(v)
+	for _, p := range pending {
+		id, err := entryMsgID(p.raw)
 		if err != nil {
 			return err
 		}
@@ -211,30 +211,38 @@ func (a *applier) putMessage(o *op) error {
 	return nil
 }
 
-// entry returns the current encoded entry seq of client key: the pending one, else the one in
-// the bucket (nil if none).
-func (a *applier) entry(key []byte, seq uint64) []byte {
-	if v, ok := a.pending[string(key)][seq]; ok {
-		return v
-	}
-	if b := a.entries.Bucket(key); b != nil {
-		return b.Get(seqKey(seq))
-	}
-	return nil
+// pendingEntry is an entry put by the records applied so far; stored says the bucket holds an
+// older version of it, which a delete must remove.
+type pendingEntry struct {
+	raw    []byte // encoded Entry
+	stored bool
 }
 
-// setPending makes v the pending entry seq of client key.
-func (a *applier) setPending(key []byte, seq uint64, v []byte) {
+// entry returns the current entry seq of client key: the pending one, else the one in the
+// bucket (nil if none). stored says whether the bucket holds a version of it.
+func (a *applier) entry(key []byte, seq uint64) (raw []byte, stored bool) {
+	if p, ok := a.pending[string(key)][seq]; ok {
+		return p.raw, p.stored
+	}
+	if b := a.entries.Bucket(key); b != nil {
+		raw = b.Get(seqKey(seq))
+	}
+	return raw, raw != nil
+}
+
+// setPending makes raw the pending entry seq of client key.
+func (a *applier) setPending(key []byte, seq uint64, raw []byte, stored bool) {
 	m := a.pending[string(key)]
 	if m == nil {
-		m = map[uint64][]byte{}
+		m = map[uint64]pendingEntry{}
 		a.pending[string(key)] = m
 	}
-	m[seq] = v
+	m[seq] = pendingEntry{raw: raw, stored: stored}
 }
 
 func (a *applier) putEntry(key []byte, o *op) error {
-	if old := a.entry(key, o.entry.Seq); old != nil {
+	old, stored := a.entry(key, o.entry.Seq)
+	if old != nil {
 		id, err := entryMsgID(old)
 		if err != nil {
 			return err
@@ -245,12 +253,12 @@ func (a *applier) putEntry(key []byte, o *op) error {
 	if n := o.entry.Seq + 1; n > a.nextSeq[o.key] {
 		a.nextSeq[o.key] = n
 	}
-	a.setPending(key, o.entry.Seq, bytes.Clone(o.raw))
+	a.setPending(key, o.entry.Seq, bytes.Clone(o.raw), stored)
 	return nil
 }
 
 func (a *applier) releaseEntry(key []byte, seq uint64, packetID uint16) error {
-	v := a.entry(key, seq)
+	v, stored := a.entry(key, seq)
 	if v == nil {
 		return nil // already acknowledged
 	}
@@ -263,12 +271,12 @@ func (a *applier) releaseEntry(key []byte, seq uint64, packetID uint16) error {
 	if err != nil {
 		return err
 	}
-	a.setPending(key, seq, nv)
+	a.setPending(key, seq, nv, stored)
 	return nil
 }
 
 func (a *applier) deleteEntry(key []byte, seq uint64) error {
-	v := a.entry(key, seq)
+	v, stored := a.entry(key, seq)
 	if v == nil {
 		return nil
 	}
@@ -278,10 +286,10 @@ func (a *applier) deleteEntry(key []byte, seq uint64) error {
 	}
 	a.refs[id]--
 	delete(a.pending[string(key)], seq)
-	if b := a.entries.Bucket(key); b != nil && b.Get(seqKey(seq)) != nil {
-		return b.Delete(seqKey(seq))
+	if !stored {
+		return nil // put and deleted within these records: the bucket never saw it
 	}
-	return nil
+	return a.entries.Bucket(key).Delete(seqKey(seq))
 }
 
 // finish settles what the operations applied so far changed and marks the log applied up to c.
@@ -307,7 +315,7 @@ func (a *applier) settle() error {
 		}
 		b.FillPercent = 0.9
 		for _, seq := range slices.Sorted(maps.Keys(m)) { // ascending: bbolt appends
-			if err := b.Put(seqKey(seq), m[seq]); err != nil {
+			if err := b.Put(seqKey(seq), m[seq].raw); err != nil {
 				return err
 			}
 		}

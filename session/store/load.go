@@ -43,8 +43,9 @@ type loader struct {
 }
 
 // load reads the state from the buckets of a (after the log is applied), drops expired
-// sessions, expired undelivered messages and data that refers to nothing, and deletes them
-// through a, in the same transaction.
+// sessions, expired messages in flight or retained and data that refers to nothing, and
+// deletes them through a, in the same transaction. Queued entries are only counted: their
+// bodies are not read (an expired one goes when the engine reads it back).
 func load(a *applier, now time.Time, log *slog.Logger) (*State, error) {
 	l := &loader{a: a, now: now.UnixNano(), log: log, msgs: map[uint64]*Message{}}
 	st := &State{Sessions: map[string]*SessionState{}, Retained: map[string]*Message{}}

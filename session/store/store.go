@@ -55,7 +55,8 @@ func dbPath(dir string) string  { return filepath.Join(dir, checkpointFile) }
 
 // Open opens the store in opts.Dir and recovers it: the log records after the checkpoint are
 // applied to checkpoint.db, as a checkpoint would, and the state is loaded from it. Expired
-// sessions and messages are dropped (and deleted from disk). A session whose connection was
+// sessions, and expired messages in flight or retained, are dropped (and deleted from disk);
+// queued entries stay on disk, counted, for ReadQueued. A session whose connection was
 // open when the broker stopped comes back with DisconnectedAt set to the time of Open.
 //
 // Recovery is idempotent: a crash or power cut during Open is survived by the next Open. Open
