@@ -42,9 +42,10 @@ type applier struct {
 	meta, sessions, subs, entries, inqos2, msgs, retain *bolt.Bucket
 	refs                                                map[uint64]int64  // reference count changes
 	nextSeq                                             map[string]uint64 // raised NextSeq per client
+	storedNext                                          map[string]uint64 // NextSeq in the bucket when the transaction began
 	maxMsgID                                            uint64
-	ops                                                 int // operations applied
-	o                                                   op
+	ops                                                 int  // operations applied
+	decoded                                             []op // the operations of the record being applied
 	// Bodies and entries put by the records applied so far wait here until settle writes
 	// those still referred to: a message delivered and acknowledged between two checkpoints
 	// never touches the B+tree (a put and a delete there cost far more than a map entry).
@@ -54,7 +55,7 @@ type applier struct {
 }
 
 func newApplier(tx *bolt.Tx) (*applier, error) {
-	a := &applier{tx: tx, refs: map[uint64]int64{}, nextSeq: map[string]uint64{},
+	a := &applier{tx: tx, refs: map[uint64]int64{}, nextSeq: map[string]uint64{}, storedNext: map[string]uint64{},
 		bodies: map[uint64][]byte{}, pending: map[string]map[uint64]pendingEntry{}}
 	bs := []**bolt.Bucket{&a.meta, &a.sessions, &a.subs, &a.entries, &a.inqos2, &a.msgs, &a.retain}
 	for i, name := range topBuckets {
@@ -69,10 +70,17 @@ func newApplier(tx *bolt.Tx) (*applier, error) {
 
 // record applies one log record. A record that does not decode changes nothing.
 func (a *applier) record(p wal.Pos, rec []byte) error {
-	if err := validateBatch(rec); err != nil {
+	ops, err := decodeOps(rec, a.decoded)
+	if err != nil {
 		return fmt.Errorf("log record %d: %w", p, err)
 	}
-	return decodeBatch(rec, &a.o, a.apply)
+	a.decoded = ops
+	for i := range ops {
+		if err := a.apply(&ops[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // apply applies one operation.
@@ -168,6 +176,7 @@ func (a *applier) deleteSession(key []byte) error {
 		}
 	}
 	delete(a.nextSeq, string(key))
+	a.storedNext[string(key)] = 0 // its bucket goes: it has no entries now
 	for _, parent := range []*bolt.Bucket{a.entries, a.subs, a.inqos2} {
 		if err := parent.DeleteBucket(key); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
 			return err
@@ -224,9 +233,23 @@ func (a *applier) entry(key []byte, seq uint64) (raw []byte, stored bool) {
 	if p, ok := a.pending[string(key)][seq]; ok {
 		return p.raw, p.stored
 	}
-	if b := a.entries.Bucket(key); b != nil {
-		raw = b.Get(seqKey(seq))
+	// Every stored entry's Seq is below its bucket's NextSeq, which only settle raises: an
+	// entry at or above it is new, and costs no lookup.
+	next, known := a.storedNext[string(key)]
+	if known && seq >= next {
+		return nil, false
 	}
+	b := a.entries.Bucket(key)
+	if !known {
+		if b != nil {
+			next = getUint64(b, keyNextSeq)
+		}
+		a.storedNext[string(key)] = next
+	}
+	if b == nil || seq >= next {
+		return nil, false
+	}
+	raw = b.Get(seqKey(seq))
 	return raw, raw != nil
 }
 

@@ -238,34 +238,32 @@ type op struct {
 	msg      Message // PutMessage
 }
 
-// decodeBatch calls fn for each operation of the log record rec, in order. o is reused between
-// calls. It returns an error wrapping ErrBadRecord, naming the byte offset, for a record that does
-// not decode; operations before the damage have been passed to fn by then, so callers that need
-// all-or-nothing validate first (see validateBatch).
-func decodeBatch(rec []byte, o *op, fn func(*op) error) error {
+// decodeOps decodes every operation of the log record rec into ops, which it reuses (an op
+// may keep buffers of an earlier decode; decodeOp sets every field its kind uses), and returns
+// them in order. A record that does not decode in full gives an error wrapping ErrBadRecord
+// that names the byte offset, and no operations: callers apply all of a record or none.
+func decodeOps(rec []byte, ops []op) ([]op, error) {
+	ops = ops[:0]
 	if len(rec) == 0 {
-		return fmt.Errorf("%w: empty record", ErrBadRecord)
+		return nil, fmt.Errorf("%w: empty record", ErrBadRecord)
 	}
 	if rec[0] != formatVersion {
-		return fmt.Errorf("%w: format version %d at byte 0, want %d", ErrBadRecord, rec[0], formatVersion)
+		return nil, fmt.Errorf("%w: format version %d at byte 0, want %d", ErrBadRecord, rec[0], formatVersion)
 	}
 	for off := 1; off < len(rec); {
+		if len(ops) < cap(ops) {
+			ops = ops[:len(ops)+1]
+		} else {
+			ops = append(ops, op{})
+		}
+		o := &ops[len(ops)-1]
 		rest, err := decodeOp(rec[off:], o)
 		if err != nil {
-			return fmt.Errorf("%w: %v at byte %d: %w", ErrBadRecord, o.kind, off, err)
-		}
-		if err := fn(o); err != nil {
-			return err
+			return nil, fmt.Errorf("%w: %v at byte %d: %w", ErrBadRecord, o.kind, off, err)
 		}
 		off = len(rec) - len(rest)
 	}
-	return nil
-}
-
-// validateBatch checks that every operation of rec decodes.
-func validateBatch(rec []byte) error {
-	var o op
-	return decodeBatch(rec, &o, func(*op) error { return nil })
+	return ops, nil
 }
 
 // decodeOp decodes one operation from the front of b into o and returns the rest.
@@ -305,6 +303,8 @@ func decodeOp(b []byte, o *op) (rest []byte, err error) {
 		}
 	case opDisconnected:
 		o.at, b, err = msgp.ReadInt64Bytes(b)
+	case opConnected:
+		o.at = 0 // connected: not disconnected at any time
 	case opDeleteSub:
 		if o.group, b, err = msgp.ReadStringBytes(b); err == nil {
 			o.filter, b, err = msgp.ReadStringBytes(b)

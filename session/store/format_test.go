@@ -125,14 +125,11 @@ var formatCases = []struct {
 // describe renders the operations of a record, for comparing decodes.
 func describe(rec []byte) (string, error) {
 	var out bytes.Buffer
-	var o op
-	err := decodeBatch(rec, &o, func(o *op) error {
-		c := *o
-		c.raw = nil
+	ops, err := decodeOps(rec, nil)
+	for _, c := range ops {
 		fmt.Fprintf(&out, "%v %q %q %q %d %d %d %d %+v %+v %s %s;", c.kind, c.key, c.group, c.filter,
 			c.seq, c.packetID, c.at, c.msgID, c.sub, c.entry, dumpMsg(c.session.Will), dumpMsg(&c.msg))
-		return nil
-	})
+	}
 	return out.String(), err
 }
 
@@ -144,7 +141,7 @@ func TestFormat(t *testing.T) {
 			if !bytes.Equal(b.buf, tc.raw) {
 				t.Fatalf("encoded\n% x\nwant\n% x", b.buf, tc.raw)
 			}
-			if err := validateBatch(tc.raw); err != nil {
+			if _, err := decodeOps(tc.raw, nil); err != nil {
 				t.Fatalf("decode: %v", err)
 			}
 		})
@@ -173,14 +170,13 @@ func TestFormatDamage(t *testing.T) {
 		{"payload longer than the record", []byte{0x01, 0x07, 0x9d, 0x01, 0xa1, 0x74, 0xc6, 0x7f, 0xff, 0xff, 0xff}},
 	}
 	for _, tc := range bad {
-		if err := validateBatch(tc.raw); !errors.Is(err, ErrBadRecord) {
+		if _, err := decodeOps(tc.raw, nil); !errors.Is(err, ErrBadRecord) {
 			t.Errorf("%s: %v, want ErrBadRecord", tc.name, err)
 		}
 	}
 	for _, tc := range formatCases {
 		bounds := map[int]bool{}
 		var o op
-		decodeBatch(tc.raw, &o, func(*op) error { return nil })
 		for off, rest := 1, tc.raw[1:]; len(rest) > 0; {
 			var err error
 			bounds[off] = true
@@ -190,7 +186,7 @@ func TestFormatDamage(t *testing.T) {
 			off = len(tc.raw) - len(rest)
 		}
 		for n := 0; n < len(tc.raw); n++ {
-			err := validateBatch(tc.raw[:n])
+			_, err := decodeOps(tc.raw[:n], nil)
 			if ok := n >= 1 && (bounds[n] || n == 1); ok != (err == nil) {
 				t.Errorf("%s cut to %d bytes: %v", tc.name, n, err)
 			}
@@ -245,9 +241,9 @@ func FuzzDecodeBatch(f *testing.F) {
 // reencode decodes rec and writes its operations again through a Batch.
 func reencode(t *testing.T, rec []byte) []byte {
 	var b Batch
-	var o op
-	err := decodeBatch(rec, &o, func(o *op) error {
-		switch o.kind {
+	ops, err := decodeOps(rec, nil)
+	for i := range ops {
+		switch o := &ops[i]; o.kind {
 		case opPutSession:
 			b.PutSession(&o.session)
 		case opDeleteSession:
@@ -277,8 +273,7 @@ func reencode(t *testing.T, rec []byte) []byte {
 		case opDeleteRetained:
 			b.DeleteRetained(o.key)
 		}
-		return nil
-	})
+	}
 	if err != nil || b.err != nil {
 		t.Fatalf("re-encoding a decoded record: %v, %v", err, b.err)
 	}

@@ -29,6 +29,15 @@ var roundTripCases = []struct {
 		func(o ops) { o.PutSession(&Session{ClientID: "d", Version: 3}); o.Disconnected("d", testNow) },
 		func(o ops) { o.Connected("d") },
 	}},
+	{"reconnect after another client's disconnect", []func(ops){
+		func(o ops) {
+			o.PutSession(&Session{ClientID: "c", Version: 4})
+			o.PutSession(&Session{ClientID: "d", Version: 4})
+		},
+		func(o ops) { o.Disconnected("d", testNow.Add(-time.Minute)) },
+		func(o ops) { o.Disconnected("c", testNow.Add(-time.Hour)) },
+		func(o ops) { o.Connected("d") }, // not disconnected at c's time
+	}},
 	{"subscriptions", []func(ops){
 		func(o ops) {
 			o.PutSession(&Session{ClientID: "c", Version: 5})
