@@ -204,8 +204,14 @@ func (s *Session) takeBatchLocked(c *conn, out []*outbound, limit int) (_ []*out
 			if !s.mayReadBackLocked() {
 				break // memory is short: wakeStarved restarts the loop
 			}
-			// Only what the window takes now: the rest stays on disk, not in RAM.
-			s.queue.readBack(min(readBatch, max(1, c.sendWindow-len(s.inflight))))
+			// What is on disk is QoS 1 or 2: it waits for room in the window. Then what the
+			// window takes, and at least half a window, so that one read serves several
+			// acknowledgements; the rest stays on disk, not in RAM.
+			free := c.sendWindow - len(s.inflight)
+			if free <= 0 {
+				break
+			}
+			s.queue.readBack(min(readBatch, max(free, (c.sendWindow+1)/2)))
 		}
 		d, ok := s.queue.Peek()
 		if !ok || d.held {

@@ -156,6 +156,45 @@ func (c *client) receiveWindowed() *codec.Publish {
 	}
 }
 
+// A queue on disk is read back at least half an in-flight window at a time, not one message
+// per acknowledgement, even from a client that acknowledges one message and then waits for
+// the next (which must come: reading ahead never waits for more room).
+func TestSpilledQueueReadsBackInBatches(t *testing.T) {
+	d := startDurable(t, waltest.NewMemFS(), t.TempDir(), nil) // window: 20
+	parkSubscriber(t, d.addr, codec.V311, "sub", "s/#", 1)
+	pub, _ := connectClient(t, d.addr, codec.V311, "pub", true)
+	want := payloads(100, "m")
+	for i, p := range want {
+		pub.publish(uint16(i+1), "s/a", 1, p)
+	}
+	if err := d.b.store.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	if n := d.b.spill(); n != len(want) {
+		t.Fatalf("spilled %d, want %d", n, len(want))
+	}
+	before := d.b.store.Stats().QueueReads
+	sub, _ := connectClient(t, d.addr, codec.V311, "sub", false)
+	var held []*codec.Publish // received, not yet acknowledged: the window is full
+	for i, w := range want {
+		p := sub.next().(*codec.Publish)
+		if string(p.Payload) != w {
+			t.Fatalf("message %d: got %q, want %q", i, p.Payload, w)
+		}
+		held = append(held, p)
+		if len(held) == 20 || i == len(want)-1 {
+			// From now on, one acknowledgement per message received.
+			sub.send(&codec.Ack{Kind: codec.PUBACK, PacketID: held[0].PacketID})
+			held = held[1:]
+		}
+	}
+	// One read for the first window, then one per ten messages: 9. One per acknowledgement
+	// would be 81.
+	if reads := d.b.store.Stats().QueueReads - before; reads > 10 {
+		t.Fatalf("%d reads to bring back 100 messages", reads)
+	}
+}
+
 // A full queue partly on disk meets drop-oldest: the oldest go, read back from disk, and the
 // newest arrive in order.
 func TestSpilledQueueDropOldest(t *testing.T) {

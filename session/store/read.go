@@ -40,6 +40,7 @@ func (s *Store) CheckpointSoon() {
 // damage explains). Entries in flight (PacketID set) are left out: State has them. Only records
 // at or below CheckpointPos are there; records after it are not seen.
 func (s *Store) ReadQueued(client string, from uint64, max int) ([]Entry, error) {
+	s.reads.Add(1)
 	var out []Entry
 	err := guard(func() error {
 		return s.db.View(func(tx *bolt.Tx) error {

@@ -32,6 +32,7 @@ type Store struct {
 	ckptBegan chan struct{} // closed and replaced when a checkpoint begins; see Throttle
 	ckptPos   atomic.Uint64
 	ckpts     atomic.Int64
+	reads     atomic.Int64 // ReadQueued calls
 
 	ckptMu  sync.Mutex  // serializes checkpoints and Close
 	closed  bool        // on ckptMu
@@ -47,6 +48,7 @@ type Stats struct {
 	Log           wal.Stats // bytes, records, fsyncs and segments of the log
 	Checkpoints   int64     // checkpoints done (recovery counts as one when it applied records)
 	CheckpointPos wal.Pos   // the log position checkpoint.db reflects
+	QueueReads    int64     // reads of queued entries back from checkpoint.db (ReadQueued calls)
 	DBSize        int64     // size of checkpoint.db in bytes
 }
 
@@ -550,6 +552,7 @@ func (s *Store) Stats() Stats {
 		Log:           s.wal().Stats(),
 		Checkpoints:   s.ckpts.Load(),
 		CheckpointPos: wal.Pos(s.ckptPos.Load()),
+		QueueReads:    s.reads.Load(),
 	}
 	if fi, err := os.Stat(dbPath(s.opts.Dir)); err == nil {
 		st.DBSize = fi.Size()
