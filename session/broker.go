@@ -262,7 +262,7 @@ func (b *Broker) endSessionLocked(s *Session) *Message {
 	s.ended = true
 	s.stopTimersLocked()
 	will := s.takeWillLocked()
-	s.subs = nil
+	s.subs.Clear()
 	s.dropAllLocked()
 	s.signalRoomLocked()
 	return will

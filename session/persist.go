@@ -174,7 +174,7 @@ func (s *Session) snapshotLocked(batch *store.Batch) error {
 	}
 	batch.DeleteSession(s.id)
 	batch.PutSession(s.recordLocked())
-	for _, sub := range s.subs {
+	for _, sub := range s.subs.All() {
 		batch.PutSub(s.id, subRecord(sub))
 	}
 	var bodies []*Message
@@ -428,7 +428,7 @@ func (b *Broker) Restore(st *store.State) {
 		s.nextSeq = max(ss.NextSeq, 1)
 		for _, r := range ss.Subs {
 			sub := b.restoreSub(id, r)
-			s.subs[subKey{sub.Group, sub.Filter}] = sub
+			s.subs.Put(sub)
 		}
 		ckpt := b.store.CheckpointPos() // recovery applied the whole log
 		for i := range ss.Entries {     // in flight: resent with its id, as PUBREL if PUBRECed

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"edgebroker/codec"
-	"edgebroker/session/topic"
 )
 
 // Session is the state the broker keeps for one client identifier: its subscriptions, the
@@ -34,7 +33,7 @@ type Session struct {
 	lastID   uint16
 	nextSeq  uint64              // the store sequence number of the next persisted delivery
 	inQoS2   map[uint16]struct{} // inbound QoS 2 packet ids PUBRECed, awaiting PUBREL
-	subs     map[subKey]topic.Sub
+	subs     subList
 
 	will        *Message
 	willDelay   time.Duration
@@ -49,9 +48,6 @@ type Session struct {
 	dropped      uint64
 	readGrant    bool // may read its queue back from disk once, memory pressure or not
 }
-
-// subKey identifies one subscription of a session.
-type subKey struct{ group, filter string }
 
 // outState is where an outbound QoS 1/2 message stands in its handshake.
 type outState byte
@@ -77,7 +73,6 @@ func newSession(b *Broker, id string) *Session {
 		queue:    newQueue(b.o().MaxQueued),
 		inflight: make(map[uint16]*outbound),
 		inQoS2:   make(map[uint16]struct{}),
-		subs:     make(map[subKey]topic.Sub),
 		room:     make(chan struct{}),
 		nextSeq:  1,
 	}

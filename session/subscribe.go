@@ -52,8 +52,8 @@ func (c *conn) handleSubscribe(p *codec.Subscribe) error {
 			RetainHandling: req.RetainHandling, SubID: subID}
 		existed := c.b.subs.Subscribe(sub) // replaces an existing one [MQTT-3.8.4-3]
 		c.s.mu.Lock()
-		if c.s.subs != nil {
-			c.s.subs[subKey{group, filter}] = sub
+		if !c.s.ended {
+			c.s.subs.Put(sub)
 		}
 		c.s.mu.Unlock()
 		reasons[i] = codec.ReasonCode(req.QoS) // granted QoS: all three are supported
@@ -73,7 +73,7 @@ func (c *conn) handleSubscribe(p *codec.Subscribe) error {
 		for _, sub := range added {
 			c.b.subs.Unsubscribe(c.clientID, sub.Group, sub.Filter)
 			c.s.mu.Lock()
-			delete(c.s.subs, subKey{sub.Group, sub.Filter})
+			c.s.subs.Remove(sub.Group, sub.Filter)
 			c.s.mu.Unlock()
 		}
 		retained = nil
@@ -106,7 +106,7 @@ func (c *conn) handleUnsubscribe(p *codec.Unsubscribe) error {
 		}
 		removed = append(removed, topic.Sub{Group: group, Filter: filter})
 		c.s.mu.Lock()
-		delete(c.s.subs, subKey{group, filter})
+		c.s.subs.Remove(group, filter)
 		c.s.mu.Unlock()
 	}
 	if err := c.b.storeSubs(c.s, nil, removed); err != nil {
@@ -148,8 +148,7 @@ func (c *conn) overSubscriptionLimit(group, filter string) bool {
 	}
 	c.s.mu.Lock()
 	defer c.s.mu.Unlock()
-	_, exists := c.s.subs[subKey{group, filter}]
-	return !exists && len(c.s.subs) >= max
+	return !c.s.subs.Has(group, filter) && c.s.subs.Len() >= max
 }
 
 // topicWithinLimits checks a topic name or filter against Options.MaxTopicLength and
