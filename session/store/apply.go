@@ -44,8 +44,9 @@ type applier struct {
 	nextSeq                                             map[string]uint64 // raised NextSeq per client
 	storedNext                                          map[string]uint64 // NextSeq in the bucket when the transaction began
 	maxMsgID                                            uint64
-	ops                                                 int  // operations applied
-	decoded                                             []op // the operations of the record being applied
+	storedMaxMsgID                                      uint64 // maxMsgID when the transaction began: no body above it is stored
+	ops                                                 int    // operations applied
+	decoded                                             []op   // the operations of the record being applied
 	// Bodies and entries put by the records applied so far wait here until settle writes
 	// those still referred to: a message delivered and acknowledged between two checkpoints
 	// never touches the B+tree (a put and a delete there cost far more than a map entry).
@@ -64,6 +65,7 @@ func newApplier(tx *bolt.Tx) (*applier, error) {
 		}
 	}
 	a.maxMsgID = getUint64(a.meta, keyMaxMsgID)
+	a.storedMaxMsgID = a.maxMsgID
 	a.msgs.FillPercent = 0.9 // keys ascend: pack pages
 	return a, nil
 }
@@ -376,7 +378,10 @@ func (a *applier) settle() error {
 // pending one) or kept while something refers to it, and deleted when nothing does.
 func (a *applier) settleBody(id uint64, d int64) error {
 	k := seqKey(id)
-	v := a.msgs.Get(k)
+	var v []byte
+	if id <= a.storedMaxMsgID { // a body above it was put by these records: no lookup
+		v = a.msgs.Get(k)
+	}
 	var n int64
 	if len(v) >= 4 {
 		n = int64(binary.BigEndian.Uint32(v))

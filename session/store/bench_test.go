@@ -110,3 +110,46 @@ func fill(b *testing.B, s *Store, n, fanout int) {
 }
 
 var testingProcs = runtime.GOMAXPROCS(0)
+
+// BenchmarkCheckpointDelivered measures a checkpoint of the log of messages delivered to
+// online persistent sessions: each message is routed (PutMessage, PutEntry), sent (PutEntry
+// with its packet id) and acknowledged (DeleteEntry) between two checkpoints, in separate
+// records, as in the durable QoS 1 benchmark. Reported per message.
+func BenchmarkCheckpointDelivered(b *testing.B) {
+	const clients, perCheckpoint = 4, 10000
+	s, _ := mustOpen(b, DefaultOptions(b.TempDir()))
+	defer s.Close()
+	payload := []byte(strings.Repeat("m", 64))
+	var bt Batch
+	commit := func() {
+		if _, err := s.Commit(&bt); err != nil {
+			b.Fatal(err)
+		}
+		bt.Reset()
+	}
+	for c := range clients {
+		bt.PutSession(&Session{ClientID: fmt.Sprint("client-", c), Version: 4})
+	}
+	commit()
+	seq := uint64(0)
+	for b.Loop() {
+		b.StopTimer()
+		for i := range perCheckpoint {
+			client := fmt.Sprint("client-", i%clients)
+			seq++
+			m := &Message{ID: s.NextMessageID(), Topic: "bench/durable", Payload: payload, QoS: 1}
+			bt.PutMessage(m)
+			bt.PutEntry(client, &Entry{Seq: seq, MsgID: m.ID, QoS: 1})
+			commit()
+			bt.PutEntry(client, &Entry{Seq: seq, MsgID: m.ID, QoS: 1, PacketID: uint16(seq)})
+			commit()
+			bt.DeleteEntry(client, seq)
+			commit()
+		}
+		b.StartTimer()
+		if err := s.Checkpoint(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*perCheckpoint), "ns/msg")
+}
