@@ -743,7 +743,8 @@ func (c *conn) settle() {
 			c.b.storeFailed(err)
 		}
 	}
-	for i, p := range c.pending {
+	for i := range c.pending {
+		p := &c.pending[i] // not a copy: send takes the ack's address, which would move a copy to the heap
 		if err != nil {
 			unqueue(p.held)
 			c.b.noteRetainedUnwritten(p.msg)

@@ -259,7 +259,7 @@ func messageFromRecord(r *store.Message) *Message {
 		p.User = append(p.User, codec.UserProperty{Key: u.Key, Value: u.Value})
 	}
 	if p.Present != 0 || len(p.User) > 0 {
-		m.Props = &p
+		m.Props = new(p) // only then on the heap: most messages have no properties
 	}
 	return m
 }
