@@ -879,10 +879,31 @@ func (c *conn) deliverLoop(resend bool) {
 	for {
 		s.mu.Lock()
 		var expired []*delivery
+		var want readRequest
 		if s.conn == c {
-			batch, expired = s.takeBatchLocked(c, batch[:0], maxBatch)
+			batch, expired, want = s.takeBatchLocked(c, batch[:0], maxBatch)
 		} else {
 			batch = batch[:0]
+		}
+		if len(batch) == 0 && want.max > 0 {
+			// The next deliveries are on disk: read them without the lock, so that the
+			// client's acknowledgements and publishers offering to this session need not wait
+			// for the disk.
+			s.mu.Unlock()
+			c.b.deleteEntries(s, expired)
+			ds, consumed, next, err := s.readQueued(want.from, want.max)
+			s.mu.Lock()
+			if err == nil {
+				s.queue.applyRead(want, ds, consumed, next)
+				s.mu.Unlock()
+				continue
+			}
+			// Logged by readQueued; the deliveries wait on disk for the next wake-up.
+			c.batch, c.msgs = batch, msgs[:0]
+			c.delivering = false
+			s.mu.Unlock()
+			c.flush()
+			return
 		}
 		if len(batch) == 0 {
 			c.batch, c.msgs = batch, msgs[:0] // handed to the next loop, which cannot start before the unlock

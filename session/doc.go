@@ -41,5 +41,6 @@
 // locks and never call back into the engine while holding them, except Retained.Match, whose
 // callback takes Session.mu. No lock is held while writing to a socket except conn.wmu, and no
 // lock while waiting for the store's log except Broker.mu in rewriteStore (store recovery).
-// Reading a spilled queue back from the store's checkpoint (spill.go) happens under Session.mu.
+// The delivery loop reads a spilled queue back from the store's checkpoint without Session.mu
+// (queue.planRead, then applyRead under the lock); other reads back hold it (spill.go).
 package session

@@ -109,12 +109,36 @@ func (q *queue) Pop() (*delivery, bool) {
 	return d, true
 }
 
-// readBack moves up to limit deliveries from the disk part to front. It reports whether front
-// has something now.
+// readRequest is a read of the disk part planned under the owner's lock, so that the store's
+// disk I/O can run without it (see applyRead).
+type readRequest struct {
+	from uint64 // the disk part's first seq when planned
+	max  int    // deliveries to read
+}
+
+// planRead plans reading back up to limit deliveries of the disk part.
+func (q *queue) planRead(limit int) readRequest {
+	return readRequest{from: q.disk.from, max: min(limit, q.disk.n)}
+}
+
+// readBack moves up to limit deliveries from the disk part to front, reading them with the
+// owner's lock held. It reports whether front has something now.
 func (q *queue) readBack(limit int) bool {
-	ds, consumed, next, err := q.read(q.disk.from, min(limit, q.disk.n))
+	r := q.planRead(limit)
+	ds, consumed, next, err := q.read(r.from, r.max)
 	if err != nil {
 		return false
+	}
+	return q.applyRead(r, ds, consumed, next)
+}
+
+// applyRead moves to front what the read r brought back (as queue.read returns it), unless the
+// disk part changed while the lock was released: something read it back, dropped or spilled
+// it, and the deliveries are dropped here (the store keeps them). It reports whether front has
+// something now.
+func (q *queue) applyRead(r readRequest, ds []*delivery, consumed int, next uint64) bool {
+	if len(q.front) > 0 || q.disk.n == 0 || q.disk.from != r.from || q.disk.n < consumed {
+		return len(q.front) > 0
 	}
 	if consumed == 0 {
 		// The store holds fewer entries than counted: nothing more to find there.

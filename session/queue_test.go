@@ -187,3 +187,44 @@ func TestQueueClearForgetsDisk(t *testing.T) {
 		t.Fatalf("Pop after Clear found something (reads %d)", dq.reads)
 	}
 }
+
+// A read planned under the lock and done without it is applied only if the disk part is as it
+// was planned: if something else read it back, dropped it or spilled more in front of it in
+// the meantime, the result is dropped and nothing is lost, duplicated or reordered.
+func TestQueueApplyReadAfterChange(t *testing.T) {
+	onDisk := func(*delivery) bool { return true }
+	dq := newDiskQueue(100)
+	dq.pushStored(t, 1, 30, 9)
+	dq.q.spill(onDisk)
+
+	// Unchanged: applied.
+	r := dq.q.planRead(10)
+	ds, consumed, next, _ := dq.q.read(r.from, r.max)
+	if !dq.q.applyRead(r, ds, consumed, next) || len(dq.q.front) != 10 {
+		t.Fatalf("a read of an unchanged disk part was not applied: front %d", len(dq.q.front))
+	}
+
+	// Read back meanwhile (front taken by Pop, which read the next batch under the lock):
+	// a stale read of the same seqs must not be applied again.
+	dq.q.spill(onDisk) // front back to disk: seqs 1-30 on disk again
+	r = dq.q.planRead(10)
+	ds, consumed, next, _ = dq.q.read(r.from, r.max)
+	if d, _ := dq.q.Pop(); d.seq != 1 {
+		t.Fatalf("popped %d, want 1", d.seq)
+	}
+	dq.q.applyRead(r, ds, consumed, next)
+	if seqs := popAll(t, &dq.q); fmt.Sprint(seqs) != fmt.Sprint(seqRange(2, 30)) {
+		t.Fatalf("after a stale read: %v", seqs)
+	}
+
+	// Cleared meanwhile (the session ended): nothing comes back.
+	dq = newDiskQueue(100)
+	dq.pushStored(t, 1, 30, 9)
+	dq.q.spill(onDisk)
+	r = dq.q.planRead(10)
+	ds, consumed, next, _ = dq.q.read(r.from, r.max)
+	dq.q.Clear()
+	if dq.q.applyRead(r, ds, consumed, next) || dq.q.Len() != 0 || dq.q.Bytes() != 0 {
+		t.Fatalf("a read applied to a cleared queue: Len %d Bytes %d", dq.q.Len(), dq.q.Bytes())
+	}
+}

@@ -190,8 +190,10 @@ func (s *Session) nextIDLocked() uint16 {
 
 // takeBatchLocked moves up to max deliveries from the queue to the wire for connection c,
 // respecting the in-flight window: QoS 0 goes straight out, QoS 1/2 become in-flight entries.
-// Expired messages are dropped here [MQTT-3.3.2-5] and returned, for the store.
-func (s *Session) takeBatchLocked(c *conn, out []*outbound, limit int) (_ []*outbound, expired []*delivery) {
+// Expired messages are dropped here [MQTT-3.3.2-5] and returned, for the store. When the next
+// deliveries are on disk it takes nothing more and returns the read to do (max 0 if none):
+// the caller reads without the lock (Session.readQueued) and applies it (queue.applyRead).
+func (s *Session) takeBatchLocked(c *conn, out []*outbound, limit int) (_ []*outbound, expired []*delivery, want readRequest) {
 	now := s.b.now()
 	took := false
 	for len(out) < limit {
@@ -206,7 +208,8 @@ func (s *Session) takeBatchLocked(c *conn, out []*outbound, limit int) (_ []*out
 			if free <= 0 {
 				break
 			}
-			s.queue.readBack(min(readBatch, max(free, (c.sendWindow+1)/2)))
+			want = s.queue.planRead(min(readBatch, max(free, (c.sendWindow+1)/2)))
+			break
 		}
 		d, ok := s.queue.Peek()
 		if !ok || d.held {
@@ -241,7 +244,7 @@ func (s *Session) takeBatchLocked(c *conn, out []*outbound, limit int) (_ []*out
 		s.lastProgress = now
 		s.signalRoomLocked()
 	}
-	return out, expired
+	return out, expired, want
 }
 
 // inflightInOrderLocked returns the in-flight messages in the order they were first sent, for

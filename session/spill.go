@@ -49,7 +49,8 @@ func (b *Broker) spill() int {
 }
 
 // readQueued reads deliveries of the session's queue back from the store: queue.read. An entry
-// whose body is missing (damage) is logged, deleted and skipped. s.mu is held.
+// whose body is missing (damage) is logged, deleted and skipped. It needs no lock (the
+// delivery loop calls it without s.mu, queue.readBack with it).
 func (s *Session) readQueued(from uint64, max int) (ds []*delivery, consumed int, next uint64, err error) {
 	b := s.b
 	ckpt := b.store.CheckpointPos()
