@@ -162,10 +162,12 @@ func (r *segReader) readHeader() error {
 		return err
 	}
 	r.size = size
-	r.br.Reset(io.NewSectionReader(r.f, 0, size))
+	// The header is read on its own: a replay that seeks past the first records (see
+	// replayHint) then reads nothing before them.
+	hr := io.NewSectionReader(r.f, 0, size)
 	var h [segHeaderSize]byte
 	if size < segHeaderSize {
-		if _, err := io.ReadFull(r.br, h[:size]); err != nil {
+		if _, err := io.ReadFull(hr, h[:size]); err != nil {
 			return err
 		}
 		// A power cut cannot tear a header (segments are renamed into place after a sync), but a
@@ -175,7 +177,7 @@ func (r *segReader) readHeader() error {
 		torn := bytes.HasPrefix(want, h[:size]) || bytes.HasPrefix(h[:size], want)
 		return &CorruptError{r.path, 0, fmt.Sprintf("segment header cut short (%d of %d bytes)", size, segHeaderSize), torn}
 	}
-	if _, err := io.ReadFull(r.br, h[:]); err != nil {
+	if _, err := io.ReadFull(hr, h[:]); err != nil {
 		return err
 	}
 	switch {
@@ -191,7 +193,7 @@ func (r *segReader) readHeader() error {
 			binary.LittleEndian.Uint64(h[16:]))}
 	}
 	r.seed = saltSeed(binary.LittleEndian.Uint32(h[12:]))
-	r.off = segHeaderSize
+	r.seek(segHeaderSize)
 	return nil
 }
 
@@ -228,6 +230,12 @@ func (r *segReader) next() ([]byte, error) {
 	}
 	r.off += frameHeaderSize + n
 	return rec, nil
+}
+
+// seek makes the frame at byte off the next one read; off must be where a frame starts.
+func (r *segReader) seek(off int64) {
+	r.br.Reset(io.NewSectionReader(r.f, off, r.size-off))
+	r.off = off
 }
 
 func (r *segReader) corrupt(reason string) error {

@@ -53,6 +53,7 @@ type Log struct {
 	segs       []Pos  // first positions of the segment files, ascending; the last is active
 	err        error  // poison: the write or sync error, wrapped in ErrFailed
 	closed     bool
+	hint       replayHint // where the last Replay stopped
 
 	kick chan struct{} // wakes the writer; capacity 1
 	quit chan struct{} // closed by Close
@@ -61,6 +62,15 @@ type Log struct {
 	f File // the active segment; owned by the writer goroutine
 
 	records, bytes, fsyncs, dirSyncs, segments atomic.Int64
+}
+
+// replayHint says that record pos starts at byte off of the segment starting at seg, as the
+// last Replay found it. The next Replay usually starts there (the checkpointer's does): it
+// seeks to it instead of reading and checking every record before it again. Segments are only
+// ever appended to, so the offset stays true for the life of the Log.
+type replayHint struct {
+	seg, pos Pos // pos 0: no hint
+	off      int64
 }
 
 // roll marks that the frames from pend[off:] go to a new segment starting at first.
@@ -504,7 +514,16 @@ func (l *Log) replaySegment(first, after, end Pos, br *bufio.Reader, fn func(Pos
 		return err
 	}
 	defer r.close()
-	for p := first; p <= end; p++ {
+	l.mu.Lock()
+	h := l.hint
+	l.mu.Unlock()
+	p := first
+	if h.seg == first && h.pos > first && h.pos <= after+1 && h.off <= r.size {
+		r.seek(h.off)
+		p = h.pos
+	}
+	for ; p <= end; p++ {
+		at := r.off
 		rec, err := r.next()
 		if err == io.EOF {
 			return &CorruptError{Path: r.path, Offset: r.off, Reason: fmt.Sprintf(
@@ -515,11 +534,20 @@ func (l *Log) replaySegment(first, after, end Pos, br *bufio.Reader, fn func(Pos
 		}
 		if p > after {
 			if err := fn(p, rec); err != nil {
+				l.setHint(replayHint{seg: first, pos: p, off: at}) // where the next one will start
 				return err
 			}
 		}
 	}
+	l.setHint(replayHint{seg: first, pos: end + 1, off: r.off})
 	return nil
+}
+
+// setHint records where a Replay stopped.
+func (l *Log) setHint(h replayHint) {
+	l.mu.Lock()
+	l.hint = h
+	l.mu.Unlock()
 }
 
 // TruncateBefore removes the segments whose records all lie before p, oldest first, syncing the

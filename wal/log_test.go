@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -239,5 +242,74 @@ func TestReplayWhileAppending(t *testing.T) {
 	}
 	if got := replayAll(t, l, 0); len(got) != 300 {
 		t.Fatalf("replayed %d records, want 300", len(got))
+	}
+}
+
+// countingFS counts the bytes read from its files.
+type countingFS struct {
+	wal.FS
+	read *atomic.Int64
+}
+
+func (c countingFS) OpenFile(name string, flag int, perm fs.FileMode) (wal.File, error) {
+	f, err := c.FS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return countingFile{f, c.read}, nil
+}
+
+type countingFile struct {
+	wal.File
+	read *atomic.Int64
+}
+
+func (c countingFile) ReadAt(p []byte, off int64) (int, error) {
+	n, err := c.File.ReadAt(p, off)
+	c.read.Add(int64(n))
+	return n, err
+}
+
+// A replay that starts where the previous one stopped (as each checkpoint does) seeks there
+// instead of reading the segment again from its start, and returns the same records as a
+// replay from scratch, in every segment and across segment boundaries.
+func TestReplayResumesWhereItStopped(t *testing.T) {
+	var read atomic.Int64
+	l := mustOpen(t, memOptions(countingFS{waltest.NewMemFS(), &read}, 256<<10))
+	defer l.Close()
+	const n = 8000
+	for i := 1; i <= n; i++ {
+		if _, err := l.Append(record(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.AppendSync(record(n + 1)); err != nil {
+		t.Fatal(err)
+	}
+	errStop := errors.New("stop")
+	after := wal.Pos(0)
+	for _, stop := range []wal.Pos{700, 701, 2500, 2501, 2502, 6000, n + 1} {
+		read.Store(0)
+		next := after + 1
+		err := l.Replay(after, func(p wal.Pos, rec []byte) error {
+			if p > stop {
+				return errStop
+			}
+			if p != next || !bytes.Equal(rec, record(int(p))) {
+				return fmt.Errorf("record %d: %q, want record %d", p, rec, next)
+			}
+			next++
+			return nil
+		})
+		if err != nil && err != errStop {
+			t.Fatalf("replay after %d: %v", after, err)
+		}
+		if next != stop+1 {
+			t.Fatalf("replay after %d stopped before %d, want %d", after, next, stop+1)
+		}
+		if after > 0 && stop-after <= 2 && read.Load() > 128<<10 {
+			t.Fatalf("replay of %d records after %d read %d bytes: it read the segment again", stop-after, after, read.Load())
+		}
+		after = stop
 	}
 }
