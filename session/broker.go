@@ -262,7 +262,6 @@ func (b *Broker) endSessionLocked(s *Session) *Message {
 	s.ended = true
 	s.stopTimersLocked()
 	will := s.takeWillLocked()
-	s.subs.Clear()
 	s.dropAllLocked()
 	s.signalRoomLocked()
 	return will

@@ -174,7 +174,7 @@ func (s *Session) snapshotLocked(batch *store.Batch) error {
 	}
 	batch.DeleteSession(s.id)
 	batch.PutSession(s.recordLocked())
-	for _, sub := range s.subs.All() {
+	for _, sub := range s.b.subs.Subscriptions(s.id) {
 		batch.PutSub(s.id, subRecord(sub))
 	}
 	var bodies []*Message
@@ -427,8 +427,7 @@ func (b *Broker) Restore(st *store.State) {
 		}
 		s.nextSeq = max(ss.NextSeq, 1)
 		for _, r := range ss.Subs {
-			sub := b.restoreSub(id, r)
-			s.subs.Put(sub)
+			b.restoreSub(id, r)
 		}
 		ckpt := b.store.CheckpointPos() // recovery applied the whole log
 		for i := range ss.Entries {     // in flight: resent with its id, as PUBREL if PUBRECed
@@ -465,11 +464,9 @@ func (b *Broker) Restore(st *store.State) {
 }
 
 // restoreSub puts a recovered subscription back into the tree.
-func (b *Broker) restoreSub(clientID string, r store.Sub) (sub topic.Sub) {
-	sub = topic.Sub{ClientID: clientID, Filter: r.Filter, Group: r.Group, QoS: r.QoS, NoLocal: r.NoLocal,
-		RetainAsPublished: r.RetainAsPublished, RetainHandling: r.RetainHandling, SubID: r.SubID}
-	b.subs.Subscribe(sub)
-	return sub
+func (b *Broker) restoreSub(clientID string, r store.Sub) {
+	b.subs.Subscribe(topic.Sub{ClientID: clientID, Filter: r.Filter, Group: r.Group, QoS: r.QoS, NoLocal: r.NoLocal,
+		RetainAsPublished: r.RetainAsPublished, RetainHandling: r.RetainHandling, SubID: r.SubID})
 }
 
 // subRecord converts a subscription for the store.

@@ -33,7 +33,6 @@ type Session struct {
 	lastID   uint16
 	nextSeq  uint64              // the store sequence number of the next persisted delivery
 	inQoS2   map[uint16]struct{} // inbound QoS 2 packet ids PUBRECed, awaiting PUBREL
-	subs     subList
 
 	will        *Message
 	willDelay   time.Duration

@@ -51,11 +51,6 @@ func (c *conn) handleSubscribe(p *codec.Subscribe) error {
 			NoLocal: req.NoLocal, RetainAsPublished: req.RetainAsPublished,
 			RetainHandling: req.RetainHandling, SubID: subID}
 		existed := c.b.subs.Subscribe(sub) // replaces an existing one [MQTT-3.8.4-3]
-		c.s.mu.Lock()
-		if !c.s.ended {
-			c.s.subs.Put(sub)
-		}
-		c.s.mu.Unlock()
 		reasons[i] = codec.ReasonCode(req.QoS) // granted QoS: all three are supported
 		added = append(added, sub)
 		if req.RetainHandling == 0 || (req.RetainHandling == 1 && !existed) {
@@ -72,9 +67,6 @@ func (c *conn) handleSubscribe(p *codec.Subscribe) error {
 		}
 		for _, sub := range added {
 			c.b.subs.Unsubscribe(c.clientID, sub.Group, sub.Filter)
-			c.s.mu.Lock()
-			c.s.subs.Remove(sub.Group, sub.Filter)
-			c.s.mu.Unlock()
 		}
 		retained = nil
 	}
@@ -105,9 +97,6 @@ func (c *conn) handleUnsubscribe(p *codec.Unsubscribe) error {
 			reasons[i] = codec.NoSubscriptionExisted
 		}
 		removed = append(removed, topic.Sub{Group: group, Filter: filter})
-		c.s.mu.Lock()
-		c.s.subs.Remove(group, filter)
-		c.s.mu.Unlock()
 	}
 	if err := c.b.storeSubs(c.s, nil, removed); err != nil {
 		return err // UNSUBACK only once durable [DESIGN 3.2]: the connection closes instead
@@ -146,9 +135,8 @@ func (c *conn) overSubscriptionLimit(group, filter string) bool {
 	if max == 0 {
 		return false
 	}
-	c.s.mu.Lock()
-	defer c.s.mu.Unlock()
-	return !c.s.subs.Has(group, filter) && c.s.subs.Len() >= max
+	has, n := c.b.subs.Subscribed(c.clientID, group, filter)
+	return !has && n >= max
 }
 
 // topicWithinLimits checks a topic name or filter against Options.MaxTopicLength and

@@ -184,6 +184,57 @@ func (t *Tree) Group(name, filter string) *Group {
 	return nil
 }
 
+// Subscriptions returns copies of every subscription of clientID, in no
+// particular order.
+func (t *Tree) Subscriptions(clientID string) []Sub {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	keys := t.clients[clientID]
+	if keys == nil {
+		return nil
+	}
+	out := make([]Sub, 0, len(keys.items))
+	for _, k := range keys.items {
+		if s, ok := t.get(clientID, k); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Subscribed reports whether clientID subscribes to filter (in the shared group
+// group, or not shared if group is ""), and how many subscriptions it has.
+func (t *Tree) Subscribed(clientID, group, filter string) (ok bool, count int) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	keys := t.clients[clientID]
+	if keys == nil {
+		return false, 0
+	}
+	return keys.find(subKey{group, filter}) >= 0, len(keys.items)
+}
+
+// get returns the subscription k of clientID. The caller holds a lock.
+func (t *Tree) get(clientID string, k subKey) (Sub, bool) {
+	n := t.find(k.filter)
+	if n == nil {
+		return Sub{}, false
+	}
+	if k.group == "" {
+		return n.subs.get(clientID)
+	}
+	g, ok := n.groups.get(k.group)
+	if !ok {
+		return Sub{}, false
+	}
+	for _, s := range g.snapshot() {
+		if s.ClientID == clientID {
+			return s, true
+		}
+	}
+	return Sub{}, false
+}
+
 // Count returns the number of subscriptions, each member of a shared group
 // counting as one.
 func (t *Tree) Count() int {

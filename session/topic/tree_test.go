@@ -2,6 +2,7 @@ package topic
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -391,5 +392,51 @@ func TestMatchesReset(t *testing.T) {
 	tr.Match("b", &m)
 	if len(m.Subs) != 1 || m.Subs[0].Filter != "b" || len(m.Groups) != 0 {
 		t.Fatalf("Matches after Reset = %+v", m)
+	}
+}
+
+// Subscriptions and Subscribed agree with a map of one client's subscriptions under random
+// subscribes (new and replacing), unsubscribes and another client's traffic on the same
+// filters, below and above the size at which a client's keys are indexed, shared ones included.
+func TestClientSubscriptions(t *testing.T) {
+	for _, filters := range []int{3, indexAbove, 4 * indexAbove} {
+		t.Run(fmt.Sprint(filters, " filters"), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(uint64(filters), 1))
+			tr := NewTree()
+			want := map[subKey]Sub{}
+			for step := range 3000 {
+				k := subKey{group: []string{"", "g"}[r.IntN(2)], filter: fmt.Sprintf("a/%d", r.IntN(filters))}
+				client := []string{"c", "other"}[r.IntN(2)]
+				if r.IntN(3) == 0 {
+					tr.Unsubscribe(client, k.group, k.filter)
+					if client == "c" {
+						delete(want, k)
+					}
+				} else {
+					s := Sub{ClientID: client, Group: k.group, Filter: k.filter, SubID: uint32(step)}
+					tr.Subscribe(s)
+					if client == "c" {
+						want[k] = s
+					}
+				}
+				got := tr.Subscriptions("c")
+				if len(got) != len(want) {
+					t.Fatalf("step %d: %d subscriptions, want %d", step, len(got), len(want))
+				}
+				for _, s := range got {
+					if w, ok := want[subKey{s.Group, s.Filter}]; !ok || w != s {
+						t.Fatalf("step %d: holds %+v, want %+v (present %v)", step, s, w, ok)
+					}
+				}
+				_, present := want[k]
+				if ok, n := tr.Subscribed("c", k.group, k.filter); ok != present || n != len(want) {
+					t.Fatalf("step %d: Subscribed(%q, %q) = %v, %d; want %v, %d", step, k.group, k.filter, ok, n, present, len(want))
+				}
+			}
+			tr.UnsubscribeAll("c")
+			if got := tr.Subscriptions("c"); got != nil {
+				t.Fatalf("after UnsubscribeAll: %v", got)
+			}
+		})
 	}
 }
