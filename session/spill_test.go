@@ -161,18 +161,7 @@ func (c *client) receiveWindowed() *codec.Publish {
 // the next (which must come: reading ahead never waits for more room).
 func TestSpilledQueueReadsBackInBatches(t *testing.T) {
 	d := startDurable(t, waltest.NewMemFS(), t.TempDir(), nil) // window: 20
-	parkSubscriber(t, d.addr, codec.V311, "sub", "s/#", 1)
-	pub, _ := connectClient(t, d.addr, codec.V311, "pub", true)
-	want := payloads(100, "m")
-	for i, p := range want {
-		pub.publish(uint16(i+1), "s/a", 1, p)
-	}
-	if err := d.b.store.Checkpoint(); err != nil {
-		t.Fatal(err)
-	}
-	if n := d.b.spill(); n != len(want) {
-		t.Fatalf("spilled %d, want %d", n, len(want))
-	}
+	_, want := spillBacklog(t, d, 100)
 	before := d.b.store.Stats().QueueReads
 	sub, _ := connectClient(t, d.addr, codec.V311, "sub", false)
 	var held []*codec.Publish // received, not yet acknowledged: the window is full
@@ -193,6 +182,26 @@ func TestSpilledQueueReadsBackInBatches(t *testing.T) {
 	if reads := d.b.store.Stats().QueueReads - before; reads > 10 {
 		t.Fatalf("%d reads to bring back 100 messages", reads)
 	}
+}
+
+// spillBacklog parks the persistent subscriber "sub" on s/#, publishes n QoS 1 messages to it
+// through the clean publisher "pub", checkpoints and evicts them all to disk. It returns the
+// publisher and the payloads, in order.
+func spillBacklog(t *testing.T, d *durableBroker, n int) (*client, []string) {
+	t.Helper()
+	parkSubscriber(t, d.addr, codec.V311, "sub", "s/#", 1)
+	pub, _ := connectClient(t, d.addr, codec.V311, "pub", true)
+	want := payloads(n, "m")
+	for i, p := range want {
+		pub.publish(uint16(i+1), "s/a", 1, p)
+	}
+	if err := d.b.store.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.b.spill(); got != n {
+		t.Fatalf("spilled %d, want %d", got, n)
+	}
+	return pub, want
 }
 
 // A full queue partly on disk meets drop-oldest: the oldest go, read back from disk, and the
@@ -231,27 +240,17 @@ func TestSpilledQueueDropOldest(t *testing.T) {
 	}
 }
 
-// A store that fails and recovers rewrites every persistent session, the part of its queue on
-// disk included: it reads that part back first, or the rewrite would delete it.
+// A store that fails and recovers rewrites every persistent session, its subscriptions and the
+// part of its queue on disk included: it reads that part back first, or the rewrite would
+// delete it.
 func TestSpilledQueueSurvivesStoreRewrite(t *testing.T) {
 	mem := waltest.NewMemFS()
 	faults := waltest.NewFaultFS(slowSyncFS{mem})
 	d := startDurableFS(t, mem, faults, t.TempDir(), func(o *Options) { o.StoreRetry = 20 * time.Millisecond })
-	parkSubscriber(t, d.addr, codec.V311, "sub", "p", 1)
-	pub, _ := connectClient(t, d.addr, codec.V311, "pub", true)
-	want := payloads(30, "m")
-	for i, p := range want {
-		pub.publish(uint16(i+1), "p", 1, p)
-	}
-	if err := d.b.store.Checkpoint(); err != nil {
-		t.Fatal(err)
-	}
-	if n := d.b.spill(); n != len(want) {
-		t.Fatalf("spilled %d, want %d", n, len(want))
-	}
+	pub, want := spillBacklog(t, d, 30)
 
 	faults.FailAt(1, syscall.ENOSPC, true)
-	pub.send(&codec.Publish{PacketID: 100, Topic: "p", QoS: 1, Payload: []byte("refused")})
+	pub.send(&codec.Publish{PacketID: 100, Topic: "s/a", QoS: 1, Payload: []byte("refused")})
 	pub.expectClosed()
 	faults.Heal()
 	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
@@ -272,4 +271,10 @@ func TestSpilledQueueSurvivesStoreRewrite(t *testing.T) {
 		}
 	}
 	sub.expectNothing(200 * time.Millisecond)
+	// The rewrite kept the subscription too.
+	pub, _ = connectClient(t, r.addr, codec.V311, "pub", true)
+	pub.publish(1, "s/a", 1, "new")
+	if got := sub.receive(); string(got.Payload) != "new" {
+		t.Fatalf("after the rewrite and a power cut: got %q, want %q", got.Payload, "new")
+	}
 }
