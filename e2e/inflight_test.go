@@ -26,6 +26,29 @@ func (c *rawConn) connectPersistent311(id string) bool {
 	return p.body[0]&0x01 == 1
 }
 
+// leaveUnacked subscribes the persistent 3.1.1 session id to topic at QoS 1 over a raw
+// connection, publishes "first" to it from the clean client id+"-pub", reads that PUBLISH
+// (QoS 1, no DUP) and closes the connection without PUBACK. It returns the publisher and the
+// PUBLISH's body (topic, packet identifier, payload).
+func leaveUnacked(t *testing.T, b *broker, id, topic string) (*client3, []byte) {
+	t.Helper()
+	c := dialRaw(t, b)
+	c.connectPersistent311(id)
+	v := append([]byte{0x00, 0x01}, str(topic)...) // packet identifier 1, topic filter
+	v = append(v, 0x01)                            // requested QoS 1
+	c.send(append(append([]byte{0x82}, encodeLen(len(v))...), v...))
+	c.expect([]byte{0x90, 0x03, 0x00, 0x01, 0x01}) // SUBACK id 1, granted QoS 1
+
+	pub := connect3(t, b, id+"-pub", opts3{clean: true})
+	pub.publish(t, topic, 1, false, "first")
+	p, err := c.read(waitLong)
+	if err != nil || p.header != 0x32 {
+		t.Fatalf("want PUBLISH QoS 1 without DUP, got %v %v", p, err)
+	}
+	c.Close() // gone without PUBACK
+	return pub, p.body
+}
+
 // TestInflightResentWithDUP: a QoS 1 message the client received but did not acknowledge is
 // sent again, with DUP set and the same packet identifier, when the session resumes.
 func TestInflightResentWithDUP(t *testing.T) {
@@ -37,30 +60,13 @@ func TestInflightResentWithDUP(t *testing.T) {
 // with DISCONNECT when graceful is set, and otherwise closes the socket right after its PUBACK.
 func resendUnacked(t *testing.T, b *broker, id string, graceful bool) {
 	t.Helper()
-	c := dialRaw(t, b)
-	c.connectPersistent311(id)
-	c.send([]byte{
-		0x82, 0x08, // SUBSCRIBE, remaining length 8
-		0x00, 0x01, // packet identifier 1
-		0x00, 0x03, 'u', '/', 't', // topic filter "u/t"
-		0x01, // requested QoS 1
-	})
-	c.expect([]byte{0x90, 0x03, 0x00, 0x01, 0x01}) // SUBACK id 1, granted QoS 1
-
-	pub := connect3(t, b, id+"-pub", opts3{clean: true})
-	pub.publish(t, "u/t", 1, false, "p")
-	p, err := c.read(waitLong)
-	if err != nil || p.header != 0x32 {
-		t.Fatalf("want PUBLISH QoS 1 without DUP, got %v %v", p, err)
-	}
-	first := p.body
-	c.Close() // gone without PUBACK
+	_, first := leaveUnacked(t, b, id, "u/t")
 
 	again := dialRaw(t, b)
 	if !again.connectPersistent311(id) {
 		t.Fatal("Session Present = 0")
 	}
-	p, err = again.read(waitLong)
+	p, err := again.read(waitLong)
 	if err != nil {
 		t.Fatalf("waiting for the resent PUBLISH: %v", err)
 	}
@@ -88,18 +94,7 @@ func resendUnacked(t *testing.T, b *broker, id string, graceful bool) {
 func TestInflightQoS1ResentWithDUPAfterKill(t *testing.T) {
 	t.Parallel()
 	b := startBroker(t, brokerOptions{})
-	c := dialRaw(t, b)
-	c.connectPersistent311("killed-unacked")
-	c.send([]byte{0x82, 0x08, 0x00, 0x01, 0x00, 0x03, 'k', '/', 't', 0x01}) // SUBSCRIBE k/t QoS 1
-	c.expect([]byte{0x90, 0x03, 0x00, 0x01, 0x01})
-	pub := connect3(t, b, "killed-pub", opts3{clean: true})
-	pub.publish(t, "k/t", 1, false, "first")
-	p, err := c.read(waitLong)
-	if err != nil || p.header != 0x32 {
-		t.Fatalf("want PUBLISH QoS 1 without DUP, got %v %v", p, err)
-	}
-	first := p.body
-	c.Close() // gone without PUBACK
+	pub, first := leaveUnacked(t, b, "killed-unacked", "k/t")
 	// Acknowledged means durable, and the log is written in order: once this PUBACK is in,
 	// the record of the identifier sent before it is on disk too.
 	pub.publish(t, "k/t", 1, false, "second")
@@ -110,7 +105,7 @@ func TestInflightQoS1ResentWithDUPAfterKill(t *testing.T) {
 	if !again.connectPersistent311("killed-unacked") {
 		t.Fatal("Session Present = 0 after the restart")
 	}
-	p, err = again.read(waitLong)
+	p, err := again.read(waitLong)
 	if err != nil || p.header != 0x3a || string(p.body) != string(first) {
 		t.Fatalf("after the restart got %v (%v), want header 3a (PUBLISH, DUP, QoS 1) and body % x", p, err, first)
 	}
