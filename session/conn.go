@@ -891,6 +891,7 @@ func (c *conn) deliverLoop(resend bool) {
 			// for the disk.
 			s.mu.Unlock()
 			c.b.deleteEntries(s, expired)
+			expired = nil
 			ds, consumed, next, err := s.readQueued(want.from, want.max)
 			s.mu.Lock()
 			if err == nil {
@@ -898,12 +899,8 @@ func (c *conn) deliverLoop(resend bool) {
 				s.mu.Unlock()
 				continue
 			}
-			// Logged by readQueued; the deliveries wait on disk for the next wake-up.
-			c.batch, c.msgs = batch, msgs[:0]
-			c.delivering = false
-			s.mu.Unlock()
-			c.flush()
-			return
+			// Logged by readQueued: the deliveries wait on disk for the next wake-up, and
+			// the loop stops as when there is nothing to send.
 		}
 		if len(batch) == 0 {
 			c.batch, c.msgs = batch, msgs[:0] // handed to the next loop, which cannot start before the unlock
