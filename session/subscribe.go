@@ -50,7 +50,7 @@ func (c *conn) handleSubscribe(p *codec.Subscribe) error {
 		sub := topic.Sub{ClientID: c.clientID, Filter: filter, Group: group, QoS: req.QoS,
 			NoLocal: req.NoLocal, RetainAsPublished: req.RetainAsPublished,
 			RetainHandling: req.RetainHandling, SubID: subID}
-		existed := c.b.subs.Subscribe(sub) // replaces an existing one [MQTT-3.8.4-3]
+		existed := c.b.subs.Subscribe(sub)     // replaces an existing one [MQTT-3.8.4-3]
 		reasons[i] = codec.ReasonCode(req.QoS) // granted QoS: all three are supported
 		added = append(added, sub)
 		if req.RetainHandling == 0 || (req.RetainHandling == 1 && !existed) {
