@@ -15,7 +15,9 @@ var ErrNegative = errors.New("limits: negative reservation")
 // of releasing could ever make room for it.
 var ErrTooLarge = errors.New("limits: reservation larger than the limit")
 
-// Budget accounts memory in bytes against a limit: the broker's global --memory-limit.
+// Budget accounts memory in bytes against a limit: the broker's global --memory-limit. Work
+// that may be refused (a publication, a subscription, a connection) reserves with TryReserve
+// or Wait; what must be kept once admitted is added with Charge.
 //
 // A Budget is safe for concurrent use. TryReserve and Release are lock-free; Wait blocks
 // without spinning, on a channel that Release closes when someone is waiting.
@@ -62,7 +64,7 @@ func (b *Budget) Pressure() float64 {
 
 // TryReserve reserves n bytes if that keeps Used within Limit, and reports whether it did.
 // However many goroutines call it at once, the reservations that succeed never sum beyond the
-// limit. Reserving 0 bytes always succeeds; a negative n never does.
+// limit. Reserving 0 bytes succeeds while Used is within Limit; a negative n never succeeds.
 func (b *Budget) TryReserve(n int64) bool {
 	if n < 0 {
 		return false
@@ -75,6 +77,15 @@ func (b *Budget) TryReserve(n int64) bool {
 		if b.used.CompareAndSwap(used, used+n) {
 			return true
 		}
+	}
+}
+
+// Charge reserves n bytes whatever the limit, for what must be held once it exists: a message
+// already acknowledged, a queue entry already routed. Used may then exceed Limit, and every
+// TryReserve fails until enough has been released. A non-positive n does nothing.
+func (b *Budget) Charge(n int64) {
+	if n > 0 {
+		b.used.Add(n)
 	}
 }
 

@@ -70,6 +70,19 @@ func TestBudgetTable(t *testing.T) {
 			pressure: 1,
 		},
 		{
+			name:  "charge passes the limit, then reservations wait for releases",
+			limit: 100,
+			steps: []step{
+				{op: "reserve", n: 70, ok: true, used: 70},
+				{op: "charge", n: 50, used: 120},
+				{op: "charge", n: -5, used: 120},
+				{op: "reserve", n: 0, ok: false, used: 120},
+				{op: "release", n: 40, used: 80},
+				{op: "reserve", n: 20, ok: true, used: 100},
+			},
+			pressure: 1,
+		},
+		{
 			name:     "zero and negative limits hold nothing",
 			limit:    -10,
 			steps:    []step{{op: "reserve", n: 1, ok: false}, {op: "setlimit", n: 0}},
@@ -90,6 +103,8 @@ func TestBudgetTable(t *testing.T) {
 					}
 				case "release":
 					b.Release(s.n)
+				case "charge":
+					b.Charge(s.n)
 				case "setlimit":
 					b.SetLimit(s.n)
 					if b.Limit() != s.n {

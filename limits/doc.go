@@ -22,8 +22,9 @@
 //   - Slots a Ring no longer uses are zeroed at once, so the garbage collector can free what
 //     they referenced (message bodies are shared between queues and can be large).
 //   - Budget.Used never exceeds Budget.Limit through TryReserve or Wait, whatever the number of
-//     concurrent callers. Lowering the limit below what is in use does not take anything back:
-//     reservations fail until enough has been released.
+//     concurrent callers. Lowering the limit below what is in use, or charging what must be
+//     kept (Charge), does not take anything back: reservations fail until enough has been
+//     released.
 //   - An Account charges its parent Budget for every byte it reserves, so the parent's Used is
 //     the sum over its accounts plus what was reserved on the parent directly.
 //

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"edgebroker/limits"
 	"edgebroker/session/store"
 	"edgebroker/session/topic"
 )
@@ -44,9 +45,10 @@ type Broker struct {
 	goneSessions  map[string]struct{}
 	dirtyMu       sync.Mutex
 	dirtyRetained map[string]struct{}
-	closing       chan struct{} // closed by Close
-	pressure      atomic.Bool   // the heap is near Options.MemoryLimit: see pressure.go
-	heapMax       atomic.Uint64 // the largest heap watchMemory saw
+	closing       chan struct{}  // closed by Close
+	mem           *limits.Budget // what grows with load, against Options.MemoryLimit: memory.go
+	pressure      atomic.Bool    // memory is near Options.MemoryLimit: see pressure.go
+	heapMax       atomic.Uint64  // the largest heap watchMemory saw
 	// starved holds the connected sessions whose queue head is on disk and that did not read
 	// it back because memory was short: watchMemory wakes them (pressure.go).
 	starvedMu sync.Mutex
@@ -81,6 +83,7 @@ func New(opts Options) (*Broker, error) {
 		subs:      topic.NewTree(),
 		retained:  topic.NewRetained[*Message](),
 		store:     opts.Store,
+		mem:       limits.NewBudget(budgetLimit(opts.MemoryLimit)),
 
 		goneSessions:  make(map[string]struct{}),
 		dirtyRetained: make(map[string]struct{}),
@@ -131,6 +134,7 @@ func (b *Broker) Reload(r Reloadable) error {
 		return err
 	}
 	b.opts.Store(&want)
+	b.mem.SetLimit(budgetLimit(want.MemoryLimit))
 	if want.MaxQueued == cur.MaxQueued {
 		return nil
 	}
@@ -259,10 +263,11 @@ func (b *Broker) endSessionLocked(s *Session) *Message {
 	if s.stored {
 		b.forgetStored(s.id)
 	}
+	will := s.takeWillLocked()
 	s.ended = true
 	s.stopTimersLocked()
-	will := s.takeWillLocked()
 	s.dropAllLocked()
+	s.releaseAllLocked()
 	s.signalRoomLocked()
 	return will
 }

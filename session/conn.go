@@ -2,6 +2,7 @@ package session
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -86,12 +87,17 @@ type conn struct {
 
 	wmu     sync.Mutex
 	wbuf    []byte
+	wheld   int64 // what wbuf is charged to the memory budget: its capacity
 	wclosed bool
 	goodbye bool // a DISCONNECT is written: nothing may follow it [MQTT-3.14.4-1]
 
 	delivering bool          // guarded by Session.mu: a delivery goroutine is running
 	done       chan struct{} // closed when the connection is finished
-	doneOnce   sync.Once
+	// ctx ends when the connection is killed or finished: the reader's waits for memory
+	// (pressure.go) end with it.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	doneOnce sync.Once
 
 	detached bool // guarded by Broker.mu: the session no longer points here
 	killed   atomic.Bool
@@ -100,6 +106,7 @@ type conn struct {
 // inbound is one PUBLISH waiting for the router.
 type inbound struct {
 	msg    *Message
+	cost   int64 // reserved in the memory budget until routed
 	id     uint16
 	qos    byte
 	reject codec.ReasonCode // if set, acknowledge with this failure instead of routing
@@ -194,6 +201,8 @@ func (b *Broker) serveConn(nc net.Conn) {
 		remote: nc.RemoteAddr().String(),
 		done:   make(chan struct{}),
 	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	defer c.cancel()
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -206,6 +215,14 @@ func (b *Broker) serveConn(nc net.Conn) {
 		nc.Close()
 		return
 	}
+	if !b.mem.TryReserve(connCost) {
+		b.mu.Unlock()
+		b.log.Warn("connection refused: the memory budget is used up", "remote", c.remote,
+			"accounted", b.mem.Used(), "limit", b.mem.Limit())
+		nc.Close()
+		return
+	}
+	defer b.mem.Release(connCost)
 	b.conns[c] = struct{}{}
 	b.mu.Unlock()
 
@@ -218,6 +235,24 @@ func (b *Broker) serveConn(nc net.Conn) {
 	// being drained.
 	c.finish()
 	c.drainClose()
+	c.releaseBuffers()
+}
+
+// releaseBuffers returns to the memory budget what the ended connection still holds: the
+// publications its router did not take and its write buffer.
+func (c *conn) releaseBuffers() {
+	for more := true; more; {
+		select {
+		case in := <-c.inbox: // nil, never ready, if no router was started
+			c.b.mem.Release(in.cost)
+		default:
+			more = false
+		}
+	}
+	c.wmu.Lock()
+	c.wbuf = nil
+	c.chargeWriteBufferLocked()
+	c.wmu.Unlock()
 }
 
 // handshake reads and answers CONNECT. It reports whether the connection was accepted.
@@ -359,7 +394,8 @@ func (c *conn) connect(cp *codec.Connect) bool {
 	s.v5.Store(cp.Version == codec.V5)
 	s.persistent, s.expiry = persistent, expiry
 	s.disconnectedAt = 0
-	s.will, s.willDelay = will, willDelay
+	s.setWillLocked(will)
+	s.willDelay = willDelay
 	s.lastProgress = b.now()
 	c.s = s
 	// Deliveries wait until CONNACK is out: the loop starts below.
@@ -598,6 +634,14 @@ func (c *conn) handlePublish(p *codec.Publish) error {
 		in.reject = codec.PayloadFormatInvalid // 5.0 section 3.3.2.3.2: refused, not routed
 	} else {
 		in.msg = newMessage(p, c.clientID, c.b.now())
+		in.cost = messageSize(in.msg)
+		var err error
+		if drop, in.reject, err = c.reserve(in.cost, p.QoS); err != nil || drop {
+			return err
+		}
+		if in.reject != 0 {
+			in.msg, in.cost = nil, 0
+		}
 	}
 	if !c.routing {
 		c.routing = true
@@ -608,6 +652,7 @@ func (c *conn) handlePublish(p *codec.Publish) error {
 	case c.inbox <- in:
 		return nil
 	case <-c.done:
+		c.b.mem.Release(in.cost)
 		return errConnClosed
 	}
 }
@@ -621,6 +666,7 @@ func (c *conn) routeLoop() {
 		select {
 		case in := <-c.inbox:
 			c.route(in)
+			c.b.mem.Release(in.cost) // its deliveries are charged to their sessions now
 			if len(c.inbox) == 0 || len(c.pending) >= maxPending {
 				c.settle()
 			}
@@ -1053,11 +1099,24 @@ func (c *conn) send(p codec.Packet) error {
 		return codec.PacketTooLarge
 	}
 	c.wbuf = buf
+	c.chargeWriteBufferLocked()
 	c.goodbye = p.Type() == codec.DISCONNECT
 	if len(c.wbuf) >= flushThreshold {
 		return c.flushLocked()
 	}
 	return nil
+}
+
+// chargeWriteBufferLocked keeps the memory budget's charge for the write buffer equal to its
+// capacity (nothing once it went back to the pool). c.wmu is held.
+func (c *conn) chargeWriteBufferLocked() {
+	n := int64(cap(c.wbuf))
+	if n > c.wheld {
+		c.b.mem.Charge(n - c.wheld)
+	} else {
+		c.b.mem.Release(c.wheld - n)
+	}
+	c.wheld = n
 }
 
 // writeBuffers holds the write buffers of connections with nothing pending: a connection takes
@@ -1092,6 +1151,7 @@ func (c *conn) flushLocked() error {
 	_, err := c.nc.Write(c.wbuf)
 	putWriteBuffer(c.wbuf)
 	c.wbuf = nil
+	c.chargeWriteBufferLocked()
 	if err != nil {
 		c.wclosed = true
 		c.nc.Close()
@@ -1122,6 +1182,7 @@ func (c *conn) kill(rc codec.ReasonCode) {
 	if c.killed.Swap(true) {
 		return
 	}
+	c.cancel() // a reader waiting for memory stops waiting
 	if c.version == codec.V5 {
 		c.send(&codec.Disconnect{Reason: rc})
 	}
@@ -1219,7 +1280,7 @@ func (b *Broker) publishDelayedWill(s *Session, w *Message) {
 	s.mu.Lock()
 	ok := s.will == w && s.conn == nil
 	if ok {
-		s.will = nil
+		s.setWillLocked(nil)
 		s.willTimer = nil
 	}
 	s.mu.Unlock()

@@ -406,8 +406,8 @@ func (b *Broker) Restore(st *store.State) {
 		}
 		return m
 	}
-	for topicName, r := range st.Retained {
-		b.retained.Set(topicName, msg(r))
+	for _, r := range st.Retained {
+		b.setRetained(msg(r))
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -423,11 +423,11 @@ func (b *Broker) Restore(st *store.State) {
 		}
 		s.willDelay = time.Duration(ss.Session.WillDelay)
 		if ss.Session.Will != nil {
-			s.will = messageFromRecord(ss.Session.Will)
+			s.setWillLocked(messageFromRecord(ss.Session.Will))
 		}
 		s.nextSeq = max(ss.NextSeq, 1)
 		for _, r := range ss.Subs {
-			b.restoreSub(id, r)
+			b.restoreSub(s, r)
 		}
 		ckpt := b.store.CheckpointPos() // recovery applied the whole log
 		for i := range ss.Entries {     // in flight: resent with its id, as PUBREL if PUBRECed
@@ -445,7 +445,7 @@ func (b *Broker) Restore(st *store.State) {
 			}
 			s.sendSeq++
 			d := b.deliveryFromEntry(e, msg(e.Msg), ckpt)
-			s.inflight[e.PacketID] = &outbound{d: d, id: e.PacketID, seq: s.sendSeq, state: state}
+			s.putInflightLocked(&outbound{d: d, id: e.PacketID, seq: s.sendSeq, state: state})
 		}
 		// The queue stays on disk until its client comes back for it.
 		s.queue.disk = spilled{n: ss.Queued, from: ss.QueuedFrom, unknown: ss.Queued}
@@ -463,9 +463,10 @@ func (b *Broker) Restore(st *store.State) {
 	}
 }
 
-// restoreSub puts a recovered subscription back into the tree.
-func (b *Broker) restoreSub(clientID string, r store.Sub) {
-	b.subs.Subscribe(topic.Sub{ClientID: clientID, Filter: r.Filter, Group: r.Group, QoS: r.QoS, NoLocal: r.NoLocal,
+// restoreSub puts a recovered subscription of s back into the tree, charging it to s.
+func (b *Broker) restoreSub(s *Session, r store.Sub) {
+	s.holdLocked(subscriptionSize(r.Group, r.Filter)) // nobody else sees s yet
+	b.subs.Subscribe(topic.Sub{ClientID: s.id, Filter: r.Filter, Group: r.Group, QoS: r.QoS, NoLocal: r.NoLocal,
 		RetainAsPublished: r.RetainAsPublished, RetainHandling: r.RetainHandling, SubID: r.SubID})
 }
 

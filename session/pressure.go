@@ -1,15 +1,19 @@
 package session
 
 import (
+	"errors"
 	"runtime/metrics"
 	"time"
 
 	"edgebroker/codec"
+	"edgebroker/limits"
 )
 
-// Memory pressure: the budget (Options.MemoryLimit) is compared with the Go heap (its objects,
-// garbage not yet collected included), sampled every pressureEvery, rather than with a
-// hand-kept account that could drift. In order, as the heap grows:
+// Memory pressure: the budget (Options.MemoryLimit) is compared, every pressureEvery, with the
+// larger of the broker's account (Broker.mem, memory.go) and the Go heap (its objects, garbage
+// not yet collected included), which also holds what the account's estimates miss. Work the
+// account cannot fit is refused or waits at once, without waiting for a sample. In order, as
+// memory use grows:
 //   - above spillAt (spill.go) the bodies of offline sessions' queued messages are evicted to
 //     disk;
 //   - above pressureHigh, until the heap is back under pressureLow, QoS 1/2 publications from
@@ -59,18 +63,18 @@ func (b *Broker) watchMemory() {
 		}
 		// The whole heap, garbage included: the live heap is known only after a collection,
 		// and bodies pile up between two.
-		used := float64(heap)
+		used := float64(max(heap, uint64(max(b.mem.Used(), 0))))
 		switch {
 		case used > limit*pressureHigh && !b.pressure.Load():
 			b.pressure.Store(true)
 			if episodes++; time.Since(lastLog) >= pressureLogEvery {
 				b.log.Warn("memory budget nearly used: refusing and slowing publishers until subscribers drain",
-					"heap", uint64(used), "limit", uint64(limit), "episodes", episodes)
+					"heap", heap, "accounted", b.mem.Used(), "limit", uint64(limit), "episodes", episodes)
 				lastLog, episodes = time.Now(), 0
 			}
 		case used < limit*pressureLow && b.pressure.Load():
 			b.pressure.Store(false)
-			b.log.Debug("memory pressure relieved", "heap", uint64(used), "limit", uint64(limit))
+			b.log.Debug("memory pressure relieved", "heap", heap, "accounted", b.mem.Used(), "limit", uint64(limit))
 		}
 		if !b.pressure.Load() {
 			b.wakeStarved(-1)
@@ -159,10 +163,40 @@ func (c *conn) underPressure(qos byte) (drop bool, reject codec.ReasonCode) {
 	}
 	for b.pressure.Load() {
 		select {
-		case <-c.done:
+		case <-c.ctx.Done():
 			return true, 0
 		case <-time.After(10 * pressureEvery):
 		}
 	}
 	return false, 0
+}
+
+// errOverBudget closes a 3.x connection whose QoS 1/2 publication is larger than the whole
+// memory budget: no amount of waiting would make room for it, and refusing it would need a
+// reason code 3.x does not have.
+var errOverBudget = errors.New("session: publication larger than the memory budget")
+
+// reserve reserves n bytes of the memory budget for an arriving publication, until the router
+// has routed it. When they do not fit it answers as the heap's pressure does (underPressure):
+// a QoS 0 publication is dropped, a 5.0 QoS 1/2 one refused, and a 3.x publisher waits,
+// unread, for room.
+func (c *conn) reserve(n int64, qos byte) (drop bool, reject codec.ReasonCode, err error) {
+	b := c.b
+	if b.mem.TryReserve(n) {
+		return false, 0, nil
+	}
+	switch {
+	case qos == 0:
+		b.stats.MessagesDropped.Add(1)
+		return true, 0, nil
+	case c.version == codec.V5:
+		return false, codec.QuotaExceeded, nil
+	}
+	switch err := b.mem.Wait(c.ctx, n); {
+	case errors.Is(err, limits.ErrTooLarge):
+		return false, 0, errOverBudget
+	case err != nil:
+		return false, 0, errConnClosed
+	}
+	return false, 0, nil
 }

@@ -3,7 +3,9 @@ package session
 import "edgebroker/limits"
 
 // queue is a session's queue of deliveries waiting for the in-flight window: at most
-// Options.MaxQueued deliveries and Options.MaxQueuedBytes of bodies. It has three parts, oldest
+// Options.MaxQueued deliveries and Options.MaxQueuedBytes of bodies. The deliveries in RAM
+// (front and ring) are charged to the memory budget (memory.go) from the moment they enter
+// until they leave. It has three parts, oldest
 // first:
 //
 //	front  deliveries read back from the store, next to be sent
@@ -22,6 +24,9 @@ type queue struct {
 	// bytes is what counts against MaxQueuedBytes: the bodies in RAM and those on disk whose
 	// size is known.
 	bytes int64
+	// hold charges (or, negative, releases) the memory budget for deliveries entering (or
+	// leaving) RAM: Session.holdLocked.
+	hold func(n int64)
 	// read reads up to max queued entries with seq at least from back from the store, in
 	// order; consumed counts the entries it looked at (those it could not use included) and
 	// next is the seq after the last of them.
@@ -41,7 +46,9 @@ type spilled struct {
 // readBatch is how many deliveries a queue reads back from the store at a time.
 const readBatch = 32
 
-func newQueue(capacity int) queue { return queue{ring: limits.NewRing[*delivery](capacity)} }
+func newQueue(capacity int) queue {
+	return queue{ring: limits.NewRing[*delivery](capacity), hold: func(int64) {}}
+}
 
 // weight is what a delivery counts against the byte limit: its message's topic and payload.
 func weight(d *delivery) int64 { return int64(len(d.msg.Topic) + len(d.msg.Payload)) }
@@ -71,6 +78,7 @@ func (q *queue) Push(d *delivery) bool {
 		return false
 	}
 	q.bytes += weight(d)
+	q.hold(deliverySize(d))
 	return true
 }
 
@@ -106,6 +114,7 @@ func (q *queue) Pop() (*delivery, bool) {
 		q.ring.Pop()
 	}
 	q.bytes -= weight(d)
+	q.hold(-deliverySize(d))
 	return d, true
 }
 
@@ -147,6 +156,7 @@ func (q *queue) applyRead(r readRequest, ds []*delivery, consumed int, next uint
 		return false
 	}
 	for _, d := range ds {
+		q.hold(deliverySize(d))
 		if q.disk.unknown > 0 {
 			q.disk.unknown--
 			q.bytes += weight(d)
@@ -183,6 +193,7 @@ func (q *queue) spill(onDisk func(*delivery) bool) int {
 	if len(q.front) > 0 {
 		q.disk.from = q.front[0].seq
 		for _, d := range q.front {
+			q.hold(-deliverySize(d))
 			if q.disk.unknown > 0 {
 				// The unknown ones stay the oldest: these join them, uncounted.
 				q.disk.unknown++
@@ -202,6 +213,7 @@ func (q *queue) spill(onDisk func(*delivery) bool) int {
 			return moved
 		}
 		q.ring.Pop()
+		q.hold(-deliverySize(d))
 		if q.disk.n == 0 {
 			q.disk.from = d.seq
 		}
@@ -228,6 +240,7 @@ func (q *queue) RemoveIf(drop func(*delivery) bool) {
 	remove := func(d *delivery) bool {
 		if drop(d) {
 			q.bytes -= weight(d)
+			q.hold(-deliverySize(d))
 			return true
 		}
 		return false
@@ -256,6 +269,7 @@ func (q *queue) SetCap(n int) []*delivery {
 	}
 	for _, d := range q.ring.SetCap(n) { // only if the store could not be read
 		q.bytes -= weight(d)
+		q.hold(-deliverySize(d))
 		dropped = append(dropped, d)
 	}
 	return dropped
@@ -264,13 +278,18 @@ func (q *queue) SetCap(n int) []*delivery {
 // Clear forgets every delivery, on disk too (the caller deletes the session's entries from the
 // store).
 func (q *queue) Clear() {
+	for _, d := range q.front {
+		q.hold(-deliverySize(d))
+	}
 	clear(q.front)
 	q.front = nil
 	q.disk = spilled{}
 	for {
-		if _, ok := q.ring.Pop(); !ok {
+		d, ok := q.ring.Pop()
+		if !ok {
 			break
 		}
+		q.hold(-deliverySize(d))
 	}
 	q.bytes = 0
 }

@@ -25,9 +25,9 @@ func (b *Broker) offerAll(m *Message, mayWait bool) (queued int, held, waits []t
 	}
 	if m.Retain {
 		if len(m.Payload) == 0 {
-			b.retained.Delete(m.Topic) // [MQTT-3.3.1-6]
+			b.deleteRetained(m.Topic) // [MQTT-3.3.1-6]
 		} else {
-			b.retained.Set(m.Topic, m) // [MQTT-3.3.1-5]
+			b.setRetained(m) // [MQTT-3.3.1-5]
 		}
 	}
 	ms := b.matchPool.Get().(*topic.Matches)
@@ -235,7 +235,7 @@ func (b *Broker) sendRetained(s *Session, sub topic.Sub) {
 	b.commitHeld(nil, held)
 	for _, name := range expired {
 		if m, ok := b.retained.Get(name); ok && m.expired(now) {
-			b.retained.Delete(name)
+			b.deleteRetained(name)
 		}
 	}
 }

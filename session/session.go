@@ -46,6 +46,9 @@ type Session struct {
 	lastProgress time.Time
 	dropped      uint64
 	readGrant    bool // may read its queue back from disk once, memory pressure or not
+	// held is what the session has charged to the memory budget (memory.go): its own state,
+	// subscriptions, will, and the deliveries it holds in RAM.
+	held int64
 }
 
 // outState is where an outbound QoS 1/2 message stands in its handshake.
@@ -76,6 +79,8 @@ func newSession(b *Broker, id string) *Session {
 		nextSeq:  1,
 	}
 	s.queue.read = s.readQueued
+	s.queue.hold = s.holdLocked
+	s.holdLocked(sessionCost) // nobody else sees s yet
 	return s
 }
 
@@ -235,7 +240,7 @@ func (s *Session) takeBatchLocked(c *conn, out []*outbound, limit int) (_ []*out
 			if d.qos == 1 {
 				o.state = awaitPuback
 			}
-			s.inflight[o.id] = o
+			s.putInflightLocked(o)
 		}
 		out = append(out, o)
 	}
@@ -271,12 +276,12 @@ func (s *Session) ack(kind codec.Type, id uint16, reason codec.ReasonCode) (know
 	switch {
 	case kind == codec.PUBACK && o.state == awaitPuback,
 		kind == codec.PUBCOMP && o.state == awaitPubcomp:
-		delete(s.inflight, id)
+		s.deleteInflightLocked(o)
 		done = o.d
 	case kind == codec.PUBREC && o.state == awaitPubrec:
 		if reason.IsFailure() {
 			// The receiver refused it: the exchange ends here (5.0 section 4.3.3).
-			delete(s.inflight, id)
+			s.deleteInflightLocked(o)
 			done = o.d
 		} else {
 			o.state = awaitPubcomp
@@ -292,10 +297,22 @@ func (s *Session) ack(kind codec.Type, id uint16, reason codec.ReasonCode) (know
 	return true, done, rel
 }
 
+// putInflightLocked records o as in flight and charges its delivery to the budget.
+func (s *Session) putInflightLocked(o *outbound) {
+	s.inflight[o.id] = o
+	s.holdLocked(deliverySize(o.d))
+}
+
+// deleteInflightLocked ends o's exchange and releases its charge.
+func (s *Session) deleteInflightLocked(o *outbound) {
+	delete(s.inflight, o.id)
+	s.holdLocked(-deliverySize(o.d))
+}
+
 // takeWillLocked returns the pending will, if any, and forgets it.
 func (s *Session) takeWillLocked() *Message {
 	w := s.will
-	s.will = nil
+	s.setWillLocked(nil)
 	if s.willTimer != nil {
 		s.willTimer.Stop()
 		s.willTimer = nil
@@ -323,6 +340,9 @@ func (s *Session) stopTimersLocked() {
 // dropAllLocked forgets queued and in-flight messages (the session starts clean or ends).
 func (s *Session) dropAllLocked() {
 	s.queue.Clear()
+	for _, o := range s.inflight {
+		s.holdLocked(-deliverySize(o.d))
+	}
 	clear(s.inflight)
 	clear(s.inQoS2)
 }
@@ -334,7 +354,7 @@ func (s *Session) takeSharedLocked() []*delivery {
 	var out []*delivery
 	for _, o := range s.inflightInOrderLocked() {
 		if o.d.shared != nil && o.state != awaitPubcomp {
-			delete(s.inflight, o.id)
+			s.deleteInflightLocked(o)
 			out = append(out, o.d)
 		}
 	}

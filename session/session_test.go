@@ -618,7 +618,8 @@ func TestMaxQueuedBytes(t *testing.T) {
 }
 
 func TestMemoryPressureRefusesAndSlowsPublishers(t *testing.T) {
-	b, addr := startBroker(t, func(o *Options) { o.MemoryLimit = 1 }) // always over: pressure at once
+	// Room in the account for the two clients, far less than any Go heap: pressure at once.
+	b, addr := startBroker(t, func(o *Options) { o.MemoryLimit = 64 << 10 })
 	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
 		if !b.pressure.Load() {
 			return fmt.Errorf("no memory pressure")

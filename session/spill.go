@@ -98,7 +98,9 @@ func (s *Session) bodiesLocked(out []*outbound, msgs []*Message) []*Message {
 				msgs = append(msgs, nil)
 				continue
 			}
+			before := deliverySize(d)
 			d.msg, d.bodyOut = messageFromRecord(r), false
+			s.holdLocked(deliverySize(d) - before)
 		}
 		msgs = append(msgs, d.msg)
 	}
@@ -120,9 +122,10 @@ func (s *Session) evictSentLocking(sent []*outbound) {
 	for _, o := range sent {
 		d := o.d
 		if d.fromDisk && !d.bodyOut && d.qos > 0 && s.inflight[o.id] == o {
-			m := d.msg
+			m, before := d.msg, deliverySize(d)
 			d.msg = &Message{id: m.id, Topic: m.Topic, QoS: m.QoS, expires: m.expires}
 			d.bodyOut = true
+			s.holdLocked(deliverySize(d) - before)
 		}
 	}
 }

@@ -50,6 +50,7 @@ func TestSpilledQueueDeliversInOrder(t *testing.T) {
 	if n, spilled := queueState(d.b, "sub"); n != len(want) || spilled != len(want) {
 		t.Fatalf("queue %d, on disk %d; want %d, %d", n, spilled, len(want), len(want))
 	}
+	expectBalanced(t, d.b) // spilled deliveries are no longer charged
 
 	// Take the first 20 (the in-flight window) without acknowledging them, and leave.
 	sub, ack := connectClient(t, d.addr, codec.V311, "sub", false)
@@ -99,6 +100,7 @@ func TestSpilledQueueDeliversInOrder(t *testing.T) {
 		return nil
 	})
 
+	expectBalanced(t, d.b) // bodies read back and evicted again were charged and released
 	// QoS 1 ids are committed without a wait: sync them, so that the power cut keeps them.
 	var none store.Batch
 	if err := d.b.store.Sync(&none); err != nil {
@@ -129,6 +131,7 @@ func TestSpilledQueueDeliversInOrder(t *testing.T) {
 	if n, _ := queueState(r.b, "sub"); n != 0 {
 		t.Fatalf("%d deliveries left after draining", n)
 	}
+	expectBalanced(t, r.b) // the restored session's charges were all matched
 }
 
 // receiveWindowed reads the next PUBLISH while many are in flight, acknowledging as it goes:

@@ -38,7 +38,8 @@ func (c *conn) handleSubscribe(p *codec.Subscribe) error {
 			c.logClose("subscription denied", errors.New(req.Filter))
 			continue
 		}
-		if c.overSubscriptionLimit(group, filter) {
+		reserved, ok := c.admitSubscription(group, filter)
+		if !ok {
 			reasons[i] = codec.UnspecifiedError
 			if c.version == codec.V5 {
 				reasons[i] = codec.QuotaExceeded
@@ -50,7 +51,7 @@ func (c *conn) handleSubscribe(p *codec.Subscribe) error {
 		sub := topic.Sub{ClientID: c.clientID, Filter: filter, Group: group, QoS: req.QoS,
 			NoLocal: req.NoLocal, RetainAsPublished: req.RetainAsPublished,
 			RetainHandling: req.RetainHandling, SubID: subID}
-		existed := c.b.subs.Subscribe(sub)     // replaces an existing one [MQTT-3.8.4-3]
+		existed := c.subscribe(sub, reserved)  // replaces an existing one [MQTT-3.8.4-3]
 		reasons[i] = codec.ReasonCode(req.QoS) // granted QoS: all three are supported
 		added = append(added, sub)
 		if req.RetainHandling == 0 || (req.RetainHandling == 1 && !existed) {
@@ -66,7 +67,7 @@ func (c *conn) handleSubscribe(p *codec.Subscribe) error {
 			}
 		}
 		for _, sub := range added {
-			c.b.subs.Unsubscribe(c.clientID, sub.Group, sub.Filter)
+			c.unsubscribe(sub.Group, sub.Filter)
 		}
 		retained = nil
 	}
@@ -93,7 +94,7 @@ func (c *conn) handleUnsubscribe(p *codec.Unsubscribe) error {
 			reasons[i] = codec.TopicFilterInvalid
 			continue
 		}
-		if !c.b.subs.Unsubscribe(c.clientID, group, filter) {
+		if !c.unsubscribe(group, filter) {
 			reasons[i] = codec.NoSubscriptionExisted
 		}
 		removed = append(removed, topic.Sub{Group: group, Filter: filter})
@@ -128,15 +129,54 @@ func (b *Broker) storeSubs(s *Session, added, removed []topic.Sub) error {
 	return b.syncBatch(&batch)
 }
 
-// overSubscriptionLimit reports whether adding (group, filter) would take the session past
-// Options.MaxSubscriptions; replacing an existing subscription never does.
-func (c *conn) overSubscriptionLimit(group, filter string) bool {
-	max := c.b.o().MaxSubscriptions
-	if max == 0 {
+// admitSubscription reports whether (group, filter) may be subscribed to. Replacing an
+// existing subscription always may; a new one must keep the session within
+// Options.MaxSubscriptions and fit in the memory budget, where its size is then reserved
+// (reserved: subscribe takes the reservation over).
+func (c *conn) admitSubscription(group, filter string) (reserved, ok bool) {
+	has, n := c.b.subs.Subscribed(c.clientID, group, filter)
+	if has {
+		return false, true
+	}
+	if max := c.b.o().MaxSubscriptions; max > 0 && n >= max {
+		return false, false
+	}
+	s := c.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ok = s.reserveLocked(subscriptionSize(group, filter))
+	return ok, ok
+}
+
+// subscribe adds sub to the tree, replacing the client's subscription to the same filter, and
+// keeps the session's charge for its subscriptions right: reserved says admitSubscription
+// reserved for a new one. It reports whether sub replaced one.
+func (c *conn) subscribe(sub topic.Sub, reserved bool) (existed bool) {
+	existed = c.b.subs.Subscribe(sub)
+	if existed != reserved {
+		return existed // a replacement without a reservation, or an addition with one
+	}
+	// Something else added or removed the same filter since admitSubscription looked.
+	n := subscriptionSize(sub.Group, sub.Filter)
+	if existed {
+		n = -n
+	}
+	c.s.mu.Lock()
+	c.s.holdLocked(n)
+	c.s.mu.Unlock()
+	return existed
+}
+
+// unsubscribe removes the client's subscription to (group, filter), releasing its charge, and
+// reports whether there was one.
+func (c *conn) unsubscribe(group, filter string) bool {
+	if !c.b.subs.Unsubscribe(c.clientID, group, filter) {
 		return false
 	}
-	has, n := c.b.subs.Subscribed(c.clientID, group, filter)
-	return !has && n >= max
+	c.s.mu.Lock()
+	c.s.holdLocked(-subscriptionSize(group, filter))
+	c.s.mu.Unlock()
+	return true
 }
 
 // topicWithinLimits checks a topic name or filter against Options.MaxTopicLength and

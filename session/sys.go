@@ -70,7 +70,7 @@ func (b *Broker) publishSys(start time.Time) {
 		{"retained messages/count", b.retained.Len()},
 		{"heap/current", heap},
 		{"heap/maximum", b.heapMax.Load()},
-		{"memory/used", heap}, // of the budget: the heap is what it is compared with
+		{"memory/used", b.mem.Used()}, // the account (memory.go); the heap is above
 		{"memory/limit", b.o().MemoryLimit},
 		{"memory/pressure", boolInt(b.pressure.Load())},
 		{"memory/spilled/messages", spilled},

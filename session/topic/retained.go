@@ -27,9 +27,9 @@ func NewRetained[V any]() *Retained[V] {
 	return &Retained[V]{}
 }
 
-// Set stores v as the retained message of topic, replacing any previous one.
+// Set stores v as the retained message of topic and returns the one it replaced, if any.
 // topic must be a topic name (no wildcards).
-func (r *Retained[V]) Set(topic string, v V) {
+func (r *Retained[V]) Set(topic string, v V) (old V, replaced bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := &r.root
@@ -50,19 +50,22 @@ func (r *Retained[V]) Set(topic string, v V) {
 	if !n.set {
 		r.len++
 	}
+	old, replaced = n.value, n.set
 	n.topic, n.value, n.set = topic, v, true
+	return old, replaced
 }
 
-// Delete removes the retained message of topic, reporting whether there was
-// one, and the nodes it leaves empty.
-func (r *Retained[V]) Delete(topic string) bool {
+// Delete removes the retained message of topic, returning it if there was one, and the nodes
+// it leaves empty.
+func (r *Retained[V]) Delete(topic string) (old V, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := r.find(topic)
 	if n == nil || !n.set {
-		return false
+		return old, false
 	}
 	var zero V
+	old = n.value
 	n.topic, n.value, n.set = "", zero, false
 	r.len--
 	for n != &r.root && !n.set && len(n.children) == 0 {
@@ -74,7 +77,7 @@ func (r *Retained[V]) Delete(topic string) bool {
 		r.nodes--
 		n = p
 	}
-	return true
+	return old, true
 }
 
 // Get returns the retained message of topic.

@@ -11,8 +11,12 @@ func TestRetainedSetGetDelete(t *testing.T) {
 	if _, ok := r.Get("a"); ok {
 		t.Fatal("Get on an empty index found a value")
 	}
-	r.Set("a/b", 1)
-	r.Set("a/b", 2) // replace
+	if _, replaced := r.Set("a/b", 1); replaced {
+		t.Fatal("Set on a new topic replaced something")
+	}
+	if old, replaced := r.Set("a/b", 2); !replaced || old != 1 {
+		t.Fatalf("replacing Set returned %d, %v; want 1, true", old, replaced)
+	}
 	r.Set("a", 3)
 	r.Set("a//b", 4)
 	if r.Len() != 3 {
@@ -27,18 +31,21 @@ func TestRetainedSetGetDelete(t *testing.T) {
 		if _, ok := r.Get(topic); ok {
 			t.Errorf("Get(%q) found a value", topic)
 		}
-		if r.Delete(topic) {
+		if _, ok := r.Delete(topic); ok {
 			t.Errorf("Delete(%q) = true", topic)
 		}
 	}
 	nodes := r.nodes // a, a/b, a/, a//b
-	if !r.Delete("a") || r.nodes != nodes {
+	if old, ok := r.Delete("a"); !ok || old != 3 || r.nodes != nodes {
 		t.Fatalf("Delete(a) removed an inner node: %d nodes, want %d", r.nodes, nodes)
 	}
-	if r.Delete("a") {
+	if _, ok := r.Delete("a"); ok {
 		t.Fatal("second Delete(a) = true")
 	}
-	if !r.Delete("a//b") || !r.Delete("a/b") {
+	if _, ok := r.Delete("a//b"); !ok {
+		t.Fatal("Delete(a//b) found nothing")
+	}
+	if _, ok := r.Delete("a/b"); !ok {
 		t.Fatal("Delete of a set topic = false")
 	}
 	if r.Len() != 0 || r.nodes != 0 || len(r.root.children) != 0 {

@@ -1,0 +1,191 @@
+package session
+
+import (
+	"bytes"
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"edgebroker/codec"
+)
+
+// heldDrift recomputes from s's state what it should hold in the memory budget and returns
+// how far s.held is from it: zero when every charge along the way was matched.
+func heldDrift(b *Broker, s *Session) int64 {
+	subs := b.subs.Subscriptions(s.id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	want := int64(sessionCost)
+	for _, sub := range subs {
+		want += subscriptionSize(sub.Group, sub.Filter)
+	}
+	if s.will != nil {
+		want += messageSize(s.will)
+	}
+	s.queue.Each(func(d *delivery) bool {
+		want += deliverySize(d)
+		return true
+	})
+	for _, o := range s.inflight {
+		want += deliverySize(o.d)
+	}
+	return s.held - want
+}
+
+// accountedTotal is what the budget should hold when nothing is on its way: every session's
+// charge, every retained message and every connection (one that ended is accounted until its
+// peer has closed too, or the drain timed out).
+func accountedTotal(b *Broker) int64 {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	n := int64(len(b.conns)) * connCost
+	for _, s := range b.sessions {
+		s.mu.Lock()
+		n += s.held
+		s.mu.Unlock()
+	}
+	b.retained.Each(func(_ string, m *Message) bool {
+		n += messageSize(m)
+		return true
+	})
+	return n
+}
+
+// expectBalanced fails the test unless every session's charge matches its state and the
+// budget holds exactly the sum of what is accounted (once connections have settled).
+func expectBalanced(t *testing.T, b *Broker) {
+	t.Helper()
+	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		b.mu.RLock()
+		sessions := make([]*Session, 0, len(b.sessions))
+		for _, s := range b.sessions {
+			sessions = append(sessions, s)
+		}
+		b.mu.RUnlock()
+		for _, s := range sessions {
+			if d := heldDrift(b, s); d != 0 {
+				return fmt.Errorf("session %s holds %d bytes more than its state", s.id, d)
+			}
+		}
+		if used, want := b.mem.Used(), accountedTotal(b); used != want {
+			return fmt.Errorf("budget used %d, accounted %d", used, want)
+		}
+		return nil
+	})
+}
+
+func TestMemoryAccountAddsUp(t *testing.T) {
+	b, addr := startBroker(t, func(o *Options) { o.MaxQueued = 50; o.SysInterval = 0 })
+	if u := b.mem.Used(); u != 0 {
+		t.Fatalf("an idle broker accounts %d bytes", u)
+	}
+	keep, _ := connectClient(t, addr, codec.V311, "keep", false)
+	keep.subscribe(1, "a/#", 1)
+	keep.subscribe(2, "b", 0)
+	keep.subscribe(3, "b", 1) // replaces: charged once
+	keep.send(&codec.Unsubscribe{PacketID: 4, Filters: []string{"a/#"}})
+	keep.next()
+	keep.subscribe(5, "a/#", 1)
+	keep.send(&codec.Disconnect{})
+	keep.expectClosed()
+	keep.nc.Close() // a connection is accounted until its peer is gone too
+
+	willer := dial(t, addr, codec.V5)
+	if ack := willer.connect(&codec.Connect{ClientID: "willer", CleanStart: true, WillFlag: true,
+		WillTopic: "gone/willer", WillPayload: []byte("bye"), WillQoS: 1}); ack.Reason != 0 {
+		t.Fatal(ack.Reason)
+	}
+	pub, _ := connectClient(t, addr, codec.V311, "pub", true)
+	for i := range 60 { // 10 more than the queue takes: dropped, never charged
+		pub.publish(uint16(i+1), "a/x", 1, fmt.Sprintf("message %d", i))
+	}
+	pub.publish(0, "b", 0, "qos 0 to an offline session: not queued")
+	pub.send(&codec.Publish{Topic: "r", Retain: true, Payload: []byte("retained")})
+	pub.send(&codec.Publish{Topic: "r", Retain: true, Payload: []byte("replaced")})
+	expectBalanced(t, b)
+	if used := b.mem.Used(); used < 50*deliveryCost {
+		t.Fatalf("50 queued messages, but only %d bytes accounted", used)
+	}
+
+	// Back online: part of the queue is sent and acknowledged, part in flight, part queued.
+	keep, _ = connectClient(t, addr, codec.V311, "keep", false)
+	for range 20 {
+		keep.receive()
+	}
+	expectBalanced(t, b)
+
+	// Everything ends: the budget holds nothing.
+	keep.nc.Close()
+	keep, _ = connectClient(t, addr, codec.V311, "keep", true) // ends the persistent session
+	willer.nc.Close()                                          // its will is published to nobody
+	pub.send(&codec.Publish{Topic: "r", Retain: true})         // deletes the retained message
+	for _, c := range []*client{keep, pub} {
+		c.send(&codec.Disconnect{})
+		c.expectClosed()
+		c.nc.Close()
+	}
+	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if n, used := b.SessionCount(), b.mem.Used(); n != 0 || used != 0 {
+			return fmt.Errorf("%d sessions left, %d bytes still accounted", n, used)
+		}
+		return nil
+	})
+}
+
+func TestMemoryAccountRefusesWhatDoesNotFit(t *testing.T) {
+	const limit = 48 << 20 // far above this test's heap, which therefore never makes pressure
+	runtime.GC()           // nor the garbage of earlier tests
+	b, addr := startBroker(t, func(o *Options) { o.MemoryLimit = limit; o.MaxPacketSize = 32 << 20 })
+	sub, _ := connectClient(t, addr, codec.V5, "sub", true)
+	sub.subscribe(1, "t", 1)
+	p5, _ := connectClient(t, addr, codec.V5, "p5", true)
+	p3, _ := connectClient(t, addr, codec.V311, "p3", true)
+
+	// Three quarters used (under the pressure threshold): a publication of a quarter does not
+	// fit. A 3.x publisher waits, unread, for room.
+	const fill = limit * 3 / 4 // and the clients' own
+	b.mem.Charge(fill)
+	big := bytes.Repeat([]byte("x"), limit/4+1)
+	p3.send(&codec.Publish{PacketID: 7, Topic: "t", QoS: 1, Payload: big})
+	p3.expectNothing(200 * time.Millisecond)
+	if b.pressure.Load() {
+		t.Fatal("memory pressure: the heap sample, not the account, may have held the publisher")
+	}
+	// A 5.0 one is refused, a QoS 0 one dropped.
+	p5.send(&codec.Publish{PacketID: 1, Topic: "t", QoS: 1, Payload: big})
+	if a := p5.next().(*codec.Ack); a.Reason != codec.QuotaExceeded {
+		t.Fatalf("PUBACK %v for a publication over the budget, want 0x97", a.Reason)
+	}
+	dropped := b.Stats().MessagesDropped.Load()
+	p5.send(&codec.Publish{Topic: "t", Payload: big})
+	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if d := b.Stats().MessagesDropped.Load(); d != dropped+1 {
+			return fmt.Errorf("dropped %d, want %d", d, dropped+1)
+		}
+		return nil
+	})
+	sub.expectNothing(0)
+
+	// Full: no new subscription, no new connection.
+	b.mem.Charge(limit)
+	sub.send(&codec.Subscribe{PacketID: 2, Subs: []codec.Subscription{{Filter: "u", QoS: 1}}})
+	if sa := sub.next().(*codec.Suback); sa.Reasons[0] != codec.QuotaExceeded {
+		t.Fatalf("SUBACK %v with the budget full, want 0x97", sa.Reasons)
+	}
+	late := dial(t, addr, codec.V311)
+	late.send(&codec.Connect{ProtocolName: "MQTT", Version: codec.V311, ClientID: "late", CleanStart: true})
+	if got := late.expectClosed(); len(got) != 0 {
+		t.Fatalf("a connection over the budget got %v, want it closed", got)
+	}
+
+	// Room again: the waiting 3.x publication goes through.
+	b.mem.Release(limit + fill)
+	if a, ok := p3.next().(*codec.Ack); !ok || a.PacketID != 7 || a.Reason != codec.Success {
+		t.Fatalf("want PUBACK 7 once there is room, got %+v", a)
+	}
+	if got := sub.receive(); len(got.Payload) != len(big) {
+		t.Fatalf("received %d bytes, want %d", len(got.Payload), len(big))
+	}
+	expectBalanced(t, b)
+}
