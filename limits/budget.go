@@ -104,7 +104,34 @@ func (b *Budget) Release(n int64) {
 // ctx's error (wrapped) when ctx ends first, ErrTooLarge at once when n exceeds Limit (also
 // when the limit is lowered below n while it waits), and ErrNegative for a negative n.
 func (b *Budget) Wait(ctx context.Context, n int64) error {
-	return waitRoom(ctx, n, b.TryReserve, b, nil)
+	if n < 0 {
+		return ErrNegative
+	}
+	for {
+		if b.TryReserve(n) {
+			return nil
+		}
+		if n > b.Limit() {
+			return ErrTooLarge
+		}
+		// Register, then try again before sleeping: a Release before arm is seen by that
+		// attempt, and one after it closes room, so no wake-up is lost.
+		room := b.arm()
+		ok := b.TryReserve(n)
+		if !ok {
+			select {
+			case <-room:
+			case <-ctx.Done():
+			}
+		}
+		b.waiters.Add(-1)
+		if ok {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("limits: waiting for %d bytes: %w", n, err)
+		}
+	}
 }
 
 // signal wakes every caller blocked in Wait; it costs one atomic load when nobody waits.
@@ -130,95 +157,4 @@ func (b *Budget) arm() <-chan struct{} {
 		b.room = make(chan struct{})
 	}
 	return b.room
-}
-
-// waitRoom loops over try(n) until it succeeds, sleeping between attempts on the room channels
-// of a and, if not nil, c. A waiter registers before its last attempt, so a Release that comes
-// after a failed attempt always finds it registered: no wake-up is lost.
-func waitRoom(ctx context.Context, n int64, try func(int64) bool, a, c *Budget) error {
-	if n < 0 {
-		return ErrNegative
-	}
-	for {
-		if try(n) {
-			return nil
-		}
-		if n > a.Limit() || (c != nil && n > c.Limit()) {
-			return ErrTooLarge
-		}
-		roomA := a.arm()
-		var roomC <-chan struct{} // nil: never ready
-		if c != nil {
-			roomC = c.arm()
-		}
-		ok := try(n)
-		if !ok {
-			select {
-			case <-roomA:
-			case <-roomC:
-			case <-ctx.Done():
-			}
-		}
-		a.waiters.Add(-1)
-		if c != nil {
-			c.waiters.Add(-1)
-		}
-		if ok {
-			return nil
-		}
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("limits: waiting for %d bytes: %w", n, err)
-		}
-	}
-}
-
-// Account is a child of a Budget with a limit of its own: a session's share of the global
-// budget, bounded by --max-queued-bytes. Every byte it reserves is reserved on the parent too.
-//
-// An Account is safe for concurrent use, like its parent.
-type Account struct {
-	parent *Budget
-	own    Budget
-}
-
-// NewAccount returns an account with nothing reserved that charges parent and holds at most
-// limit bytes itself.
-func NewAccount(parent *Budget, limit int64) *Account {
-	a := &Account{parent: parent}
-	a.own.limit.Store(max(limit, 0))
-	return a
-}
-
-// Used returns the bytes this account holds.
-func (a *Account) Used() int64 { return a.own.Used() }
-
-// Limit returns the account's own limit.
-func (a *Account) Limit() int64 { return a.own.Limit() }
-
-// SetLimit changes the account's own limit, with Budget.SetLimit's rules.
-func (a *Account) SetLimit(limit int64) { a.own.SetLimit(limit) }
-
-// TryReserve reserves n bytes if both the account and its parent have room, and reports
-// whether it did. On failure neither is charged.
-func (a *Account) TryReserve(n int64) bool {
-	if !a.own.TryReserve(n) {
-		return false
-	}
-	if !a.parent.TryReserve(n) {
-		a.own.Release(n)
-		return false
-	}
-	return true
-}
-
-// Release returns n bytes to the account and to its parent.
-func (a *Account) Release(n int64) {
-	a.own.Release(n)
-	a.parent.Release(n)
-}
-
-// Wait reserves n bytes, blocking until both the account and its parent have room or ctx is
-// done, with Budget.Wait's errors (ErrTooLarge when n exceeds either limit).
-func (a *Account) Wait(ctx context.Context, n int64) error {
-	return waitRoom(ctx, n, a.TryReserve, &a.own, a.parent)
 }

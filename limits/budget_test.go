@@ -122,68 +122,20 @@ func TestBudgetTable(t *testing.T) {
 	}
 }
 
-func TestAccountTable(t *testing.T) {
-	parent := NewBudget(100)
-	a := NewAccount(parent, 30)
-	c := NewAccount(parent, 80)
-	steps := []struct {
-		acct       *Account
-		op         string // reserve, release
-		n          int64
-		ok         bool
-		aUsed      int64
-		cUsed      int64
-		parentUsed int64
-	}{
-		{a, "reserve", 30, true, 30, 0, 30},
-		{a, "reserve", 1, false, 30, 0, 30}, // own limit
-		{c, "reserve", 70, true, 30, 70, 100},
-		{c, "reserve", 1, false, 30, 70, 100}, // parent full, own has room: nothing charged
-		{a, "release", 10, false, 20, 70, 90},
-		{c, "reserve", 10, true, 20, 80, 100},
-		{c, "reserve", 0, true, 20, 80, 100},
-		{c, "release", 80, false, 20, 0, 20},
-		{a, "release", 20, false, 0, 0, 0},
-	}
-	for i, s := range steps {
-		if s.op == "reserve" {
-			if ok := s.acct.TryReserve(s.n); ok != s.ok {
-				t.Fatalf("step %d: TryReserve(%d) = %v, want %v", i, s.n, ok, s.ok)
-			}
-		} else {
-			s.acct.Release(s.n)
-		}
-		if a.Used() != s.aUsed || c.Used() != s.cUsed || parent.Used() != s.parentUsed {
-			t.Fatalf("step %d: used a=%d c=%d parent=%d, want %d %d %d", i,
-				a.Used(), c.Used(), parent.Used(), s.aUsed, s.cUsed, s.parentUsed)
-		}
-	}
-	a.SetLimit(5)
-	if a.Limit() != 5 || a.TryReserve(6) {
-		t.Errorf("after SetLimit(5): Limit %d, and a reservation of 6 succeeded", a.Limit())
-	}
-}
-
-// TestBudgetConcurrent hammers one budget and two accounts from many goroutines and checks
-// that no observer ever sees more in use than the limits allow.
+// TestBudgetConcurrent hammers one budget from many goroutines with TryReserve, Wait and
+// Release, and checks that no observer ever sees more in use than the limit allows.
 func TestBudgetConcurrent(t *testing.T) {
-	const limit, accountLimit = 1000, 400
+	const limit = 1000
 	workers, rounds := 8, 3000
 	if testing.Short() {
 		rounds = 500
 	}
 	b := NewBudget(limit)
-	accounts := []*Account{NewAccount(b, accountLimit), NewAccount(b, accountLimit)}
 	var held atomic.Int64 // sum of the reservations that succeeded and are not yet released
 	var violations atomic.Int64
 	check := func() {
 		if b.Used() > limit || held.Load() > limit {
 			violations.Add(1)
-		}
-		for _, a := range accounts {
-			if a.Used() > accountLimit {
-				violations.Add(1)
-			}
 		}
 	}
 	stop := make(chan struct{})
@@ -205,36 +157,19 @@ func TestBudgetConcurrent(t *testing.T) {
 			ctx := context.Background()
 			for range rounds {
 				n := rng.Int64N(300) + 1
-				var ok bool
-				var release func(int64)
-				switch k := rng.IntN(4); k {
-				case 0:
-					ok, release = b.TryReserve(n), b.Release
-				case 1:
-					a := accounts[w%2]
-					ok, release = a.TryReserve(n), a.Release
-				case 2:
+				if rng.IntN(2) == 0 {
+					if !b.TryReserve(n) {
+						continue
+					}
+				} else if err := b.Wait(ctx, n); err != nil {
 					// Waiters always get room eventually: others release.
-					if err := b.Wait(ctx, n); err != nil {
-						t.Errorf("Wait(%d): %v", n, err)
-						return
-					}
-					ok, release = true, b.Release
-				case 3:
-					a := accounts[w%2]
-					if err := a.Wait(ctx, n); err != nil {
-						t.Errorf("Account.Wait(%d): %v", n, err)
-						return
-					}
-					ok, release = true, a.Release
-				}
-				if !ok {
-					continue
+					t.Errorf("Wait(%d): %v", n, err)
+					return
 				}
 				held.Add(n)
 				check()
 				held.Add(-n)
-				release(n)
+				b.Release(n)
 			}
 		})
 	}
@@ -242,10 +177,10 @@ func TestBudgetConcurrent(t *testing.T) {
 	close(stop)
 	observer.Wait()
 	if v := violations.Load(); v != 0 {
-		t.Errorf("%d observations above a limit", v)
+		t.Errorf("%d observations above the limit", v)
 	}
-	if b.Used() != 0 || accounts[0].Used() != 0 || accounts[1].Used() != 0 {
-		t.Errorf("after all releases: used %d, accounts %d and %d", b.Used(), accounts[0].Used(), accounts[1].Used())
+	if b.Used() != 0 {
+		t.Errorf("after all releases: used %d", b.Used())
 	}
 	if w := b.waiters.Load(); w != 0 {
 		t.Errorf("%d waiters left registered", w)
@@ -356,50 +291,11 @@ func TestBudgetWait(t *testing.T) {
 		if err := b.Wait(ctx, -1); !errors.Is(err, ErrNegative) {
 			t.Fatalf("Wait(-1) = %v, want ErrNegative", err)
 		}
-		if err := NewAccount(b, 10).Wait(ctx, -1); !errors.Is(err, ErrNegative) {
-			t.Fatalf("Account.Wait(-1) = %v, want ErrNegative", err)
-		}
 	})
 	t.Run("immediate", func(t *testing.T) {
 		b := NewBudget(10)
 		if err := b.Wait(ctx, 10); err != nil || b.Used() != 10 {
 			t.Fatalf("Wait = %v, Used %d", err, b.Used())
-		}
-	})
-}
-
-func TestAccountWait(t *testing.T) {
-	ctx := context.Background()
-	t.Run("parent release wakes", func(t *testing.T) {
-		parent := NewBudget(100)
-		parent.TryReserve(95)
-		a := NewAccount(parent, 50)
-		done := waitResult(t, parent, func() error { return a.Wait(ctx, 20) })
-		parent.Release(30)
-		if err := result(t, done); err != nil {
-			t.Fatalf("Wait: %v", err)
-		}
-		if a.Used() != 20 || parent.Used() != 85 {
-			t.Errorf("Used: account %d, parent %d; want 20, 85", a.Used(), parent.Used())
-		}
-	})
-	t.Run("own release wakes", func(t *testing.T) {
-		parent := NewBudget(100)
-		a := NewAccount(parent, 50)
-		a.TryReserve(50)
-		done := waitResult(t, &a.own, func() error { return a.Wait(ctx, 20) })
-		a.Release(20)
-		if err := result(t, done); err != nil {
-			t.Fatalf("Wait: %v", err)
-		}
-		if a.Used() != 50 || parent.Used() != 50 {
-			t.Errorf("Used: account %d, parent %d; want 50, 50", a.Used(), parent.Used())
-		}
-	})
-	t.Run("larger than the parent", func(t *testing.T) {
-		a := NewAccount(NewBudget(10), 50)
-		if err := a.Wait(ctx, 20); !errors.Is(err, ErrTooLarge) {
-			t.Fatalf("Wait = %v, want ErrTooLarge", err)
 		}
 	})
 }
@@ -411,19 +307,6 @@ func BenchmarkBudgetParallel(b *testing.B) {
 		for pb.Next() {
 			if budget.TryReserve(512) {
 				budget.Release(512)
-			}
-		}
-	})
-}
-
-func BenchmarkAccountParallel(b *testing.B) {
-	budget := NewBudget(1 << 40)
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		a := NewAccount(budget, 1<<20) // one session per goroutine
-		for pb.Next() {
-			if a.TryReserve(512) {
-				a.Release(512)
 			}
 		}
 	})

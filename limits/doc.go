@@ -1,16 +1,15 @@
 // Package limits holds the bounded data structures behind the broker's memory contract: the
-// fixed-capacity ring that is each session's queue, the global memory budget with its
-// per-session child accounts, the in-flight window of outstanding QoS 1/2 messages, and the
+// fixed-capacity ring that is each session's queue, the global memory budget, and the
 // token-bucket rate limiter for publishers.
 //
 // # Who may call concurrently
 //
-// Budget and Account are safe for concurrent use and lock-free on the hot path (TryReserve and
-// Release are a few atomic operations; a mutex is taken only when a caller is blocked in Wait).
-// Their counters use the atomic.Int64 type, which the compiler keeps 8-byte aligned, because a
-// misaligned 64-bit atomic panics on 32-bit ARM and MIPS.
+// Budget is safe for concurrent use and lock-free on the hot path (TryReserve and Release are a
+// few atomic operations; a mutex is taken only when a caller is blocked in Wait). Its counters
+// use the atomic.Int64 type, which the compiler keeps 8-byte aligned, because a misaligned
+// 64-bit atomic panics on 32-bit ARM and MIPS.
 //
-// Ring, Window and RateLimiter are not safe for concurrent use: they belong to one session or
+// Ring and RateLimiter are not safe for concurrent use: they belong to one session or
 // connection, whose owner holds its own lock around every call. That keeps them free of
 // atomics on paths that already run under the session lock.
 //
@@ -25,8 +24,6 @@
 //     concurrent callers. Lowering the limit below what is in use, or charging what must be
 //     kept (Charge), does not take anything back: reservations fail until enough has been
 //     released.
-//   - An Account charges its parent Budget for every byte it reserves, so the parent's Used is
-//     the sum over its accounts plus what was reserved on the parent directly.
 //
 // Counting what was dropped, and deciding whether to drop or to wait, is the engine's job; this
 // package only reports what happened (Push returned false, PushEvict evicted, SetCap returned
