@@ -1,5 +1,7 @@
 package store
 
+import "github.com/tinylib/msgp/msgp"
+
 //go:generate go tool msgp -io=false -tests=false
 
 // The record types below are encoded as msgpack arrays (tuples): the field order is the wire
@@ -8,6 +10,7 @@ package store
 
 //msgp:tuple UserProperty Message Session Sub Entry
 //msgp:limit arrays:65536
+//msgp:ignore Body
 
 // UserProperty is one MQTT 5.0 user property, forwarded from publisher to subscriber.
 type UserProperty struct {
@@ -19,7 +22,7 @@ type UserProperty struct {
 type Message struct {
 	ID      uint64 // assigned by the engine via Store.NextMessageID; never 0 for stored messages
 	Topic   string
-	Payload []byte
+	Payload Body
 	QoS     byte
 	Retain  bool
 	From    string // publisher client id (5.0 No Local)
@@ -72,3 +75,29 @@ type Entry struct {
 	// the PUBLISH.
 	Released bool
 }
+
+// Body is a message payload, encoded as msgpack bin. It has a codec of its own because the
+// generated one holds every byte slice to the arrays limit above (64 KiB), which is there so
+// that a damaged length cannot make a decoder allocate much; a body may be as long as a log
+// record, and its length is checked against the bytes that follow it instead.
+type Body []byte
+
+// MarshalMsg appends the body's encoding to o.
+func (b Body) MarshalMsg(o []byte) ([]byte, error) { return msgp.AppendBytes(o, b), nil }
+
+// UnmarshalMsg decodes a body from the front of bts into b, reusing its array, and returns the
+// rest.
+func (b *Body) UnmarshalMsg(bts []byte) ([]byte, error) {
+	n, rest, err := msgp.ReadBytesHeader(bts)
+	if err != nil {
+		return nil, err
+	}
+	if uint64(n) > uint64(len(rest)) {
+		return nil, msgp.ErrShortBytes
+	}
+	*b = append((*b)[:0], rest[:n]...)
+	return rest[n:], nil
+}
+
+// Msgsize returns an upper bound of the body's encoded size.
+func (b Body) Msgsize() int { return msgp.BytesPrefixSize + len(b) }

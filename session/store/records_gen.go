@@ -122,7 +122,11 @@ func (z *Message) MarshalMsg(b []byte) (o []byte, err error) {
 	o = append(o, 0x9d)
 	o = msgp.AppendUint64(o, z.ID)
 	o = msgp.AppendString(o, z.Topic)
-	o = msgp.AppendBytes(o, z.Payload)
+	o, err = z.Payload.MarshalMsg(o)
+	if err != nil {
+		err = msgp.WrapError(err, "Payload")
+		return
+	}
 	o = msgp.AppendByte(o, z.QoS)
 	o = msgp.AppendBool(o, z.Retain)
 	o = msgp.AppendString(o, z.From)
@@ -164,27 +168,11 @@ func (z *Message) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err, "Topic")
 		return
 	}
-	var zb0002 uint32
-	zb0002, bts, err = msgp.ReadBytesHeader(bts)
+	bts, err = z.Payload.UnmarshalMsg(bts)
 	if err != nil {
 		err = msgp.WrapError(err, "Payload")
 		return
 	}
-	if zb0002 > z0b4f9ce8limitArrays {
-		err = msgp.ErrLimitExceeded
-		return
-	}
-	if z.Payload == nil || uint32(cap(z.Payload)) < zb0002 {
-		z.Payload = make([]byte, zb0002)
-	} else {
-		z.Payload = z.Payload[:zb0002]
-	}
-	if uint32(len(bts)) < zb0002 {
-		err = msgp.ErrShortBytes
-		return
-	}
-	copy(z.Payload, bts[:zb0002])
-	bts = bts[zb0002:]
 	z.QoS, bts, err = msgp.ReadByteBytes(bts)
 	if err != nil {
 		err = msgp.WrapError(err, "QoS")
@@ -225,51 +213,51 @@ func (z *Message) UnmarshalMsg(bts []byte) (o []byte, err error) {
 		err = msgp.WrapError(err, "ResponseTopic")
 		return
 	}
-	var zb0003 uint32
-	zb0003, bts, err = msgp.ReadBytesHeader(bts)
+	var zb0002 uint32
+	zb0002, bts, err = msgp.ReadBytesHeader(bts)
 	if err != nil {
 		err = msgp.WrapError(err, "CorrelationData")
+		return
+	}
+	if zb0002 > z0b4f9ce8limitArrays {
+		err = msgp.ErrLimitExceeded
+		return
+	}
+	if z.CorrelationData == nil || uint32(cap(z.CorrelationData)) < zb0002 {
+		z.CorrelationData = make([]byte, zb0002)
+	} else {
+		z.CorrelationData = z.CorrelationData[:zb0002]
+	}
+	if uint32(len(bts)) < zb0002 {
+		err = msgp.ErrShortBytes
+		return
+	}
+	copy(z.CorrelationData, bts[:zb0002])
+	bts = bts[zb0002:]
+	var zb0003 uint32
+	zb0003, bts, err = msgp.ReadArrayHeaderBytes(bts)
+	if err != nil {
+		err = msgp.WrapError(err, "User")
 		return
 	}
 	if zb0003 > z0b4f9ce8limitArrays {
 		err = msgp.ErrLimitExceeded
 		return
 	}
-	if z.CorrelationData == nil || uint32(cap(z.CorrelationData)) < zb0003 {
-		z.CorrelationData = make([]byte, zb0003)
+	if cap(z.User) >= int(zb0003) {
+		z.User = (z.User)[:zb0003]
 	} else {
-		z.CorrelationData = z.CorrelationData[:zb0003]
-	}
-	if uint32(len(bts)) < zb0003 {
-		err = msgp.ErrShortBytes
-		return
-	}
-	copy(z.CorrelationData, bts[:zb0003])
-	bts = bts[zb0003:]
-	var zb0004 uint32
-	zb0004, bts, err = msgp.ReadArrayHeaderBytes(bts)
-	if err != nil {
-		err = msgp.WrapError(err, "User")
-		return
-	}
-	if zb0004 > z0b4f9ce8limitArrays {
-		err = msgp.ErrLimitExceeded
-		return
-	}
-	if cap(z.User) >= int(zb0004) {
-		z.User = (z.User)[:zb0004]
-	} else {
-		z.User = make([]UserProperty, zb0004)
+		z.User = make([]UserProperty, zb0003)
 	}
 	for za0001 := range z.User {
-		var zb0005 uint32
-		zb0005, bts, err = msgp.ReadArrayHeaderBytes(bts)
+		var zb0004 uint32
+		zb0004, bts, err = msgp.ReadArrayHeaderBytes(bts)
 		if err != nil {
 			err = msgp.WrapError(err, "User", za0001)
 			return
 		}
-		if zb0005 != 2 {
-			err = msgp.ArrayError{Wanted: 2, Got: zb0005}
+		if zb0004 != 2 {
+			err = msgp.ArrayError{Wanted: 2, Got: zb0004}
 			return
 		}
 		z.User[za0001].Key, bts, err = msgp.ReadStringBytes(bts)
@@ -289,7 +277,7 @@ func (z *Message) UnmarshalMsg(bts []byte) (o []byte, err error) {
 
 // Msgsize returns an upper bound estimate of the number of bytes occupied by the serialized message
 func (z *Message) Msgsize() (s int) {
-	s = 1 + msgp.Uint64Size + msgp.StringPrefixSize + len(z.Topic) + msgp.BytesPrefixSize + len(z.Payload) + msgp.ByteSize + msgp.BoolSize + msgp.StringPrefixSize + len(z.From) + msgp.Int64Size + msgp.ByteSize + msgp.BoolSize + msgp.StringPrefixSize + len(z.ContentType) + msgp.StringPrefixSize + len(z.ResponseTopic) + msgp.BytesPrefixSize + len(z.CorrelationData) + msgp.ArrayHeaderSize
+	s = 1 + msgp.Uint64Size + msgp.StringPrefixSize + len(z.Topic) + z.Payload.Msgsize() + msgp.ByteSize + msgp.BoolSize + msgp.StringPrefixSize + len(z.From) + msgp.Int64Size + msgp.ByteSize + msgp.BoolSize + msgp.StringPrefixSize + len(z.ContentType) + msgp.StringPrefixSize + len(z.ResponseTopic) + msgp.BytesPrefixSize + len(z.CorrelationData) + msgp.ArrayHeaderSize
 	for za0001 := range z.User {
 		s += 1 + msgp.StringPrefixSize + len(z.User[za0001].Key) + msgp.StringPrefixSize + len(z.User[za0001].Value)
 	}

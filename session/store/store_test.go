@@ -38,6 +38,16 @@ var roundTripCases = []struct {
 		func(o ops) { o.Disconnected("c", testNow.Add(-time.Hour)) },
 		func(o ops) { o.Connected("d") }, // not disconnected at c's time
 	}},
+	{"bodies larger than 64 KiB", []func(ops){func(o ops) {
+		o.PutSession(&Session{ClientID: "c", Version: 4})
+		for i := range 3 { // queued, and then retained too
+			m := msg(uint64(i+1), "big")
+			m.Payload = []byte(strings.Repeat(fmt.Sprint(i), 200<<10))
+			o.PutMessage(m)
+			o.PutEntry("c", &Entry{Seq: uint64(i + 1), MsgID: m.ID, QoS: 1})
+		}
+		o.PutRetained("big", 3)
+	}}},
 	{"subscriptions", []func(ops){
 		func(o ops) {
 			o.PutSession(&Session{ClientID: "c", Version: 5})
