@@ -190,6 +190,9 @@ func checkPublishProps(p *codec.Properties) error {
 	if p.Present.Has(codec.PropResponseTopic) && !codec.ValidTopicName(p.ResponseTopic) {
 		return codec.ProtocolError // [MQTT-3.3.2-14] a topic name, no wildcards
 	}
+	if len(p.User) > store.MaxUserProperties {
+		return codec.ImplementationSpecific // more than the store can keep
+	}
 	return nil
 }
 
@@ -369,6 +372,9 @@ func (c *conn) connect(cp *codec.Connect) bool {
 	if cp.WillFlag {
 		if a := b.o().Auth; a != nil && !a.CanPublish(c.info, cp.WillTopic) {
 			return c.refuse(codec.NotAuthorized, "will topic not allowed")
+		}
+		if len(cp.WillProps.User) > store.MaxUserProperties {
+			return c.refuse(codec.ImplementationSpecific, "more will user properties than the store keeps")
 		}
 		will = newMessage(&codec.Publish{Topic: cp.WillTopic, Payload: cp.WillPayload, QoS: cp.WillQoS,
 			Retain: cp.WillRetain, Props: cp.WillProps}, c.clientID, b.now())

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"edgebroker/codec"
+	"edgebroker/session/store"
 )
 
 var versions = []codec.Version{codec.V31, codec.V311, codec.V5}
@@ -640,6 +641,27 @@ func TestMemoryPressureRefusesAndSlowsPublishers(t *testing.T) {
 	}
 	if a, ok := v3.next().(*codec.Ack); !ok || a.PacketID != 1 {
 		t.Fatalf("the slowed publisher was not acknowledged once the pressure was gone: %+v", a)
+	}
+}
+
+// More user properties than the store can decode again close the connection with 0x83, in a
+// PUBLISH or in a will.
+func TestTooManyUserProperties(t *testing.T) {
+	_, addr := startBroker(t, func(o *Options) { o.MaxPacketSize = 1 << 20 })
+	many := make([]codec.UserProperty, store.MaxUserProperties+1)
+	c, _ := connectClient(t, addr, codec.V5, "pub", true)
+	p := &codec.Publish{PacketID: 1, Topic: "t", QoS: 1, Payload: []byte("x")}
+	p.Props.User = many
+	c.send(p)
+	got := c.expectClosed()
+	if len(got) != 1 || got[0].(*codec.Disconnect).Reason != codec.ImplementationSpecific {
+		t.Fatalf("got %v, want DISCONNECT 0x83", got)
+	}
+	w := dial(t, addr, codec.V5)
+	cp := &codec.Connect{ClientID: "w", CleanStart: true, WillFlag: true, WillTopic: "t", WillPayload: []byte("x")}
+	cp.WillProps.User = many
+	if ack := w.connect(cp); ack.Reason != codec.ImplementationSpecific {
+		t.Fatalf("CONNACK %v for a will with too many user properties, want 0x83", ack.Reason)
 	}
 }
 

@@ -119,6 +119,9 @@ func (b *Batch) PutSession(s *Session) {
 	if s.ClientID == "" {
 		b.fail(opPutSession, "an empty client id")
 	}
+	if s.Will != nil && len(s.Will.User) > MaxUserProperties {
+		b.fail(opPutSession, "too many will user properties")
+	}
 	b.begin(opPutSession)
 	b.marshal(opPutSession, s)
 }
@@ -161,6 +164,9 @@ func (b *Batch) DeleteSub(clientID, group, filter string) {
 func (b *Batch) PutMessage(m *Message) {
 	if m.ID == 0 {
 		b.fail(opPutMessage, "message ID 0")
+	}
+	if len(m.User) > MaxUserProperties {
+		b.fail(opPutMessage, "too many user properties")
 	}
 	b.begin(opPutMessage)
 	b.marshal(opPutMessage, m)

@@ -12,6 +12,10 @@ import "github.com/tinylib/msgp/msgp"
 //msgp:limit arrays:65536
 //msgp:ignore Body
 
+// MaxUserProperties is the most user properties a stored message may have: the decoder's
+// arrays limit (the msgp:limit directive above). Batch.PutMessage and PutSession refuse more.
+const MaxUserProperties = 65536
+
 // UserProperty is one MQTT 5.0 user property, forwarded from publisher to subscriber.
 type UserProperty struct {
 	Key, Value string

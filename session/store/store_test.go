@@ -223,6 +223,12 @@ func TestCommitInvalid(t *testing.T) {
 		"empty client entry": func(b *Batch) { b.PutEntry("", &Entry{Seq: 1, MsgID: 1}) },
 		"message id 0":       func(b *Batch) { b.PutMessage(&Message{Topic: "t"}) },
 		"empty topic":        func(b *Batch) { b.DeleteRetained("") },
+		"too many user properties": func(b *Batch) {
+			b.PutMessage(&Message{ID: 1, Topic: "t", User: make([]UserProperty, MaxUserProperties+1)})
+		},
+		"too many will user properties": func(b *Batch) {
+			b.PutSession(&Session{ClientID: "w", Will: &Message{Topic: "t", User: make([]UserProperty, MaxUserProperties+1)}})
+		},
 	} {
 		var b Batch
 		b.PutSession(&Session{ClientID: "ok"})
