@@ -22,6 +22,7 @@ const (
 	sysSpilled      = "$SYS/broker/memory/spilled/messages"
 	sysSpilledBytes = "$SYS/broker/memory/spilled/bytes"
 	sysPressure     = "$SYS/broker/memory/pressure"
+	sysMemoryUsed   = "$SYS/broker/memory/used"
 	sysQueued       = "$SYS/broker/store/messages/count"
 )
 
@@ -339,6 +340,13 @@ func TestSpillOfflineBacklog(t *testing.T) {
 	}
 	if heapMax > budget {
 		t.Errorf("%s is %d bytes, want at most the budget %d", sysHeapMax, heapMax, budget)
+	}
+	// Drained, the memory account holds the parked sessions and their subscriptions (under
+	// 1 KiB each), the watcher and $SYS: a delivery left charged in each session would be more.
+	used, bound := w.fresh(t, sysMemoryUsed), int64(sessions)<<10+256<<10
+	t.Logf("%s %d bytes after the drain (highest seen %d)", sysMemoryUsed, used, w.highest(sysMemoryUsed))
+	if used > bound {
+		t.Errorf("%s is %d bytes after the drain, want at most %d", sysMemoryUsed, used, bound)
 	}
 }
 

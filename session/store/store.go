@@ -26,7 +26,10 @@ type Store struct {
 	sinceCkpt atomic.Int64 // bytes committed since the last checkpoint began
 	readSince atomic.Int64 // bytes ReadQueued read through the map since its pages were dropped
 
-	cacheFile *os.File // checkpoint.db, to drop its pages from the page cache; nil unless Lean
+	// dbFile is checkpoint.db opened for reading queues back with pread (pages.go) and for
+	// dropping it from the page cache (Options.Lean); nil if it could not be opened, and then
+	// reads go through the map.
+	dbFile *os.File
 
 	lagMu     sync.Mutex
 	ckptBegan chan struct{} // closed and replaced when a checkpoint begins; see Throttle
@@ -84,14 +87,12 @@ func Open(opts Options) (*Store, *State, error) {
 	s := &Store{opts: opts, db: db, kick: make(chan struct{}, 1),
 		quit: make(chan struct{}), done: make(chan struct{}), ckptBegan: make(chan struct{})}
 	s.logp.Store(l)
-	if opts.Lean {
-		s.cacheFile, _ = os.Open(dbPath(opts.Dir)) // without it the store is merely less lean
-	}
+	s.dbFile, _ = os.Open(dbPath(opts.Dir)) // without it the store is merely less lean
 	st, err := s.recover()
 	if err != nil {
 		l.Close()
 		db.Close()
-		s.closeCacheFile()
+		s.closeDBFile()
 		return nil, nil, err
 	}
 	go s.checkpointer()
@@ -575,12 +576,12 @@ func (s *Store) Close() error {
 	// and leaves the rest in the log, so that stopping stays quick after a large drain.
 	deadline := time.Now().Add(closeCheckpointTime)
 	err := s.checkpoint(func() bool { return time.Now().After(deadline) })
-	s.closeCacheFile()
+	s.closeDBFile()
 	return errors.Join(err, s.wal().Close(), s.db.Close())
 }
 
-func (s *Store) closeCacheFile() {
-	if s.cacheFile != nil {
-		s.cacheFile.Close()
+func (s *Store) closeDBFile() {
+	if s.dbFile != nil {
+		s.dbFile.Close()
 	}
 }

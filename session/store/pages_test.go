@@ -1,0 +1,195 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// pagesDB builds a bbolt file with buckets of every shape the reader meets: big ones (several
+// levels of branches), small nested ones (inline), and values from empty to several pages.
+func pagesDB(t *testing.T, rng *rand.Rand) (string, map[string]map[string][]byte) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "pages.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	want := map[string]map[string][]byte{}
+	err = db.Update(func(tx *bolt.Tx) error {
+		top, err := tx.CreateBucket([]byte("top"))
+		if err != nil {
+			return err
+		}
+		for i := range 40 {
+			name := fmt.Sprintf("bucket-%02d", i)
+			b, err := top.CreateBucket([]byte(name))
+			if err != nil {
+				return err
+			}
+			kv := map[string][]byte{}
+			n := []int{0, 1, 3, 50, 2000}[i%5]
+			for j := range n {
+				k := fmt.Appendf(nil, "%08d", rng.IntN(1e8))
+				size := rng.IntN(200)
+				if j%97 == 0 {
+					size = rng.IntN(20000) // overflow pages
+				}
+				v := make([]byte, size)
+				for x := range v {
+					v[x] = byte(rng.Uint32())
+				}
+				kv[string(k)] = v
+				if err := b.Put(k, v); err != nil {
+					return err
+				}
+			}
+			want[name] = kv
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, want
+}
+
+// walkPages reads every bucket under "top" with a treeCursor and checks it against bbolt's
+// own cursor: full iteration, Seek to existing and missing keys, Get.
+func TestPagesReadLikeBolt(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	path, want := pagesDB(t, rng)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	err = db.View(func(tx *bolt.Tx) error {
+		top := tx.Bucket([]byte("top"))
+		pf := &pageFile{r: f, pageSize: db.Info().PageSize, size: tx.Size()}
+		topc := &treeCursor{pf: pf, root: uint64(top.Root())}
+		if topc.root == 0 {
+			t.Fatal("the top bucket is inline: the test needs it on its own pages")
+		}
+		inline := 0
+		for name, kv := range want {
+			v, flags, err := topc.Get([]byte(name))
+			if err != nil || flags&bucketLeaf == 0 {
+				t.Fatalf("Get(%s): flags %#x, %v", name, flags, err)
+			}
+			c, err := pf.bucketCursor(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.root == 0 {
+				inline++
+			}
+			bc := top.Bucket([]byte(name)).Cursor()
+			// Every key in order, with its value.
+			n := 0
+			k, v, _, err := c.Seek(nil)
+			bk, bv := bc.First()
+			for ; k != nil || bk != nil; k, v, _, err = c.Next() {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(k, bk) || !bytes.Equal(v, bv) {
+					t.Fatalf("%s, key %d: got %q (%d bytes), bbolt %q (%d bytes)", name, n, k, len(v), bk, len(bv))
+				}
+				n++
+				bk, bv = bc.Next()
+			}
+			if n != len(kv) {
+				t.Fatalf("%s: %d keys, want %d", name, n, len(kv))
+			}
+			// Seek anywhere, and Get what is there and what is not.
+			for range 50 {
+				key := fmt.Appendf(nil, "%08d", rng.IntN(1e8))
+				k, v, _, err := c.Seek(key)
+				bk, bv := bc.Seek(key)
+				if err != nil || !bytes.Equal(k, bk) || !bytes.Equal(v, bv) {
+					t.Fatalf("%s: Seek(%s) = %q, %v; bbolt %q", name, key, k, err, bk)
+				}
+				got, _, err := c.Get(key)
+				if w, ok := kv[string(key)]; err != nil || (ok && !bytes.Equal(got, w)) || (!ok && got != nil) {
+					t.Fatalf("%s: Get(%s) = %d bytes, %v", name, key, len(got), err)
+				}
+			}
+		}
+		if inline == 0 || inline == len(want) {
+			t.Fatalf("%d of %d buckets inline: the test needs both kinds", inline, len(want))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Damaged pages give errors, never a panic or an endless walk.
+func TestPagesDamage(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	path, want := pagesDB(t, rng)
+	clean, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root uint64
+	var size int64
+	pageSize := db.Info().PageSize
+	db.View(func(tx *bolt.Tx) error {
+		root, size = uint64(tx.Bucket([]byte("top")).Root()), tx.Size()
+		return nil
+	})
+	db.Close()
+	failures := 0
+	for round := range 300 {
+		damaged := bytes.Clone(clean)
+		for range 1 + rng.IntN(20) {
+			at := 2*pageSize + rng.IntN(len(damaged)-2*pageSize)
+			damaged[at] = byte(rng.Uint32())
+		}
+		pf := &pageFile{r: bytes.NewReader(damaged), pageSize: pageSize, size: size}
+		top := &treeCursor{pf: pf, root: root}
+		for name := range want {
+			v, _, err := top.Get([]byte(name))
+			if err != nil {
+				failures++
+				break
+			}
+			c, err := pf.bucketCursor(v)
+			if err != nil {
+				failures++
+				continue
+			}
+			k, _, _, err := c.Seek(nil)
+			for steps := 0; k != nil && err == nil; steps++ {
+				if steps > 10000 {
+					t.Fatalf("round %d, %s: more keys than were put", round, name)
+				}
+				k, _, _, err = c.Next()
+			}
+			if err != nil {
+				failures++
+			}
+		}
+	}
+	if failures == 0 {
+		t.Fatal("300 rounds of damage and not one error: the checks do not look at the pages")
+	}
+}
