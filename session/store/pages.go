@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"sort"
+
+	"edgebroker/wal"
 )
 
 // Reading checkpoint.db's B+tree with pread instead of through bbolt's memory map (read.go says
@@ -33,6 +35,10 @@ const (
 	// maxTreeDepth bounds a descent, so that a damaged file whose pages point in a circle
 	// ends in an error.
 	maxTreeDepth = 64
+	// maxPageRun bounds a page with its overflow pages: a leaf holds at most two values of a
+	// log record's size (bbolt splits larger nodes), so a longer run is damage, and reading it
+	// could exhaust memory.
+	maxPageRun = 2*wal.MaxRecordSize + 1<<20
 )
 
 // errBadPage reports a page that is not what the tree says it is: damage in checkpoint.db.
@@ -48,7 +54,7 @@ type pageFile struct {
 // read reads page id with its overflow pages into buf (grown as needed) and checks its header.
 func (pf *pageFile) read(id uint64, buf []byte) ([]byte, error) {
 	ps := int64(pf.pageSize)
-	if id < 2 || int64(id) >= pf.size/ps {
+	if id < 2 || id >= uint64(pf.size/ps) {
 		return nil, fmt.Errorf("%w: page %d outside the file's %d pages", errBadPage, id, pf.size/ps)
 	}
 	buf = grow(buf, pf.pageSize)
@@ -61,7 +67,7 @@ func (pf *pageFile) read(id uint64, buf []byte) ([]byte, error) {
 	}
 	if over := int64(ne.Uint32(buf[12:])); over > 0 {
 		n := (1 + over) * ps
-		if int64(id)*ps+n > pf.size {
+		if int64(id)*ps+n > pf.size || n > maxPageRun {
 			return nil, fmt.Errorf("%w: page %d overflows the file by %d pages", errBadPage, id, over)
 		}
 		buf = grow(buf, int(n)) // may be a new array: read the whole run again
@@ -145,6 +151,7 @@ type treeCursor struct {
 	root   uint64 // 0: the bucket is inline
 	inline []byte // the inline bucket's page
 	stack  []frame
+	reads  int64 // pages read since the last Seek: more than the file has is damage (a cycle)
 }
 
 // frame is one page on the path from the root to the current leaf element.
@@ -185,6 +192,9 @@ func (c *treeCursor) push(id uint64) error {
 		}
 		p = c.inline
 	} else {
+		if c.reads++; c.reads > c.pf.size/int64(c.pf.pageSize) {
+			return fmt.Errorf("%w: the walk visits more pages than the file has", errBadPage)
+		}
 		var err error
 		if p, err = c.pf.read(id, buf); err != nil {
 			return err
@@ -197,7 +207,7 @@ func (c *treeCursor) push(id uint64) error {
 // Seek moves to the first key at or after key and returns it with its value and flags; a nil
 // key means there is none.
 func (c *treeCursor) Seek(key []byte) (k, v []byte, flags uint32, err error) {
-	c.stack = c.stack[:0]
+	c.stack, c.reads = c.stack[:0], 0
 	id := c.root
 	for {
 		if err := c.push(id); err != nil {
