@@ -218,13 +218,9 @@ func (b *Broker) serveConn(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	if !b.mem.TryReserve(connCost) {
-		b.mu.Unlock()
-		b.log.Warn("connection refused: the memory budget is used up", "remote", c.remote,
-			"accounted", b.mem.Used(), "limit", b.mem.Limit())
-		nc.Close()
-		return
-	}
+	// Charged whatever the budget: whether a client that does not fit is let in depends on
+	// its CONNECT (admit).
+	b.mem.Charge(connCost)
 	defer b.mem.Release(connCost)
 	b.conns[c] = struct{}{}
 	b.mu.Unlock()
@@ -327,6 +323,11 @@ func (c *conn) connect(cp *codec.Connect) bool {
 		if rc := a.Authenticate(c.info, cp.Password, cp.PasswordFlag); rc != codec.Success {
 			return c.refuse(rc, "not authenticated") // [MQTT-3.1.4-2]
 		}
+	}
+	if !b.admit(c.clientID) {
+		b.log.Warn("connection refused: the memory budget is used up", "client", c.clientID,
+			"remote", c.remote, "accounted", b.mem.Used(), "limit", b.mem.Limit())
+		return c.refuse(codec.QuotaExceeded, "memory budget used up") // 3.x: server unavailable
 	}
 
 	// Keep-alive: the server may lower a 5.0 client's (Server Keep Alive) [MQTT-3.2.2-21].
@@ -622,9 +623,9 @@ func (c *conn) handlePublish(p *codec.Publish) error {
 		return codec.TopicNameInvalid
 	}
 	in := inbound{id: p.PacketID, qos: p.QoS}
-	drop, reject := c.underPressure(p.QoS)
-	if drop {
-		return nil
+	drop, reject, err := c.underPressure(p.QoS)
+	if err != nil || drop {
+		return err
 	}
 	if reject != 0 {
 		in.reject = reject
@@ -641,7 +642,6 @@ func (c *conn) handlePublish(p *codec.Publish) error {
 	} else {
 		in.msg = newMessage(p, c.clientID, c.b.now())
 		in.cost = messageSize(in.msg)
-		var err error
 		if drop, in.reject, err = c.reserve(in.cost, p.QoS); err != nil || drop {
 			return err
 		}
@@ -1052,10 +1052,13 @@ func (c *conn) discard(o *outbound) {
 	if o.d.qos == 0 {
 		return
 	}
-	c.s.mu.Lock()
-	delete(c.s.inflight, o.id)
-	c.s.kickLocked()
-	c.s.mu.Unlock()
+	s := c.s
+	s.mu.Lock()
+	if s.inflight[o.id] == o { // a takeover may have handed the id to another message
+		s.deleteInflightLocked(o)
+	}
+	s.kickLocked()
+	s.mu.Unlock()
 	c.b.deleteEntries(c.s, []*delivery{o.d})
 }
 

@@ -5,8 +5,10 @@ import "math"
 // Memory accounting (DESIGN.md section 4). The broker's budget (Broker.mem, a limits.Budget
 // whose limit is Options.MemoryLimit) is charged for everything that grows with load, at the
 // estimated sizes below:
-//   - a connection, from the moment it is accepted; one that does not fit is closed at once,
-//     as one over --max-connections is; plus its write buffer while it holds one;
+//   - a connection, from the moment it is accepted; once its CONNECT is read, a client that
+//     does not fit is refused (CONNACK 0x97, 3.x: server unavailable) unless it has a session
+//     here: its returning client is what drains the memory the session holds. Plus its write
+//     buffer while it holds one;
 //   - a publication, from the moment it is read until it is routed; one that does not fit
 //     meets the pressure rules (pressure.go): QoS 0 dropped, 5.0 QoS 1/2 refused with 0x97,
 //     a 3.x publisher not read from until there is room;
@@ -43,6 +45,13 @@ func budgetLimit(memoryLimit int64) int64 {
 		return unlimited
 	}
 	return memoryLimit
+}
+
+// admit reports whether a client may connect as far as memory goes: while the account is
+// within the budget, or, past it, when clientID has a session (resuming or ending it is what
+// frees memory). The connection's own cost is charged already.
+func (b *Broker) admit(clientID string) bool {
+	return b.mem.Used() <= b.mem.Limit() || b.session(clientID) != nil
 }
 
 // messageSize is what a message is charged: its topic, payload and properties.

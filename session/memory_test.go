@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -133,6 +134,24 @@ func TestMemoryAccountAddsUp(t *testing.T) {
 	})
 }
 
+// A message dropped instead of sent (over the client's Maximum Packet Size) releases its charge.
+func TestMemoryAccountAfterDiscard(t *testing.T) {
+	b, addr := startBroker(t, func(o *Options) { o.SysInterval = 0 })
+	sub := dial(t, addr, codec.V5)
+	cp := &codec.Connect{ClientID: "small", CleanStart: true}
+	cp.Props.Present.Set(codec.PropMaximumPacketSize)
+	cp.Props.MaximumPacketSize = 200
+	sub.connect(cp)
+	sub.subscribe(1, "t", 1)
+	pub, _ := connectClient(t, addr, codec.V311, "pub", true)
+	pub.publish(1, "t", 1, strings.Repeat("x", 1000)) // too large for sub: discarded
+	pub.publish(2, "t", 1, "fits")
+	if got := sub.receive(); string(got.Payload) != "fits" {
+		t.Fatalf("got %q", got.Payload)
+	}
+	expectBalanced(t, b)
+}
+
 func TestMemoryAccountRefusesWhatDoesNotFit(t *testing.T) {
 	const limit = 48 << 20 // far above this test's heap, which therefore never makes pressure
 	runtime.GC()           // nor the garbage of earlier tests
@@ -141,6 +160,7 @@ func TestMemoryAccountRefusesWhatDoesNotFit(t *testing.T) {
 	sub.subscribe(1, "t", 1)
 	p5, _ := connectClient(t, addr, codec.V5, "p5", true)
 	p3, _ := connectClient(t, addr, codec.V311, "p3", true)
+	parkSubscriber(t, addr, codec.V311, "parked", "elsewhere", 1)
 
 	// Three quarters used (under the pressure threshold): a publication of a quarter does not
 	// fit. A 3.x publisher waits, unread, for room.
@@ -165,18 +185,22 @@ func TestMemoryAccountRefusesWhatDoesNotFit(t *testing.T) {
 		}
 		return nil
 	})
-	sub.expectNothing(0)
+	sub.expectNothing(100 * time.Millisecond)
 
-	// Full: no new subscription, no new connection.
+	// Full: no new subscription, no new client; one with a session here may come back.
 	b.mem.Charge(limit)
 	sub.send(&codec.Subscribe{PacketID: 2, Subs: []codec.Subscription{{Filter: "u", QoS: 1}}})
 	if sa := sub.next().(*codec.Suback); sa.Reasons[0] != codec.QuotaExceeded {
 		t.Fatalf("SUBACK %v with the budget full, want 0x97", sa.Reasons)
 	}
 	late := dial(t, addr, codec.V311)
-	late.send(&codec.Connect{ProtocolName: "MQTT", Version: codec.V311, ClientID: "late", CleanStart: true})
-	if got := late.expectClosed(); len(got) != 0 {
-		t.Fatalf("a connection over the budget got %v, want it closed", got)
+	if ack := late.connect(&codec.Connect{ClientID: "late", CleanStart: true}); ack.Reason != codec.V3ServerUnavailable {
+		t.Fatalf("CONNACK %v for a new client over the budget, want 0x03", ack.Reason)
+	}
+	late.expectClosed()
+	late.nc.Close()
+	if _, ack := connectClient(t, addr, codec.V311, "parked", false); !ack.SessionPresent {
+		t.Fatal("a client with a session here was not let in to resume it")
 	}
 
 	// Room again: the waiting 3.x publication goes through.
@@ -188,4 +212,25 @@ func TestMemoryAccountRefusesWhatDoesNotFit(t *testing.T) {
 		t.Fatalf("received %d bytes, want %d", len(got.Payload), len(big))
 	}
 	expectBalanced(t, b)
+}
+
+// A 3.x publisher waiting for memory is not read from, so its keep-alive cannot be checked:
+// after one keep-alive period the connection is closed.
+func TestMemoryWaitEndsAfterKeepAlive(t *testing.T) {
+	const limit = 8 << 20
+	b, addr := startBroker(t, func(o *Options) { o.MemoryLimit = limit })
+	c := dial(t, addr, codec.V311)
+	if ack := c.connect(&codec.Connect{ClientID: "p", CleanStart: true, KeepAlive: 1}); ack.Reason != 0 {
+		t.Fatal(ack.Reason)
+	}
+	b.mem.Charge(limit)
+	defer b.mem.Release(limit)
+	start := time.Now()
+	c.send(&codec.Publish{PacketID: 1, Topic: "t", QoS: 1, Payload: []byte("x")})
+	if got := c.expectClosed(); len(got) != 0 {
+		t.Fatalf("got %v, want the connection closed without an acknowledgement", got)
+	}
+	if waited := time.Since(start); waited < time.Second {
+		t.Fatalf("closed after %v, before the keep-alive period of 1.5 s", waited)
+	}
 }

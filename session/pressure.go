@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"errors"
 	"runtime/metrics"
 	"time"
@@ -148,27 +149,53 @@ func (s *Session) mayReadBackLocked() bool {
 
 // underPressure applies memory pressure to an arriving publication: drop tells the caller to
 // forget it (QoS 0), reject is the reason to refuse it with (5.0 QoS 1/2); a 3.x QoS 1/2
-// publisher waits here, unread, until the pressure is relieved.
-func (c *conn) underPressure(qos byte) (drop bool, reject codec.ReasonCode) {
+// publisher waits here, unread, until the pressure is relieved (err: the wait ended without).
+func (c *conn) underPressure(qos byte) (drop bool, reject codec.ReasonCode, err error) {
 	b := c.b
 	if !b.pressure.Load() {
-		return false, 0
+		return false, 0, nil
 	}
 	switch {
 	case qos == 0:
 		b.stats.MessagesDropped.Add(1)
-		return true, 0
+		return true, 0, nil
 	case c.version == codec.V5:
-		return false, codec.QuotaExceeded
+		return false, codec.QuotaExceeded, nil
 	}
+	ctx, cancel := c.memoryWait()
+	defer cancel()
 	for b.pressure.Load() {
 		select {
-		case <-c.ctx.Done():
-			return true, 0
+		case <-ctx.Done():
+			return false, 0, c.memoryWaitEnded()
 		case <-time.After(10 * pressureEvery):
 		}
 	}
-	return false, 0
+	return false, 0, nil
+}
+
+// errMemoryWait closes a 3.x connection that waited a keep-alive period for memory.
+var errMemoryWait = errors.New("session: waited a keep-alive period for memory")
+
+// memoryWait bounds a 3.x publisher's wait for memory. Nothing is read from the client while it
+// waits, so its keep-alive cannot be checked: after one keep-alive period (1.5 times the
+// client's) the connection is closed, which also frees what the client holds if it waits on
+// itself (its own subscriptions' acknowledgements are unread too). The wait also ends with the
+// connection.
+func (c *conn) memoryWait() (context.Context, context.CancelFunc) {
+	if c.keepAlive > 0 {
+		return context.WithTimeout(c.ctx, c.keepAlive)
+	}
+	return context.WithCancel(c.ctx)
+}
+
+// memoryWaitEnded returns the error that ends the connection after a wait for memory ended
+// without room.
+func (c *conn) memoryWaitEnded() error {
+	if c.ctx.Err() != nil {
+		return errConnClosed
+	}
+	return errMemoryWait
 }
 
 // errOverBudget closes a 3.x connection whose QoS 1/2 publication is larger than the whole
@@ -192,11 +219,13 @@ func (c *conn) reserve(n int64, qos byte) (drop bool, reject codec.ReasonCode, e
 	case c.version == codec.V5:
 		return false, codec.QuotaExceeded, nil
 	}
-	switch err := b.mem.Wait(c.ctx, n); {
+	ctx, cancel := c.memoryWait()
+	defer cancel()
+	switch err := b.mem.Wait(ctx, n); {
 	case errors.Is(err, limits.ErrTooLarge):
 		return false, 0, errOverBudget
 	case err != nil:
-		return false, 0, errConnClosed
+		return false, 0, c.memoryWaitEnded()
 	}
 	return false, 0, nil
 }

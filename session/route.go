@@ -98,7 +98,9 @@ func (b *Broker) recordRouted(batch *store.Batch, m *Message, held []target) {
 		}
 	}
 	for _, t := range held {
-		body(t.d.msg)
+		if !t.d.bodyOut { // else the store has the body, and d.msg is only its stub
+			body(t.d.msg)
+		}
 		batch.PutEntry(t.s.id, t.d.entry())
 	}
 }

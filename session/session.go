@@ -299,6 +299,9 @@ func (s *Session) ack(kind codec.Type, id uint16, reason codec.ReasonCode) (know
 
 // putInflightLocked records o as in flight and charges its delivery to the budget.
 func (s *Session) putInflightLocked(o *outbound) {
+	if old := s.inflight[o.id]; old != nil { // only a damaged store repeats an id
+		s.holdLocked(-deliverySize(old.d))
+	}
 	s.inflight[o.id] = o
 	s.holdLocked(deliverySize(o.d))
 }
