@@ -281,3 +281,51 @@ func TestSpilledQueueSurvivesStoreRewrite(t *testing.T) {
 		t.Fatalf("after the rewrite and a power cut: got %q, want %q", got.Payload, "new")
 	}
 }
+
+// A shared delivery whose body left RAM after it was sent (read back from the store) moves to
+// another member of its group when its session goes offline; the stored body stays whole, so
+// the new member's resend reads it back intact after a checkpoint.
+func TestRedistributedDeliveryKeepsStoredBody(t *testing.T) {
+	d := startDurable(t, waltest.NewMemFS(), t.TempDir(), nil)
+	parkSubscriber(t, d.addr, codec.V311, "a", "$share/g/s", 1)
+	pub, _ := connectClient(t, d.addr, codec.V311, "pub", true)
+	pub.publish(1, "s", 1, "the body")
+	r := d.powerCut(5)
+
+	// a takes it back from the store and leaves it unacknowledged: its body leaves RAM.
+	a, _ := connectClient(t, r.addr, codec.V311, "a", false)
+	if p := a.next().(*codec.Publish); string(p.Payload) != "the body" {
+		t.Fatalf("a got %q", p.Payload)
+	}
+	checkFor(t, time.Second, 5*time.Millisecond, func() error {
+		s := r.b.session("a")
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, o := range s.inflight {
+			if !o.d.bodyOut {
+				return fmt.Errorf("in-flight message still holds its body")
+			}
+		}
+		return nil
+	})
+	b, _ := connectClient(t, r.addr, codec.V311, "b", false)
+	b.subscribe(1, "$share/g/s", 1)
+	a.nc.Close() // the delivery moves to b
+	if p := b.next().(*codec.Publish); string(p.Payload) != "the body" {
+		t.Fatalf("b got %q", p.Payload)
+	}
+	if err := r.b.store.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	b.nc.Close() // unacknowledged: sent again on return, its body read from the checkpoint
+	checkFor(t, time.Second, 5*time.Millisecond, func() error {
+		if r.b.session("b").online() {
+			return fmt.Errorf("b still online")
+		}
+		return nil
+	})
+	b, _ = connectClient(t, r.addr, codec.V311, "b", false)
+	if p := b.next().(*codec.Publish); string(p.Payload) != "the body" {
+		t.Fatalf("b's resend: %q, want the body", p.Payload)
+	}
+}
