@@ -47,8 +47,11 @@ type Broker struct {
 	dirtyRetained map[string]struct{}
 	closing       chan struct{}  // closed by Close
 	mem           *limits.Budget // what grows with load, against Options.MemoryLimit: memory.go
-	pressure      atomic.Bool    // memory is near Options.MemoryLimit: see pressure.go
-	heapMax       atomic.Uint64  // the largest heap watchMemory saw
+	// handshakesOver counts connections accepted past the budget and still waiting for their
+	// CONNECT: at most maxHandshakesOver (memory.go).
+	handshakesOver atomic.Int32
+	pressure       atomic.Bool   // memory is near Options.MemoryLimit: see pressure.go
+	heapMax        atomic.Uint64 // the largest heap watchMemory saw
 	// starved holds the connected sessions whose queue head is on disk and that did not read
 	// it back because memory was short: watchMemory wakes them (pressure.go).
 	starvedMu sync.Mutex

@@ -218,16 +218,31 @@ func (b *Broker) serveConn(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	// Charged whatever the budget: whether a client that does not fit is let in depends on
-	// its CONNECT (admit).
-	b.mem.Charge(connCost)
+	// Past the budget, whether a client is let in depends on its CONNECT (admit): a few may
+	// wait for theirs over the budget.
+	overBudget := !b.mem.TryReserve(connCost)
+	if overBudget {
+		if b.handshakesOver.Add(1) > maxHandshakesOver {
+			b.handshakesOver.Add(-1)
+			b.mu.Unlock()
+			b.log.Warn("connection refused: the memory budget is used up", "remote", c.remote,
+				"accounted", b.mem.Used(), "limit", b.mem.Limit())
+			nc.Close()
+			return
+		}
+		b.mem.Charge(connCost)
+	}
 	defer b.mem.Release(connCost)
 	b.conns[c] = struct{}{}
 	b.mu.Unlock()
 
 	c.br = bufio.NewReaderSize(nc, readBufferSize)
 	c.r = codec.NewReader(c.br, b.o().MaxPacketSize)
-	if c.handshake() {
+	accepted := c.handshake()
+	if overBudget {
+		b.handshakesOver.Add(-1)
+	}
+	if accepted {
 		c.readLoop()
 	}
 	// Detach from the session first, so that nothing is queued for a connection that is only
@@ -1054,12 +1069,15 @@ func (c *conn) discard(o *outbound) {
 	}
 	s := c.s
 	s.mu.Lock()
-	if s.inflight[o.id] == o { // a takeover may have handed the id to another message
+	mine := s.inflight[o.id] == o // else a takeover handed it (and its entry) elsewhere
+	if mine {
 		s.deleteInflightLocked(o)
 	}
 	s.kickLocked()
 	s.mu.Unlock()
-	c.b.deleteEntries(c.s, []*delivery{o.d})
+	if mine {
+		c.b.deleteEntries(s, []*delivery{o.d})
+	}
 }
 
 // applyAlias replaces a repeated topic by a topic alias when the client allows aliases: bytes

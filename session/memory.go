@@ -7,8 +7,9 @@ import "math"
 // estimated sizes below:
 //   - a connection, from the moment it is accepted; once its CONNECT is read, a client that
 //     does not fit is refused (CONNACK 0x97, 3.x: server unavailable) unless it has a session
-//     here: its returning client is what drains the memory the session holds. Plus its write
-//     buffer while it holds one;
+//     here: its returning client is what drains the memory the session holds. Past the
+//     budget at most maxHandshakesOver connections wait for their CONNECT; more are closed
+//     at once. Plus its write buffer while it holds one;
 //   - a publication, from the moment it is read until it is routed; one that does not fit
 //     meets the pressure rules (pressure.go): QoS 0 dropped, 5.0 QoS 1/2 refused with 0x97,
 //     a 3.x publisher not read from until there is room;
@@ -26,6 +27,10 @@ const (
 	// connCost is a connection's reader goroutine stack, read buffer and state; an idle
 	// client measured 10 KiB of RSS.
 	connCost = 8<<10 + readBufferSize
+	// maxHandshakesOver is how many connections may wait for their CONNECT past the budget,
+	// so that a returning client can always get in, while a flood of sockets that send
+	// nothing costs at most this many connections beyond it.
+	maxHandshakesOver = 64
 	// sessionCost is a session's own state: the Session value, its in-flight maps and timers.
 	sessionCost = 640
 	// subscriptionCost is one subscription in the topic tree, besides its filter.

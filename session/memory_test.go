@@ -234,3 +234,34 @@ func TestMemoryWaitEndsAfterKeepAlive(t *testing.T) {
 		t.Fatalf("closed after %v, before the keep-alive period of 1.5 s", waited)
 	}
 }
+
+// Past the budget, a bounded number of connections may wait for their CONNECT (a returning
+// client must be able to get in); more are closed at once.
+func TestHandshakesPastTheBudgetAreBounded(t *testing.T) {
+	const limit = 8 << 20
+	b, addr := startBroker(t, func(o *Options) { o.MemoryLimit = limit })
+	b.mem.Charge(limit)
+	defer b.mem.Release(limit)
+	var waiting []*client
+	for range maxHandshakesOver {
+		waiting = append(waiting, dial(t, addr, codec.V311)) // and send nothing
+	}
+	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if n := b.handshakesOver.Load(); n != maxHandshakesOver {
+			return fmt.Errorf("%d connections waiting past the budget, want %d", n, maxHandshakesOver)
+		}
+		return nil
+	})
+	if got := dial(t, addr, codec.V311).expectClosed(); len(got) != 0 {
+		t.Fatalf("one more got %v, want it closed", got)
+	}
+	for _, c := range waiting {
+		c.nc.Close()
+	}
+	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if n := b.handshakesOver.Load(); n != 0 {
+			return fmt.Errorf("%d connections still counted as waiting past the budget", n)
+		}
+		return nil
+	})
+}

@@ -242,6 +242,21 @@ func (b *Broker) sendRetained(s *Session, sub topic.Sub) {
 	}
 }
 
+// bodyBack reads back the body of a delivery that left RAM after it was sent (bodyOut), before
+// it moves to another session: one that does not store it could not read it back later, since
+// the store forgets a body no entry refers to. On a store failure it stays a stub, logged.
+func (b *Broker) bodyBack(d *delivery) {
+	if !d.bodyOut {
+		return
+	}
+	r, err := b.store.ReadMessage(d.msg.id)
+	if err != nil || r == nil {
+		b.log.Error("cannot read a message body back from the store", "id", d.msg.id, "err", err)
+		return
+	}
+	d.msg, d.bodyOut = messageFromRecord(r), false
+}
+
 // redistribute gives deliveries taken from a departed shared-subscription member to the other
 // members of their groups; those with no other member online go back to the departed session.
 // The departed session's entries are deleted in the same batch that stores their new places.
@@ -256,6 +271,7 @@ func (b *Broker) redistribute(from *Session, ds []*delivery) {
 	}
 	var held []target
 	for _, d := range ds {
+		b.bodyBack(d)
 		to := from
 		for _, sub := range d.shared.Members() {
 			if sub.ClientID == from.id {

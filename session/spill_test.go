@@ -282,17 +282,15 @@ func TestSpilledQueueSurvivesStoreRewrite(t *testing.T) {
 	}
 }
 
-// A shared delivery whose body left RAM after it was sent (read back from the store) moves to
-// another member of its group when its session goes offline; the stored body stays whole, so
-// the new member's resend reads it back intact after a checkpoint.
-func TestRedistributedDeliveryKeepsStoredBody(t *testing.T) {
+// sentBodyOut leaves member a of shared group g holding, in flight and unacknowledged, a
+// message read back from the store after a power cut: its body has left RAM.
+func sentBodyOut(t *testing.T) (*durableBroker, *client) {
+	t.Helper()
 	d := startDurable(t, waltest.NewMemFS(), t.TempDir(), nil)
 	parkSubscriber(t, d.addr, codec.V311, "a", "$share/g/s", 1)
 	pub, _ := connectClient(t, d.addr, codec.V311, "pub", true)
 	pub.publish(1, "s", 1, "the body")
 	r := d.powerCut(5)
-
-	// a takes it back from the store and leaves it unacknowledged: its body leaves RAM.
 	a, _ := connectClient(t, r.addr, codec.V311, "a", false)
 	if p := a.next().(*codec.Publish); string(p.Payload) != "the body" {
 		t.Fatalf("a got %q", p.Payload)
@@ -308,6 +306,14 @@ func TestRedistributedDeliveryKeepsStoredBody(t *testing.T) {
 		}
 		return nil
 	})
+	return r, a
+}
+
+// A shared delivery whose body left RAM moves to another member of its group when its session
+// goes offline; the stored body stays whole, so the new member's resend reads it back intact
+// after a checkpoint.
+func TestRedistributedDeliveryKeepsStoredBody(t *testing.T) {
+	r, a := sentBodyOut(t)
 	b, _ := connectClient(t, r.addr, codec.V311, "b", false)
 	b.subscribe(1, "$share/g/s", 1)
 	a.nc.Close() // the delivery moves to b
@@ -327,5 +333,35 @@ func TestRedistributedDeliveryKeepsStoredBody(t *testing.T) {
 	b, _ = connectClient(t, r.addr, codec.V311, "b", false)
 	if p := b.next().(*codec.Publish); string(p.Payload) != "the body" {
 		t.Fatalf("b's resend: %q, want the body", p.Payload)
+	}
+}
+
+// The same delivery moving to a clean session, which stores nothing: it takes the body with
+// it, since the store forgets a body no entry refers to.
+func TestRedistributedToCleanSessionKeepsBody(t *testing.T) {
+	r, a := sentBodyOut(t)
+	b := dial(t, r.addr, codec.V5)
+	cp := &codec.Connect{ClientID: "b", CleanStart: true}
+	cp.Props.Present.Set(codec.PropReceiveMaximum)
+	cp.Props.ReceiveMaximum = 1
+	b.connect(cp)
+	b.subscribe(1, "$share/g/s", 1)
+	b.subscribe(2, "busy", 1)
+	pub, _ := connectClient(t, r.addr, codec.V311, "pub", true)
+	pub.publish(1, "busy", 1, "fills b's window")
+	first := b.next().(*codec.Publish)
+	a.nc.Close() // the delivery moves to b's queue, behind the window
+	checkFor(t, time.Second, 5*time.Millisecond, func() error {
+		if n, _ := queueState(r.b, "b"); n != 1 {
+			return fmt.Errorf("b's queue holds %d, want the redistributed message", n)
+		}
+		return nil
+	})
+	if err := r.b.store.Checkpoint(); err != nil { // a's entry is gone: so is its body there
+		t.Fatal(err)
+	}
+	b.send(&codec.Ack{Kind: codec.PUBACK, PacketID: first.PacketID})
+	if p := b.next().(*codec.Publish); string(p.Payload) != "the body" {
+		t.Fatalf("b got %q, want the body", p.Payload)
 	}
 }
