@@ -157,6 +157,7 @@ type treeCursor struct {
 // frame is one page on the path from the root to the current leaf element.
 type frame struct {
 	page  []byte
+	id    uint64 // page's id; 0 for an inline page
 	index int
 }
 
@@ -183,7 +184,15 @@ func (c *treeCursor) push(id uint64) error {
 	}
 	var buf []byte
 	if n := len(c.stack); n < cap(c.stack) {
-		buf = c.stack[:n+1][n].page // reuse the buffer that frame had
+		old := c.stack[:n+1][n]
+		if id != 0 && old.id == id {
+			// The page an earlier walk read at this depth: pages do not change within the
+			// transaction, so the root and upper branches are read once per cursor.
+			c.stack = append(c.stack, frame{page: old.page, id: id})
+			return nil
+		}
+		buf = old.page          // reuse the buffer that frame had,
+		c.stack[:n+1][n].id = 0 // which no longer holds page old.id
 	}
 	var p []byte
 	if id == 0 {
@@ -200,7 +209,7 @@ func (c *treeCursor) push(id uint64) error {
 			return err
 		}
 	}
-	c.stack = append(c.stack, frame{page: p})
+	c.stack = append(c.stack, frame{page: p, id: id})
 	return nil
 }
 

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -270,4 +271,72 @@ func entryDump(es []Entry) []string {
 		out = append(out, fmt.Sprintf("%d:%d:%d:%x", e.Seq, e.MsgID, e.PacketID, e.Msg.Payload))
 	}
 	return out
+}
+
+// countingReader counts the pages a pageFile reads.
+type countingReader struct {
+	r     io.ReaderAt
+	reads int
+}
+
+func (c *countingReader) ReadAt(p []byte, off int64) (int, error) {
+	c.reads++
+	return c.r.ReadAt(p, off)
+}
+
+// A cursor reads the root and upper branches once: later lookups read only what differs.
+func TestPagesReadUpperPagesOnce(t *testing.T) {
+	path, want := pagesDB(t, rand.New(rand.NewPCG(7, 8)))
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	db.View(func(tx *bolt.Tx) error {
+		cr := &countingReader{r: f}
+		pf := &pageFile{r: cr, pageSize: db.Info().PageSize, size: tx.Size()}
+		top := &treeCursor{pf: pf, root: uint64(tx.Bucket([]byte("top")).Root())}
+		v, _, err := top.Get([]byte("bucket-04")) // 2000 keys: several levels
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := pf.bucketCursor(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cr.reads = 0
+		if _, _, err := c.Get([]byte("0")); err != nil { // reads a path from the root
+			t.Fatal(err)
+		}
+		if cr.reads < 2 {
+			t.Fatalf("a lookup read %d pages: the bucket needs a branch level for this test", cr.reads)
+		}
+		checked := 0
+		for k, w := range want["bucket-04"] {
+			if checked++; checked > 50 {
+				break
+			}
+			fresh, err := pf.bucketCursor(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cr.reads = 0
+			fresh.Get([]byte(k))
+			alone := cr.reads
+			cr.reads = 0
+			got, _, err := c.Get([]byte(k))
+			if err != nil || !bytes.Equal(got, w) {
+				t.Fatalf("Get(%s): %v", k, err)
+			}
+			if cr.reads >= alone {
+				t.Fatalf("Get(%s) read %d times, as a fresh cursor does (%d): upper pages read again", k, cr.reads, alone)
+			}
+		}
+		return nil
+	})
 }
