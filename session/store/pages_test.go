@@ -235,6 +235,12 @@ func TestReadQueuedPagesMatchesMap(t *testing.T) {
 	if err := s.Checkpoint(); err != nil {
 		t.Fatal(err)
 	}
+	for _, mid := range []uint64{1, id / 2, id} { // ReadMessage reads with pread too
+		m, err := s.ReadMessage(mid)
+		if err != nil || m == nil || m.ID != mid || len(m.Payload) < 100 {
+			t.Fatalf("ReadMessage(%d) = %+v, %v", mid, m, err)
+		}
+	}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		pf := s.pageFile(tx)
 		if pf == nil {

@@ -14,9 +14,9 @@ import (
 // a time, in order. Pages of bbolt's memory map stay resident (and count against the process's
 // RSS) long after the bodies were copied out; worse, a fault maps not one page but up to 16
 // around it that are in the page cache (the kernel's fault-around), and checkpoint.db was just
-// written, so all of it is. ReadQueued therefore reads the pages with pread (pages.go), inside
-// a bbolt read transaction, and nothing of them stays in the process. What still goes through
-// the map (checkpoint transactions, ReadMessage, and ReadQueued on a database too small to
+// written, so all of it is. ReadQueued and ReadMessage therefore read the pages with pread
+// (pages.go), inside a bbolt read transaction, and nothing of them stays in the process. What
+// still goes through the map (checkpoint transactions, and reads of a database too small to
 // have its buckets on pages of their own) is handed back (MADV_DONTNEED, which on a shared
 // file mapping only drops the pages from the process) after every checkpoint transaction and
 // once reads took residentLimit bytes; with Options.Lean the file is also dropped from the
@@ -64,13 +64,24 @@ func (s *Store) ReadQueued(client string, from uint64, max int) ([]Entry, error)
 	return out, nil
 }
 
-// ReadMessage reads the body id from checkpoint.db; nil if it is not there. A body is there
+// ReadMessage reads the body id from checkpoint.db (with pread, as ReadQueued); nil if it is
+// not there. A body is there
 // while an entry at or below CheckpointPos refers to it.
 func (s *Store) ReadMessage(id uint64) (*Message, error) {
 	var m *Message
 	err := guard(func() error {
 		return s.db.View(func(tx *bolt.Tx) error {
-			v := tx.Bucket(bucketMessages).Get(seqKey(id))
+			var v []byte
+			if pf := s.pageFile(tx); pf != nil {
+				var err error
+				msgs := &treeCursor{pf: pf, root: uint64(tx.Bucket(bucketMessages).Root())}
+				if v, _, err = msgs.Get(seqKey(id)); err != nil {
+					return fmt.Errorf("%w: %w", ErrDamaged, err)
+				}
+			} else {
+				v = tx.Bucket(bucketMessages).Get(seqKey(id))
+				s.afterRead(tx, len(v))
+			}
 			if len(v) < 4 {
 				return nil
 			}
@@ -78,7 +89,6 @@ func (s *Store) ReadMessage(id uint64) (*Message, error) {
 			if _, err := m.UnmarshalMsg(v[4:]); err != nil {
 				return fmt.Errorf("%w: message %d: %w", ErrDamaged, id, err)
 			}
-			s.afterRead(tx, len(v))
 			return nil
 		})
 	})
