@@ -141,13 +141,7 @@ func (b *Broker) Reload(r Reloadable) error {
 	if want.MaxQueued == cur.MaxQueued {
 		return nil
 	}
-	b.mu.RLock()
-	sessions := make([]*Session, 0, len(b.sessions))
-	for _, s := range b.sessions {
-		sessions = append(sessions, s)
-	}
-	b.mu.RUnlock()
-	for _, s := range sessions {
+	for _, s := range b.sessionList() {
 		s.mu.Lock()
 		dropped := s.queue.SetCap(want.MaxQueued)
 		s.dropped += uint64(len(dropped))
@@ -243,6 +237,18 @@ func (b *Broker) SessionCount() int {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	return len(b.sessions)
+}
+
+// sessionList returns the sessions there are now, for work that goes through them one at a
+// time without holding b.mu.
+func (b *Broker) sessionList() []*Session {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	sessions := make([]*Session, 0, len(b.sessions))
+	for _, s := range b.sessions {
+		sessions = append(sessions, s)
+	}
+	return sessions
 }
 
 // session returns the session of clientID, or nil.

@@ -58,13 +58,7 @@ func accountedTotal(b *Broker) int64 {
 func expectBalanced(t *testing.T, b *Broker) {
 	t.Helper()
 	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
-		b.mu.RLock()
-		sessions := make([]*Session, 0, len(b.sessions))
-		for _, s := range b.sessions {
-			sessions = append(sessions, s)
-		}
-		b.mu.RUnlock()
-		for _, s := range sessions {
+		for _, s := range b.sessionList() {
 			if d := heldDrift(b, s); d != 0 {
 				return fmt.Errorf("session %s holds %d bytes more than its state", s.id, d)
 			}

@@ -147,29 +147,46 @@ func (s *Session) mayReadBackLocked() bool {
 	return false
 }
 
-// underPressure applies memory pressure to an arriving publication: drop tells the caller to
-// forget it (QoS 0), reject is the reason to refuse it with (5.0 QoS 1/2); a 3.x QoS 1/2
-// publisher waits here, unread, until the pressure is relieved (err: the wait ended without).
+// underPressure applies memory pressure to an arriving publication, as memoryShort says: a
+// 3.x publisher waits until the pressure is relieved.
 func (c *conn) underPressure(qos byte) (drop bool, reject codec.ReasonCode, err error) {
 	b := c.b
 	if !b.pressure.Load() {
 		return false, 0, nil
 	}
+	return c.memoryShort(qos, func(ctx context.Context) error {
+		for b.pressure.Load() {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(10 * pressureEvery):
+			}
+		}
+		return nil
+	})
+}
+
+// memoryShort answers a publication that memory cannot take now: drop tells the caller to
+// forget it (QoS 0, counted), reject is the reason to refuse it with (5.0 QoS 1/2); a 3.x QoS
+// 1/2 publisher waits, unread, until wait returns (err: the wait ended without room, and the
+// connection must close).
+func (c *conn) memoryShort(qos byte, wait func(context.Context) error) (drop bool, reject codec.ReasonCode, err error) {
 	switch {
 	case qos == 0:
-		b.stats.MessagesDropped.Add(1)
+		c.b.stats.MessagesDropped.Add(1)
 		return true, 0, nil
 	case c.version == codec.V5:
 		return false, codec.QuotaExceeded, nil
 	}
 	ctx, cancel := c.memoryWait()
 	defer cancel()
-	for b.pressure.Load() {
-		select {
-		case <-ctx.Done():
-			return false, 0, c.memoryWaitEnded()
-		case <-time.After(10 * pressureEvery):
-		}
+	switch err := wait(ctx); {
+	case errors.Is(err, limits.ErrTooLarge):
+		return false, 0, errOverBudget
+	case err != nil && c.ctx.Err() != nil:
+		return false, 0, errConnClosed
+	case err != nil:
+		return false, 0, errMemoryWait
 	}
 	return false, 0, nil
 }
@@ -179,23 +196,13 @@ var errMemoryWait = errors.New("session: waited a keep-alive period for memory")
 
 // memoryWait bounds a 3.x publisher's wait for memory. Nothing is read from the client while it
 // waits, so its keep-alive cannot be checked: after one keep-alive period (1.5 times the
-// client's) the connection is closed, which also frees what the client holds if it waits on
-// itself (its own subscriptions' acknowledgements are unread too). The wait also ends with the
-// connection.
+// client's) the connection is closed, which also ends a client that waits on itself (its own
+// subscriptions' acknowledgements are unread too). The wait also ends with the connection.
 func (c *conn) memoryWait() (context.Context, context.CancelFunc) {
 	if c.keepAlive > 0 {
 		return context.WithTimeout(c.ctx, c.keepAlive)
 	}
 	return context.WithCancel(c.ctx)
-}
-
-// memoryWaitEnded returns the error that ends the connection after a wait for memory ended
-// without room.
-func (c *conn) memoryWaitEnded() error {
-	if c.ctx.Err() != nil {
-		return errConnClosed
-	}
-	return errMemoryWait
 }
 
 // errOverBudget closes a 3.x connection whose QoS 1/2 publication is larger than the whole
@@ -204,28 +211,12 @@ func (c *conn) memoryWaitEnded() error {
 var errOverBudget = errors.New("session: publication larger than the memory budget")
 
 // reserve reserves n bytes of the memory budget for an arriving publication, until the router
-// has routed it. When they do not fit it answers as the heap's pressure does (underPressure):
-// a QoS 0 publication is dropped, a 5.0 QoS 1/2 one refused, and a 3.x publisher waits,
-// unread, for room.
+// has routed it. When they do not fit it answers as memoryShort says: a 3.x publisher waits for
+// room.
 func (c *conn) reserve(n int64, qos byte) (drop bool, reject codec.ReasonCode, err error) {
 	b := c.b
 	if b.mem.TryReserve(n) {
 		return false, 0, nil
 	}
-	switch {
-	case qos == 0:
-		b.stats.MessagesDropped.Add(1)
-		return true, 0, nil
-	case c.version == codec.V5:
-		return false, codec.QuotaExceeded, nil
-	}
-	ctx, cancel := c.memoryWait()
-	defer cancel()
-	switch err := b.mem.Wait(ctx, n); {
-	case errors.Is(err, limits.ErrTooLarge):
-		return false, 0, errOverBudget
-	case err != nil:
-		return false, 0, c.memoryWaitEnded()
-	}
-	return false, 0, nil
+	return c.memoryShort(qos, func(ctx context.Context) error { return b.mem.Wait(ctx, n) })
 }

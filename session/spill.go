@@ -31,14 +31,8 @@ func (b *Broker) spill() int {
 	onDisk := func(d *delivery) bool {
 		return d.seq != 0 && !d.held && d.pos != 0 && d.pos <= ckpt && d.shared == nil
 	}
-	b.mu.RLock()
-	sessions := make([]*Session, 0, len(b.sessions))
-	for _, s := range b.sessions {
-		sessions = append(sessions, s)
-	}
-	b.mu.RUnlock()
 	n := 0
-	for _, s := range sessions {
+	for _, s := range b.sessionList() {
 		s.mu.Lock()
 		if s.persistent && s.conn == nil && !s.ended {
 			n += s.queue.spill(onDisk)

@@ -190,13 +190,10 @@ func (l *loader) message(id uint64) *Message {
 	if m, ok := l.msgs[id]; ok {
 		return m
 	}
-	var m *Message
-	if v := l.a.msgs.Get(seqKey(id)); len(v) >= 4 {
-		m = &Message{}
-		if _, err := m.UnmarshalMsg(v[4:]); err != nil || m.ID != id {
-			l.log.Warn("store: message body does not decode", "id", id, "err", err)
-			m = nil
-		}
+	m, err := decodeBody(l.a.msgs.Get(seqKey(id)))
+	if err != nil || (m != nil && m.ID != id) {
+		l.log.Warn("store: message body does not decode", "id", id, "err", err)
+		m = nil
 	}
 	l.msgs[id] = m
 	return m

@@ -250,7 +250,10 @@ func TestReadQueuedPagesMatchesMap(t *testing.T) {
 			client := fmt.Sprint("client-", c)
 			for range 20 {
 				from, max := uint64(rng.IntN(320)), 1+rng.IntN(64)
-				mapped, _ := readQueued(tx, client, from, max)
+				mapped, _, err := readQueuedMapped(tx, client, from, max)
+				if err != nil {
+					t.Fatal(err)
+				}
 				read, err := readQueuedPages(tx, pf, client, from, max)
 				if err != nil {
 					t.Fatal(err)

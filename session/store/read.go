@@ -39,23 +39,23 @@ func (s *Store) CheckpointSoon() {
 }
 
 // ReadQueued reads up to max entries of client's queue with Seq at least from, in Seq order,
-// from checkpoint.db, each with its message (Msg nil when the body is missing, which only
-// damage explains). Entries in flight (PacketID set) are left out: State has them. Only records
-// at or below CheckpointPos are there; records after it are not seen.
+// from checkpoint.db, each with its message (Msg nil when the body is missing or does not
+// decode, which only damage explains). Entries in flight (PacketID set) are left out: State
+// has them. Only records at or below CheckpointPos are there; records after it are not seen.
 func (s *Store) ReadQueued(client string, from uint64, max int) ([]Entry, error) {
 	s.reads.Add(1)
 	var out []Entry
 	err := guard(func() error {
 		return s.db.View(func(tx *bolt.Tx) error {
+			var err error
 			if pf := s.pageFile(tx); pf != nil {
-				var err error
 				out, err = readQueuedPages(tx, pf, client, from, max)
 				return err
 			}
 			var read int
-			out, read = readQueued(tx, client, from, max)
+			out, read, err = readQueuedMapped(tx, client, from, max)
 			s.afterRead(tx, read)
-			return nil
+			return err
 		})
 	})
 	if err != nil {
@@ -65,8 +65,7 @@ func (s *Store) ReadQueued(client string, from uint64, max int) ([]Entry, error)
 }
 
 // ReadMessage reads the body id from checkpoint.db (with pread, as ReadQueued); nil if it is
-// not there. A body is there
-// while an entry at or below CheckpointPos refers to it.
+// not there. A body is there while an entry at or below CheckpointPos refers to it.
 func (s *Store) ReadMessage(id uint64) (*Message, error) {
 	var m *Message
 	err := guard(func() error {
@@ -82,11 +81,8 @@ func (s *Store) ReadMessage(id uint64) (*Message, error) {
 				v = tx.Bucket(bucketMessages).Get(seqKey(id))
 				s.afterRead(tx, len(v))
 			}
-			if len(v) < 4 {
-				return nil
-			}
-			m = &Message{}
-			if _, err := m.UnmarshalMsg(v[4:]); err != nil {
+			var err error
+			if m, err = decodeBody(v); err != nil {
 				return fmt.Errorf("%w: message %d: %w", ErrDamaged, id, err)
 			}
 			return nil
@@ -94,6 +90,19 @@ func (s *Store) ReadMessage(id uint64) (*Message, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: read message %d: %w", id, err)
+	}
+	return m, nil
+}
+
+// decodeBody decodes a value of the messages bucket (its reference count in 4 bytes, then the
+// Message); nil for a value too short to hold one (none).
+func decodeBody(v []byte) (*Message, error) {
+	if len(v) < 4 {
+		return nil, nil
+	}
+	m := &Message{}
+	if _, err := m.UnmarshalMsg(v[4:]); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -108,48 +117,60 @@ func (s *Store) pageFile(tx *bolt.Tx) *pageFile {
 	return &pageFile{r: s.dbFile, pageSize: tx.DB().Info().PageSize, size: tx.Size()}
 }
 
+// kv is one key and value of a bucket walk; a nil key ends it.
+type kv struct{ k, v []byte }
+
+// collectQueued does the work of ReadQueued over a walk of a session's entries bucket (first,
+// then next) and a lookup of bodies, whichever way they read checkpoint.db, and returns the
+// bytes of the values it decoded.
+func collectQueued(first, next func() (kv, error), body func(id uint64) ([]byte, error), max int) (out []Entry, read int, err error) {
+	shared := map[uint64]*Message{}
+	e, err := first()
+	for ; err == nil && e.k != nil && len(out) < max; e, err = next() {
+		if len(e.k) != 8 {
+			continue // keyNextSeq
+		}
+		read += len(e.v)
+		var q Entry
+		if _, err := q.UnmarshalMsg(e.v); err != nil || q.PacketID != 0 {
+			continue // Open decoded it already; in-flight entries are in State
+		}
+		m, ok := shared[q.MsgID]
+		if !ok {
+			v, err := body(q.MsgID)
+			if err != nil {
+				return nil, read, err
+			}
+			read += len(v)
+			m, _ = decodeBody(v) // one that does not decode is missing: the engine drops it
+			shared[q.MsgID] = m
+		}
+		q.Msg = m
+		out = append(out, q)
+	}
+	return out, read, err
+}
+
 // readQueuedPages does the work of ReadQueued inside tx, reading pages with pf.
 func readQueuedPages(tx *bolt.Tx, pf *pageFile, client string, from uint64, max int) ([]Entry, error) {
-	var out []Entry
-	err := func() error {
+	out, err := func() ([]Entry, error) {
 		entries := &treeCursor{pf: pf, root: uint64(tx.Bucket(bucketEntries).Root())}
 		v, flags, err := entries.Get([]byte(client))
 		if err != nil || v == nil || flags&bucketLeaf == 0 {
-			return err
+			return nil, err
 		}
 		c, err := pf.bucketCursor(v)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		msgs := &treeCursor{pf: pf, root: uint64(tx.Bucket(bucketMessages).Root())}
-		shared := map[uint64]*Message{}
-		k, v, _, err := c.Seek(seqKey(from))
-		for ; err == nil && k != nil && len(out) < max; k, v, _, err = c.Next() {
-			if len(k) != 8 {
-				continue // keyNextSeq
-			}
-			var e Entry
-			if _, err := e.UnmarshalMsg(v); err != nil || e.PacketID != 0 {
-				continue // Open decoded it already; in-flight entries are in State
-			}
-			m, ok := shared[e.MsgID]
-			if !ok {
-				mv, _, err := msgs.Get(seqKey(e.MsgID))
-				if err != nil {
-					return err
-				}
-				if len(mv) >= 4 {
-					m = &Message{}
-					if _, err := m.UnmarshalMsg(mv[4:]); err != nil {
-						m = nil
-					}
-				}
-				shared[e.MsgID] = m
-			}
-			e.Msg = m
-			out = append(out, e)
-		}
-		return err
+		step := func(k, v []byte, _ uint32, err error) (kv, error) { return kv{k, v}, err }
+		out, _, err := collectQueued(
+			func() (kv, error) { return step(c.Seek(seqKey(from))) },
+			func() (kv, error) { return step(c.Next()) },
+			func(id uint64) ([]byte, error) { v, _, err := msgs.Get(seqKey(id)); return v, err },
+			max)
+		return out, err
 	}()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrDamaged, err)
@@ -157,40 +178,20 @@ func readQueuedPages(tx *bolt.Tx, pf *pageFile, client string, from uint64, max 
 	return out, nil
 }
 
-// readQueued does the work of ReadQueued inside tx, through the map, and returns how many
-// bytes it read.
-func readQueued(tx *bolt.Tx, client string, from uint64, max int) (out []Entry, read int) {
+// readQueuedMapped does the work of ReadQueued inside tx, through the map, and returns how
+// many bytes it read.
+func readQueuedMapped(tx *bolt.Tx, client string, from uint64, max int) ([]Entry, int, error) {
 	b := tx.Bucket(bucketEntries).Bucket([]byte(client))
 	if b == nil {
-		return nil, 0
+		return nil, 0, nil
 	}
-	msgs := tx.Bucket(bucketMessages)
-	shared := map[uint64]*Message{}
-	c := b.Cursor()
-	for k, v := c.Seek(seqKey(from)); k != nil && len(out) < max; k, v = c.Next() {
-		if len(k) != 8 {
-			continue // keyNextSeq
-		}
-		read += len(v)
-		var e Entry
-		if _, err := e.UnmarshalMsg(v); err != nil || e.PacketID != 0 {
-			continue // Open decoded it already; in-flight entries are in State
-		}
-		m, ok := shared[e.MsgID]
-		if !ok {
-			if mv := msgs.Get(seqKey(e.MsgID)); len(mv) >= 4 {
-				read += len(mv)
-				m = &Message{}
-				if _, err := m.UnmarshalMsg(mv[4:]); err != nil {
-					m = nil
-				}
-			}
-			shared[e.MsgID] = m
-		}
-		e.Msg = m
-		out = append(out, e)
-	}
-	return out, read
+	msgs, c := tx.Bucket(bucketMessages), b.Cursor()
+	step := func(k, v []byte) (kv, error) { return kv{k, v}, nil }
+	return collectQueued(
+		func() (kv, error) { return step(c.Seek(seqKey(from))) },
+		func() (kv, error) { return step(c.Next()) },
+		func(id uint64) ([]byte, error) { return msgs.Get(seqKey(id)), nil },
+		max)
 }
 
 // dropResident drops checkpoint.db's pages from the process's resident set and, when lean,
