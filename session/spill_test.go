@@ -65,17 +65,7 @@ func TestSpilledQueueDeliversInOrder(t *testing.T) {
 		}
 		first[p.PacketID] = want[i]
 	}
-	checkFor(t, time.Second, 5*time.Millisecond, func() error {
-		s := d.b.session("sub")
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		for _, o := range s.inflight {
-			if !o.d.bodyOut {
-				return fmt.Errorf("in-flight message %d still holds its body", o.id)
-			}
-		}
-		return nil
-	})
+	expectBodiesOut(t, d.b, "sub")
 	sub.nc.Close()
 	checkFor(t, time.Second, 5*time.Millisecond, func() error {
 		if d.b.session("sub").online() {
@@ -282,6 +272,23 @@ func TestSpilledQueueSurvivesStoreRewrite(t *testing.T) {
 	}
 }
 
+// expectBodiesOut waits (bounded) until every in-flight message of session id has let its body
+// leave RAM.
+func expectBodiesOut(t *testing.T, b *Broker, id string) {
+	t.Helper()
+	checkFor(t, time.Second, 5*time.Millisecond, func() error {
+		s := b.session(id)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, o := range s.inflight {
+			if !o.d.bodyOut {
+				return fmt.Errorf("in-flight message %d still holds its body", o.id)
+			}
+		}
+		return nil
+	})
+}
+
 // sentBodyOut leaves member a of shared group g holding, in flight and unacknowledged, a
 // message read back from the store after a power cut: its body has left RAM.
 func sentBodyOut(t *testing.T) (*durableBroker, *client) {
@@ -295,17 +302,7 @@ func sentBodyOut(t *testing.T) (*durableBroker, *client) {
 	if p := a.next().(*codec.Publish); string(p.Payload) != "the body" {
 		t.Fatalf("a got %q", p.Payload)
 	}
-	checkFor(t, time.Second, 5*time.Millisecond, func() error {
-		s := r.b.session("a")
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		for _, o := range s.inflight {
-			if !o.d.bodyOut {
-				return fmt.Errorf("in-flight message still holds its body")
-			}
-		}
-		return nil
-	})
+	expectBodiesOut(t, r.b, "a")
 	return r, a
 }
 

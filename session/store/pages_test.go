@@ -61,22 +61,30 @@ func pagesDB(t *testing.T, rng *rand.Rand) (string, map[string]map[string][]byte
 	return path, want
 }
 
-// walkPages reads every bucket under "top" with a treeCursor and checks it against bbolt's
-// own cursor: full iteration, Seek to existing and missing keys, Get.
-func TestPagesReadLikeBolt(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	path, want := pagesDB(t, rng)
+// openPagesDB opens a bbolt file read-only, and the same file for a pageFile, both closed
+// with the test.
+func openPagesDB(t *testing.T, path string) (*bolt.DB, *os.File) {
+	t.Helper()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	err = db.View(func(tx *bolt.Tx) error {
+	t.Cleanup(func() { f.Close() })
+	return db, f
+}
+
+// TestPagesReadLikeBolt reads every bucket under "top" with a treeCursor and checks it against bbolt's
+// own cursor: full iteration, Seek to existing and missing keys, Get.
+func TestPagesReadLikeBolt(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	path, want := pagesDB(t, rng)
+	db, f := openPagesDB(t, path)
+	err := db.View(func(tx *bolt.Tx) error {
 		top := tx.Bucket([]byte("top"))
 		pf := &pageFile{r: f, pageSize: db.Info().PageSize, size: tx.Size()}
 		topc := &treeCursor{pf: pf, root: uint64(top.Root())}
@@ -296,16 +304,7 @@ func (c *countingReader) ReadAt(p []byte, off int64) (int, error) {
 // A cursor reads the root and upper branches once: later lookups read only what differs.
 func TestPagesReadUpperPagesOnce(t *testing.T) {
 	path, want := pagesDB(t, rand.New(rand.NewPCG(7, 8)))
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	db, f := openPagesDB(t, path)
 	db.View(func(tx *bolt.Tx) error {
 		cr := &countingReader{r: f}
 		pf := &pageFile{r: cr, pageSize: db.Info().PageSize, size: tx.Size()}
