@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"sync"
 
 	"edgebroker/wal"
 )
@@ -44,11 +45,58 @@ const (
 // errBadPage reports a page that is not what the tree says it is: damage in checkpoint.db.
 var errBadPage = errors.New("bad page")
 
-// pageFile reads pages of a bbolt file.
+// pageFile reads pages of a bbolt file. It lives for one read: release hands the page
+// buffers its cursors used back to spare.
 type pageFile struct {
 	r        io.ReaderAt
 	pageSize int
-	size     int64 // the pages in use when the transaction began (bolt.Tx.Size)
+	size     int64        // the pages in use when the transaction began (bolt.Tx.Size)
+	spare    *pageBuffers // where page buffers come from; nil: each is allocated
+	lent     [][]byte     // the buffers taken from spare, for release
+}
+
+// maxSparePages bounds the page buffers a pageBuffers keeps: enough for the few reads that
+// run at once (a read holds about ten).
+const maxSparePages = 64
+
+// pageBuffers keeps page-sized buffers from one read to the next. A read-back reads dozens of
+// pages; were each buffer left to the collector, the garbage of a drain would make it run
+// back to back under a tight memory budget (a sync.Pool does not help there: every collection
+// empties it).
+type pageBuffers struct {
+	mu   sync.Mutex
+	free [][]byte
+}
+
+// buffer returns a buffer of one page, from spare when it has one.
+func (pf *pageFile) buffer() []byte {
+	if pf.spare == nil {
+		return make([]byte, pf.pageSize)
+	}
+	var b []byte
+	pf.spare.mu.Lock()
+	if n := len(pf.spare.free); n > 0 {
+		b, pf.spare.free = pf.spare.free[n-1], pf.spare.free[:n-1]
+	}
+	pf.spare.mu.Unlock()
+	if cap(b) != pf.pageSize {
+		b = make([]byte, pf.pageSize)
+	}
+	pf.lent = append(pf.lent, b)
+	return b
+}
+
+// release hands the buffers of pf's reads back to spare; nothing read with pf may be used
+// after it.
+func (pf *pageFile) release() {
+	if pf.spare == nil || len(pf.lent) == 0 {
+		return
+	}
+	pf.spare.mu.Lock()
+	keep := min(len(pf.lent), maxSparePages-len(pf.spare.free))
+	pf.spare.free = append(pf.spare.free, pf.lent[:keep]...)
+	pf.spare.mu.Unlock()
+	pf.lent = nil
 }
 
 // read reads page id with its overflow pages into buf (grown as needed) and checks its header.
@@ -57,7 +105,10 @@ func (pf *pageFile) read(id uint64, buf []byte) ([]byte, error) {
 	if id < 2 || id >= uint64(pf.size/ps) {
 		return nil, fmt.Errorf("%w: page %d outside the file's %d pages", errBadPage, id, pf.size/ps)
 	}
-	buf = grow(buf, pf.pageSize)
+	if cap(buf) < pf.pageSize {
+		buf = pf.buffer()
+	}
+	buf = buf[:pf.pageSize]
 	if _, err := pf.r.ReadAt(buf, int64(id)*ps); err != nil {
 		return nil, fmt.Errorf("read page %d: %w", id, err)
 	}
@@ -151,7 +202,7 @@ type treeCursor struct {
 	root   uint64 // 0: the bucket is inline
 	inline []byte // the inline bucket's page
 	stack  []frame
-	reads  int64 // pages read since the last Seek: more than the file has is damage (a cycle)
+	reads  int64 // pages visited since the last Seek: more than the file has is damage (a cycle)
 }
 
 // frame is one page on the path from the root to the current leaf element.
@@ -182,6 +233,11 @@ func (c *treeCursor) push(id uint64) error {
 	if len(c.stack) >= maxTreeDepth {
 		return fmt.Errorf("%w: the tree is deeper than %d pages", errBadPage, maxTreeDepth)
 	}
+	// Every page a walk visits counts, however it is found: one whose branches lead back
+	// into the tree, or to the same pages many times over, is damage.
+	if c.reads++; id != 0 && c.reads > c.pf.size/int64(c.pf.pageSize) {
+		return fmt.Errorf("%w: the walk visits more pages than the file has", errBadPage)
+	}
 	var buf []byte
 	if n := len(c.stack); n < cap(c.stack) {
 		old := c.stack[:n+1][n]
@@ -201,9 +257,6 @@ func (c *treeCursor) push(id uint64) error {
 		}
 		p = c.inline
 	} else {
-		if c.reads++; c.reads > c.pf.size/int64(c.pf.pageSize) {
-			return fmt.Errorf("%w: the walk visits more pages than the file has", errBadPage)
-		}
 		var err error
 		if p, err = c.pf.read(id, buf); err != nil {
 			return err

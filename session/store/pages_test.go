@@ -2,6 +2,8 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -217,7 +219,8 @@ func TestPagesDamage(t *testing.T) {
 }
 
 // ReadQueued gives the same entries and bodies through pread as through the map: queues with
-// entries in flight (left out), bodies shared between sessions, and reads from anywhere.
+// entries in flight (left out), bodies shared between sessions, reads from anywhere, and
+// reads whose page buffers the next read reuses.
 func TestReadQueuedPagesMatchesMap(t *testing.T) {
 	s, _ := mustOpen(t, testOptions(t, newMem()))
 	defer s.Close()
@@ -266,6 +269,13 @@ func TestReadQueuedPagesMatchesMap(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				// The next read reuses the page buffers of this one: nothing it returned may
+				// point into them.
+				pf.release()
+				if _, err := readQueuedPages(tx, pf, client, 0, 64); err != nil {
+					t.Fatal(err)
+				}
+				pf.release()
 				if got, want := fmt.Sprintf("%+v", entryDump(read)), fmt.Sprintf("%+v", entryDump(mapped)); got != want {
 					t.Fatalf("%s from %d max %d:\npread %s\nmap   %s", client, from, max, got, want)
 				}
@@ -273,6 +283,9 @@ func TestReadQueuedPagesMatchesMap(t *testing.T) {
 					t.Fatalf("%s from %d: nothing read", client, from)
 				}
 			}
+		}
+		if n := len(s.pageBufs.free); n == 0 || n > maxSparePages {
+			t.Fatalf("%d spare page buffers after the reads, want 1 to %d", n, maxSparePages)
 		}
 		return nil
 	})
@@ -347,4 +360,36 @@ func TestPagesReadUpperPagesOnce(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A damaged tree whose branches all lead to the same pages gives an error after as many
+// pages as the file has, not a walk down every one of its billions of paths.
+func TestPagesRepeatedBranches(t *testing.T) {
+	const pageSize, fanout, depth = 4096, 64, 8
+	file := make([]byte, (2+depth+1)*pageSize)
+	ne := binary.NativeEndian
+	for level := range depth + 1 {
+		id := uint64(2 + level)
+		p := file[id*pageSize:][:pageSize]
+		ne.PutUint64(p, id)
+		if level == depth {
+			ne.PutUint16(p[8:], leafPage) // empty
+			continue
+		}
+		ne.PutUint16(p[8:], branchPage)
+		ne.PutUint16(p[10:], fanout)
+		for i := range fanout { // every element leads to the next level's one page
+			at, key := pageHeaderSize+i*elemSize, pageHeaderSize+fanout*elemSize+i
+			ne.PutUint32(p[at:], uint32(key-at))
+			ne.PutUint32(p[at+4:], 1)
+			ne.PutUint64(p[at+8:], id+1)
+			p[key] = byte(i)
+		}
+	}
+	pf := &pageFile{r: bytes.NewReader(file), pageSize: pageSize, size: int64(len(file))}
+	c := &treeCursor{pf: pf, root: 2}
+	k, _, _, err := c.Seek(nil)
+	if k != nil || !errors.Is(err, errBadPage) {
+		t.Fatalf("Seek gave key %q, error %v; want %v", k, err, errBadPage)
+	}
 }

@@ -49,6 +49,7 @@ func (s *Store) ReadQueued(client string, from uint64, max int) ([]Entry, error)
 		return s.db.View(func(tx *bolt.Tx) error {
 			var err error
 			if pf := s.pageFile(tx); pf != nil {
+				defer pf.release()
 				out, err = readQueuedPages(tx, pf, client, from, max)
 				return err
 			}
@@ -72,6 +73,7 @@ func (s *Store) ReadMessage(id uint64) (*Message, error) {
 		return s.db.View(func(tx *bolt.Tx) error {
 			var v []byte
 			if pf := s.pageFile(tx); pf != nil {
+				defer pf.release()
 				var err error
 				msgs := &treeCursor{pf: pf, root: uint64(tx.Bucket(bucketMessages).Root())}
 				if v, _, err = msgs.Get(seqKey(id)); err != nil {
@@ -114,8 +116,12 @@ func (s *Store) pageFile(tx *bolt.Tx) *pageFile {
 	if s.dbFile == nil || tx.Bucket(bucketEntries).Root() == 0 || tx.Bucket(bucketMessages).Root() == 0 {
 		return nil
 	}
-	return &pageFile{r: s.dbFile, pageSize: tx.DB().Info().PageSize, size: tx.Size()}
+	return &pageFile{r: s.dbFile, pageSize: tx.DB().Info().PageSize, size: tx.Size(), spare: &s.pageBufs}
 }
+
+// typicalRead is the size of the engine's read-back batch: what ReadQueued makes room for at
+// once.
+const typicalRead = 32
 
 // kv is one key and value of a bucket walk; a nil key ends it.
 type kv struct{ k, v []byte }
@@ -124,6 +130,7 @@ type kv struct{ k, v []byte }
 // then next) and a lookup of bodies, whichever way they read checkpoint.db, and returns the
 // bytes of the values it decoded.
 func collectQueued(first, next func() (kv, error), body func(id uint64) ([]byte, error), max int) (out []Entry, read int, err error) {
+	out = make([]Entry, 0, min(max, typicalRead))
 	shared := map[uint64]*Message{}
 	e, err := first()
 	for ; err == nil && e.k != nil && len(out) < max; e, err = next() {

@@ -29,7 +29,8 @@ type Store struct {
 	// dbFile is checkpoint.db opened for reading queues back with pread (pages.go) and for
 	// dropping it from the page cache (Options.Lean); nil if it could not be opened, and then
 	// reads go through the map.
-	dbFile *os.File
+	dbFile   *os.File
+	pageBufs pageBuffers // page buffers of the reads with dbFile
 
 	lagMu     sync.Mutex
 	ckptBegan chan struct{} // closed and replaced when a checkpoint begins; see Throttle
