@@ -334,7 +334,7 @@ func TestLargeMessagesSurvivePowerCut(t *testing.T) {
 	if err := d.b.store.Checkpoint(); err != nil {
 		t.Fatal(err)
 	}
-	if n := d.b.spill(); n != len(want) {
+	if n, _ := d.b.spill(); n != len(want) {
 		t.Fatalf("spilled %d, want %d", n, len(want))
 	}
 	sub, _ := connectClient(t, d.addr, codec.V311, "sub", false)

@@ -83,8 +83,9 @@ func (b *Broker) watchMemory() {
 		if used > limit*spillAt && time.Since(lastSpill) >= spillEvery {
 			lastSpill = time.Now()
 			if b.persisting() {
-				b.store.CheckpointSoon()
-				b.spill()
+				if _, waiting := b.spill(); waiting {
+					b.store.CheckpointSoon()
+				}
 			}
 			b.wakeStarved(starvedWakes)
 		}

@@ -24,22 +24,26 @@ const (
 	spillEvery = 50 * time.Millisecond
 )
 
-// spill evicts what can be evicted of every offline persistent session's queue and returns
-// the number of deliveries it evicted.
-func (b *Broker) spill() int {
+// spill evicts what can be evicted of every offline persistent session's queue. It returns the
+// number of deliveries it evicted, and whether some queue kept a delivery only because no
+// checkpoint holds it yet: then a checkpoint lets the next spill evict it. Without one, asking
+// for checkpoints would only cost disk reads (a lean store drops checkpoint.db from the page
+// cache after each).
+func (b *Broker) spill() (evicted int, waiting bool) {
 	ckpt := b.store.CheckpointPos()
-	onDisk := func(d *delivery) bool {
-		return d.seq != 0 && !d.held && d.pos != 0 && d.pos <= ckpt && d.shared == nil
-	}
-	n := 0
+	evictable := func(d *delivery) bool { return d.seq != 0 && !d.held && d.shared == nil }
+	onDisk := func(d *delivery) bool { return evictable(d) && d.pos != 0 && d.pos <= ckpt }
 	for _, s := range b.sessionList() {
 		s.mu.Lock()
 		if s.persistent && s.conn == nil && !s.ended {
-			n += s.queue.spill(onDisk)
+			evicted += s.queue.spill(onDisk)
+			if d, ok := s.queue.ring.Peek(); ok && evictable(d) {
+				waiting = true
+			}
 		}
 		s.mu.Unlock()
 	}
-	return n
+	return evicted, waiting
 }
 
 // readQueued reads deliveries of the session's queue back from the store: queue.read. An entry

@@ -37,15 +37,15 @@ func TestSpilledQueueDeliversInOrder(t *testing.T) {
 			pub.next()
 		}
 	}
-	// Nothing is evicted before the checkpoint holds it.
-	if n := d.b.spill(); n != 0 {
-		t.Fatalf("spilled %d deliveries before any checkpoint", n)
+	// Nothing is evicted before the checkpoint holds it, and the spill says it waits for one.
+	if n, waiting := d.b.spill(); n != 0 || !waiting {
+		t.Fatalf("spilled %d deliveries before any checkpoint, waiting %v; want 0, true", n, waiting)
 	}
 	if err := d.b.store.Checkpoint(); err != nil {
 		t.Fatal(err)
 	}
-	if n := d.b.spill(); n != len(want) {
-		t.Fatalf("spilled %d deliveries, want %d", n, len(want))
+	if n, waiting := d.b.spill(); n != len(want) || waiting {
+		t.Fatalf("spilled %d deliveries, waiting %v; want %d, false", n, waiting, len(want))
 	}
 	if n, spilled := queueState(d.b, "sub"); n != len(want) || spilled != len(want) {
 		t.Fatalf("queue %d, on disk %d; want %d, %d", n, spilled, len(want), len(want))
@@ -191,7 +191,7 @@ func spillBacklog(t *testing.T, d *durableBroker, n int) (*client, []string) {
 	if err := d.b.store.Checkpoint(); err != nil {
 		t.Fatal(err)
 	}
-	if got := d.b.spill(); got != n {
+	if got, _ := d.b.spill(); got != n {
 		t.Fatalf("spilled %d, want %d", got, n)
 	}
 	return pub, want
@@ -212,7 +212,7 @@ func TestSpilledQueueDropOldest(t *testing.T) {
 	if err := d.b.store.Checkpoint(); err != nil {
 		t.Fatal(err)
 	}
-	if n := d.b.spill(); n != 10 {
+	if n, _ := d.b.spill(); n != 10 {
 		t.Fatalf("spilled %d, want 10", n)
 	}
 	for i, p := range want[10:] {
