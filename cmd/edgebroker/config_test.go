@@ -1,8 +1,10 @@
 package main
 
 import (
+	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -105,5 +107,23 @@ func TestApplyProfileKeepsUserSettings(t *testing.T) {
 	applyProfile(cfg, p)
 	if cfg.broker.MaxQueued != 5 || cfg.broker.MaxInflight != p.MaxInflight || cfg.memoryLimit != uint64(p.MemoryLimit) {
 		t.Fatalf("queued %d inflight %d memory %d", cfg.broker.MaxQueued, cfg.broker.MaxInflight, cfg.memoryLimit)
+	}
+}
+
+// The runtime's soft limit sits runtimeOverhead above the budget, and is off without one.
+func TestRuntimeLimit(t *testing.T) {
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
+	for _, tt := range []struct {
+		budget uint64
+		want   int64
+	}{
+		{16 << 20, 20 << 20},
+		{64 << 20, 68 << 20},
+		{0, math.MaxInt64},
+	} {
+		setRuntimeLimit(tt.budget)
+		if got := debug.SetMemoryLimit(-1); got != tt.want {
+			t.Errorf("budget %d: soft limit %d, want %d", tt.budget, got, tt.want)
+		}
 	}
 }

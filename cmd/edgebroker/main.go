@@ -38,6 +38,8 @@ var subcommands = map[string]func(args []string) error{
 const shutdownTimeout = 10 * time.Second
 
 func main() {
+	// The broker serves no heap profiles: sampling for them would only cost memory.
+	runtime.MemProfileRate = 0
 	if len(os.Args) > 1 {
 		if sub, ok := subcommands[os.Args[1]]; ok {
 			if err := sub(os.Args[2:]); err != nil {
