@@ -23,9 +23,9 @@ import (
 //     back from disk only a few at a time (starve). Subscribers keep draining what is in
 //     RAM, which is what relieves it.
 //
-// The Go runtime's soft limit is set to the same budget (cmd/edgebroker), so that the collector
-// runs as often as it takes to keep the whole heap, garbage included, under it; heapMax keeps
-// the largest whole heap seen, for $SYS.
+// The Go runtime's soft limit is set 4 MiB above the budget (cmd/edgebroker), room for the
+// runtime's own memory, so that the collector runs as often as it takes to keep the whole heap,
+// garbage included, under the budget; heapMax keeps the largest whole heap seen, for $SYS.
 const (
 	pressureEvery = 5 * time.Millisecond
 	pressureHigh  = 0.80
