@@ -417,3 +417,30 @@ func TestReconnectWaitsOnlyForChanges(t *testing.T) {
 		t.Fatalf("queued message %q, want m", p.Payload)
 	}
 }
+
+// A stored body leaves out its publisher's client id, which only routing needs (No Local); a
+// stored will keeps it, since it is routed after a restart.
+func TestStoredPublisherID(t *testing.T) {
+	d := startDurable(t, waltest.NewMemFS(), t.TempDir(), nil)
+	parkSubscriber(t, d.addr, codec.V311, "sub", "t", 1)
+	dev := dial(t, d.addr, codec.V311)
+	dev.connect(&codec.Connect{ClientID: "dev", KeepAlive: 60, WillFlag: true, WillTopic: "lwt", WillPayload: []byte("bye")})
+	dev.publish(1, "t", 1, "m")
+	if err := d.b.store.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	es, err := d.b.store.ReadQueued("sub", 0, 10)
+	if err != nil || len(es) != 1 || es[0].Msg == nil || string(es[0].Msg.Payload) != "m" {
+		t.Fatalf("queue of sub: %+v, %v", es, err)
+	}
+	if from := es[0].Msg.From; from != "" {
+		t.Fatalf("stored body says it is from %q, want nothing", from)
+	}
+	s := d.b.session("dev")
+	s.mu.Lock()
+	r := s.recordLocked()
+	s.mu.Unlock()
+	if r.Will == nil || r.Will.From != "dev" {
+		t.Fatalf("stored will %+v, want one from dev", r.Will)
+	}
+}

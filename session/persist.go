@@ -219,10 +219,13 @@ func (b *Broker) noteRetainedUnwritten(m *Message) {
 	b.dirtyMu.Unlock()
 }
 
-// record converts a message for the store.
+// record converts a message for the store. The publisher's client id (From) is left out: it
+// decides No Local when the message is routed, and a stored body is past that. Left in, it
+// was a tenth of the log bytes of a small message. A will, stored before it is routed, keeps
+// it (Session.recordLocked).
 func (m *Message) record() *store.Message {
 	r := &store.Message{ID: m.id, Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retain: m.Retain,
-		From: m.From, Expires: m.expires}
+		Expires: m.expires}
 	if p := m.Props; p != nil {
 		r.HasPayloadFormat = p.Present.Has(codec.PropPayloadFormat)
 		r.PayloadFormat = p.PayloadFormat
@@ -322,6 +325,7 @@ func (s *Session) recordLocked() *store.Session {
 		DisconnectedAt: s.disconnectedAt, WillDelay: int64(s.willDelay)}
 	if s.will != nil {
 		r.Will = s.will.record()
+		r.Will.From = s.will.From
 	}
 	return r
 }
