@@ -444,3 +444,31 @@ func TestStoredPublisherID(t *testing.T) {
 		t.Fatalf("stored will %+v, want one from dev", r.Will)
 	}
 }
+
+// A message comes back from the store with the properties it had, and no others: an absent
+// Correlation Data decodes as an empty slice, which was once sent on as the property.
+func TestStoredMessageProperties(t *testing.T) {
+	roundTrip := func(m *Message) *Message {
+		t.Helper()
+		raw, err := m.record().MarshalMsg(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r store.Message
+		if _, err := r.UnmarshalMsg(raw); err != nil {
+			t.Fatal(err)
+		}
+		return messageFromRecord(&r)
+	}
+	if got := roundTrip(&Message{id: 7, Topic: "t", Payload: []byte("p"), QoS: 1}); got.Props != nil {
+		t.Fatalf("a message without properties came back with %+v", *got.Props)
+	}
+	props := &codec.Properties{CorrelationData: []byte("req-1"), ContentType: "text/plain"}
+	props.Present.Set(codec.PropCorrelationData)
+	props.Present.Set(codec.PropContentType)
+	got := roundTrip(&Message{id: 8, Topic: "t", Payload: []byte("p"), QoS: 1, Props: props})
+	if got.Props == nil || got.Props.Present != props.Present || string(got.Props.CorrelationData) != "req-1" ||
+		got.Props.ContentType != "text/plain" {
+		t.Fatalf("properties came back as %+v, want %+v", got.Props, *props)
+	}
+}

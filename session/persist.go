@@ -256,7 +256,9 @@ func messageFromRecord(r *store.Message) *Message {
 		p.Present.Set(codec.PropResponseTopic)
 		p.ResponseTopic = r.ResponseTopic
 	}
-	if r.CorrelationData != nil {
+	// Not != nil: an absent one decodes as an empty slice. An empty one that was sent is
+	// dropped with it, which loses nothing a responder could use.
+	if len(r.CorrelationData) > 0 {
 		p.Present.Set(codec.PropCorrelationData)
 		p.CorrelationData = r.CorrelationData
 	}
