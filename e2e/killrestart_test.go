@@ -159,3 +159,33 @@ func TestKillInboundQoS2(t *testing.T) {
 		})
 	}
 }
+
+// TestKillKeepsQueuedProperties: messages queued for an offline 5.0 session come back after a
+// SIGKILL, read from the store, with the properties they were published with and no others.
+func TestKillKeepsQueuedProperties(t *testing.T) {
+	onlyOurs(t, "kills the broker and needs its store")
+	t.Parallel()
+	b := startBroker(t, brokerOptions{})
+	sub := connect5(t, b, &paho.Connect{ClientID: "qprops", KeepAlive: 30, CleanStart: true,
+		Properties: &paho.ConnectProperties{SessionExpiryInterval: uint32p(3600)}})
+	sub.subscribe(t, 0, paho.SubscribeOptions{Topic: "qprops/#", QoS: 1})
+	if err := sub.Disconnect(&paho.Disconnect{}); err != nil {
+		t.Fatal(err)
+	}
+	pub := connect5Clean(t, b, "qprops-pub")
+	pub.publish(t, &paho.Publish{Topic: "qprops/plain", QoS: 1, Payload: []byte("plain")})
+	sent := &paho.PublishProperties{ResponseTopic: "qprops/reply", CorrelationData: []byte("c-1")}
+	pub.publish(t, &paho.Publish{Topic: "qprops/request", QoS: 1, Payload: []byte("request"), Properties: sent})
+
+	b.Kill()
+	b.Start()
+	sub = resume5(t, b, "qprops", 3600)
+	got := sub.in.waitExactly(t, 2)
+	equalStrings(t, "queued", payloads(got), []string{"plain", "request"})
+	if p := got[0].props; p != nil && (p.CorrelationData != nil || p.ResponseTopic != "") {
+		t.Fatalf("message published without properties came back with %+v", p)
+	}
+	if p := got[1].props; p == nil || string(p.CorrelationData) != "c-1" || p.ResponseTopic != "qprops/reply" {
+		t.Fatalf("request came back with properties %+v, want %+v", p, sent)
+	}
+}
