@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -38,31 +37,6 @@ func (f slowSyncFS) OpenFile(name string, flag int, perm fs.FileMode) (wal.File,
 
 func (f slowSyncFile) Sync() error {
 	time.Sleep(syncLatency)
-	return f.File.Sync()
-}
-
-// gatedSyncFS holds every fsync of the log while its gate is locked.
-type gatedSyncFS struct {
-	*waltest.MemFS
-	gate *sync.RWMutex
-}
-
-type gatedSyncFile struct {
-	wal.File
-	gate *sync.RWMutex
-}
-
-func (f gatedSyncFS) OpenFile(name string, flag int, perm fs.FileMode) (wal.File, error) {
-	file, err := f.MemFS.OpenFile(name, flag, perm)
-	if err != nil {
-		return nil, err
-	}
-	return gatedSyncFile{file, f.gate}, nil
-}
-
-func (f gatedSyncFile) Sync() error {
-	f.gate.RLock()
-	defer f.gate.RUnlock()
 	return f.File.Sync()
 }
 
@@ -379,42 +353,6 @@ func TestLargeMessagesSurvivePowerCut(t *testing.T) {
 	}
 	if got := sub.receive(); string(got.Payload) != want[0] {
 		t.Fatalf("after the power cut: %d bytes, want %d", len(got.Payload), len(want[0]))
-	}
-}
-
-// A client that comes back with nothing changed but its connection gets its CONNACK without
-// an fsync of its own: its session record is durable already. One that brings a new will
-// waits until the will is durable.
-func TestReconnectWaitsOnlyForChanges(t *testing.T) {
-	mem, gate := waltest.NewMemFS(), &sync.RWMutex{}
-	d := startDurableFS(t, mem, gatedSyncFS{mem, gate}, t.TempDir(), nil)
-	parkSubscriber(t, d.addr, codec.V311, "same", "a/#", 1)
-	parkSubscriber(t, d.addr, codec.V311, "willing", "b/#", 1)
-	pub, _ := connectClient(t, d.addr, codec.V311, "pub", true)
-	pub.publish(1, "a/x", 1, "m") // its PUBACK waits for a sync: the disconnects are durable too
-
-	gate.Lock()
-	shut := true
-	t.Cleanup(func() {
-		if shut {
-			gate.Unlock()
-		}
-	})
-	same := dial(t, d.addr, codec.V311)
-	if ack := same.connect(&codec.Connect{ClientID: "same", KeepAlive: 60}); ack.Reason != codec.Success || !ack.SessionPresent {
-		t.Fatalf("unchanged reconnect: %+v", ack)
-	}
-	willing := dial(t, d.addr, codec.V311)
-	willing.send(&codec.Connect{Version: codec.V311, ProtocolName: "MQTT", ClientID: "willing", KeepAlive: 60,
-		WillFlag: true, WillTopic: "lwt", WillPayload: []byte("bye")})
-	willing.expectNothing(300 * time.Millisecond)
-	gate.Unlock()
-	shut = false
-	if ack, ok := willing.next().(*codec.Connack); !ok || ack.Reason != codec.Success || !ack.SessionPresent {
-		t.Fatalf("reconnect with a will: %+v", ack)
-	}
-	if p := same.receive(); string(p.Payload) != "m" {
-		t.Fatalf("queued message %q, want m", p.Payload)
 	}
 }
 

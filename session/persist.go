@@ -1,7 +1,6 @@
 package session
 
 import (
-	"bytes"
 	"errors"
 	"slices"
 	"time"
@@ -175,7 +174,6 @@ func (s *Session) snapshotLocked(batch *store.Batch) error {
 	}
 	batch.DeleteSession(s.id)
 	batch.PutSession(s.recordLocked())
-	s.record, s.recordAt = nil, 0 // a position in the log this rewrite replaces
 	for _, sub := range s.b.subs.Subscriptions(s.id) {
 		batch.PutSub(s.id, subRecord(sub))
 	}
@@ -335,12 +333,6 @@ func (s *Session) recordLocked() *store.Session {
 // saveSession writes the session's durable part if it is persistent, and returns the
 // position to wait on (0 when nothing was written). Nothing is acknowledged on the strength of
 // it except CONNACK, which waits (see conn.connect).
-//
-// When the record differs from the last one written only in DisconnectedAt (a client that
-// comes back with the same will and expiry), the position returned is the last record's,
-// almost always durable already: a reconnect then costs no fsync of its own. A power cut
-// before the new record is durable leaves the session as it was just before the reconnect,
-// offline since its last disconnect, which CONNACK's Session Present does not contradict.
 func (b *Broker) saveSession(s *Session) (wal.Pos, error) {
 	if !b.persisting() {
 		return 0, nil
@@ -351,29 +343,10 @@ func (b *Broker) saveSession(s *Session) (wal.Pos, error) {
 		s.mu.Unlock()
 		return 0, nil
 	}
-	r := s.recordLocked()
-	batch.PutSession(r)
+	batch.PutSession(s.recordLocked())
 	s.stored = true
-	r.DisconnectedAt = 0
-	key, _ := r.MarshalMsg(nil)
-	prev := s.recordAt
-	if !bytes.Equal(key, s.record) {
-		prev = 0
-	}
 	s.mu.Unlock()
-	p, err := b.commit(&batch)
-	if err != nil {
-		return 0, err
-	}
-	s.mu.Lock()
-	if p > s.recordAt {
-		s.record, s.recordAt = key, p
-	}
-	s.mu.Unlock()
-	if prev != 0 {
-		return prev, nil
-	}
-	return p, nil
+	return b.commit(&batch)
 }
 
 // forgetStored writes the end of a session that was stored; if the store is down it is

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"edgebroker/codec"
-	"edgebroker/wal"
 )
 
 // Session is the state the broker keeps for one client identifier: its subscriptions, the
@@ -25,11 +24,6 @@ type Session struct {
 	conn       *conn         // the live connection, nil while offline
 	ended      bool          // removed from the broker; offers are refused
 	stored     bool          // written to the store: its end must be written too
-	// record is the last session record written, encoded without DisconnectedAt, and
-	// recordAt where it was written (0 when no record written since the store was last
-	// rewritten): see saveSession.
-	record   []byte
-	recordAt wal.Pos
 	// disconnectedAt is when its last connection ended, in unix ns; 0 while connected.
 	disconnectedAt int64
 
