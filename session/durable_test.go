@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -408,5 +410,50 @@ func TestStoredMessageProperties(t *testing.T) {
 	if got.Props == nil || got.Props.Present != props.Present || string(got.Props.CorrelationData) != "req-1" ||
 		got.Props.ContentType != "text/plain" {
 		t.Fatalf("properties came back as %+v, want %+v", got.Props, *props)
+	}
+}
+
+// Session records reach the log in the order they were built: of two saves of one session
+// racing each other, the store keeps the one made from the later state, not an older one
+// committed late.
+func TestSessionSavesKeepTheirOrder(t *testing.T) {
+	d := startDurable(t, waltest.NewMemFS(), t.TempDir(), nil)
+	parkSubscriber(t, d.addr, codec.V311, "dev", "t", 1)
+	s := d.b.session("dev")
+	s.mu.Lock()
+	s.willDelay = time.Hour // the will stays pending, after the power cut too
+	s.mu.Unlock()
+	beforeSessionCommit = func() { time.Sleep(time.Millisecond) } // let the other save overtake, if it can
+	t.Cleanup(func() { beforeSessionCommit = nil })
+	for round := range 40 {
+		var wg sync.WaitGroup
+		var last atomic.Uint64
+		for g := range 2 {
+			wg.Go(func() {
+				s.mu.Lock()
+				s.setWillLocked(&Message{Topic: "lwt", Payload: fmt.Appendf(nil, "%d-%d", round, g)})
+				s.mu.Unlock()
+				p, err := d.b.saveSession(s)
+				if err != nil {
+					t.Error(err)
+				}
+				for old := last.Load(); uint64(p) > old && !last.CompareAndSwap(old, uint64(p)); old = last.Load() {
+				}
+			})
+		}
+		wg.Wait()
+		if err := d.b.store.Wait(wal.Pos(last.Load())); err != nil {
+			t.Fatal(err)
+		}
+		s.mu.Lock()
+		want := string(s.will.Payload)
+		s.mu.Unlock()
+		rs := d.powerCut(int64(round)).b.session("dev")
+		rs.mu.Lock()
+		got := rs.will
+		rs.mu.Unlock()
+		if got == nil || string(got.Payload) != want {
+			t.Fatalf("round %d: recovered will %+v, want the last one set, %q", round, got, want)
+		}
 	}
 }

@@ -333,10 +333,16 @@ func (s *Session) recordLocked() *store.Session {
 // saveSession writes the session's durable part if it is persistent, and returns the
 // position to wait on (0 when nothing was written). Nothing is acknowledged on the strength of
 // it except CONNACK, which waits (see conn.connect).
+//
+// Saves of one session are serialized (Session.saveMu), so that its records reach the log in
+// the order they were built: otherwise a disconnect's record, built first but committed last,
+// could stand for a session that has reconnected with a new will since.
 func (b *Broker) saveSession(s *Session) (wal.Pos, error) {
 	if !b.persisting() {
 		return 0, nil
 	}
+	s.saveMu.Lock()
+	defer s.saveMu.Unlock()
 	var batch store.Batch
 	s.mu.Lock()
 	if !s.persistent || s.ended {
@@ -346,8 +352,15 @@ func (b *Broker) saveSession(s *Session) (wal.Pos, error) {
 	batch.PutSession(s.recordLocked())
 	s.stored = true
 	s.mu.Unlock()
+	if beforeSessionCommit != nil {
+		beforeSessionCommit()
+	}
 	return b.commit(&batch)
 }
+
+// beforeSessionCommit, when a test sets it, runs between building a session record and
+// committing it.
+var beforeSessionCommit func()
 
 // forgetStored writes the end of a session that was stored; if the store is down it is
 // remembered for rewriteStore. Called with b.mu held.

@@ -16,6 +16,8 @@ type Session struct {
 	b  *Broker
 	id string
 
+	// saveMu serializes saveSession for this session; taken before mu.
+	saveMu     sync.Mutex
 	mu         sync.Mutex
 	version    codec.Version // of the latest connection
 	v5         atomic.Bool   // version is 5.0: read by routing without taking mu

@@ -55,9 +55,9 @@ type pageFile struct {
 	lent     [][]byte     // the buffers taken from spare, for release
 }
 
-// maxSparePages bounds the page buffers a pageBuffers keeps: enough for the few reads that
-// run at once (a read holds about ten).
-const maxSparePages = 64
+// maxSpareBytes bounds the page buffers a pageBuffers keeps: 64 pages of 4 KiB, enough for
+// the few reads that run at once (a read holds about ten); fewer where pages are larger.
+const maxSpareBytes = 256 << 10
 
 // pageBuffers keeps page-sized buffers from one read to the next. A read-back reads dozens of
 // pages; were each buffer left to the collector, the garbage of a drain would make it run
@@ -93,7 +93,7 @@ func (pf *pageFile) release() {
 		return
 	}
 	pf.spare.mu.Lock()
-	keep := min(len(pf.lent), maxSparePages-len(pf.spare.free))
+	keep := min(len(pf.lent), maxSpareBytes/pf.pageSize-len(pf.spare.free))
 	pf.spare.free = append(pf.spare.free, pf.lent[:keep]...)
 	pf.spare.mu.Unlock()
 	pf.lent = nil
