@@ -423,8 +423,9 @@ func TestSessionSavesKeepTheirOrder(t *testing.T) {
 	s.mu.Lock()
 	s.willDelay = time.Hour // the will stays pending, after the power cut too
 	s.mu.Unlock()
-	beforeSessionCommit = func() { time.Sleep(time.Millisecond) } // let the other save overtake, if it can
-	t.Cleanup(func() { beforeSessionCommit = nil })
+	pause := func() { time.Sleep(time.Millisecond) } // let the other save overtake, if it can
+	beforeSessionCommit.Store(&pause)
+	t.Cleanup(func() { beforeSessionCommit.Store(nil) })
 	for round := range 40 {
 		var wg sync.WaitGroup
 		var last atomic.Uint64

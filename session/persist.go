@@ -3,6 +3,7 @@ package session
 import (
 	"errors"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"edgebroker/codec"
@@ -352,15 +353,15 @@ func (b *Broker) saveSession(s *Session) (wal.Pos, error) {
 	batch.PutSession(s.recordLocked())
 	s.stored = true
 	s.mu.Unlock()
-	if beforeSessionCommit != nil {
-		beforeSessionCommit()
+	if hook := beforeSessionCommit.Load(); hook != nil {
+		(*hook)()
 	}
 	return b.commit(&batch)
 }
 
 // beforeSessionCommit, when a test sets it, runs between building a session record and
 // committing it.
-var beforeSessionCommit func()
+var beforeSessionCommit atomic.Pointer[func()]
 
 // forgetStored writes the end of a session that was stored; if the store is down it is
 // remembered for rewriteStore. Called with b.mu held.
