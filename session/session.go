@@ -143,7 +143,10 @@ func (s *Session) offerLocked(d *delivery, mayWait bool, now time.Time) (offerRe
 	// Drop the oldest until the new one fits in both limits.
 	var evicted []*delivery
 	for s.queue.Len() > 0 && (s.queue.Len() >= s.queue.Cap() || !s.queue.fits(d, maxBytes)) {
-		old, _ := s.queue.Pop()
+		old, ok := s.queue.Pop()
+		if !ok { // the oldest is on disk and the store cannot read it back: drop the new one
+			break
+		}
 		evicted = append(evicted, old)
 	}
 	if len(evicted) > 1 { // the first one is counted above

@@ -1,7 +1,9 @@
 package session
 
 import (
+	"errors"
 	"fmt"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -361,4 +363,45 @@ func TestRedistributedToCleanSessionKeepsBody(t *testing.T) {
 	if p := b.next().(*codec.Publish); string(p.Payload) != "the body" {
 		t.Fatalf("b got %q, want the body", p.Payload)
 	}
+}
+
+// A full drop-oldest queue whose oldest deliveries are on disk, when the store cannot read
+// them back, drops the new message instead: the offer does not spin under the session's lock.
+func TestDropOldestWhenTheStoreCannotReadBack(t *testing.T) {
+	d := startDurable(t, waltest.NewMemFS(), t.TempDir(), func(o *Options) {
+		o.MaxQueued, o.Overflow = 10, DropOldest
+	})
+	parkSubscriber(t, d.addr, codec.V311, "sub", "s/#", 1)
+	pub, _ := connectClient(t, d.addr, codec.V311, "pub", true)
+	for i := range 10 {
+		pub.publish(uint16(i+1), "s/a", 1, "m")
+	}
+	if err := d.b.store.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := d.b.spill(); n != 10 {
+		t.Fatalf("spilled %d deliveries, want 10", n)
+	}
+	s := d.b.session("sub")
+	var reads atomic.Int64
+	s.mu.Lock()
+	s.queue.read = func(uint64, int) ([]*delivery, int, uint64, error) {
+		if reads.Add(1) > 1000 {
+			time.Sleep(time.Hour) // the old code's endless loop: stop it here, still locked
+		}
+		return nil, 0, 0, errors.New("read failed")
+	}
+	s.mu.Unlock()
+	dropped := d.b.stats.MessagesDropped.Load()
+	pub.publish(99, "s/a", 1, "new")
+	if n := reads.Load(); n > 2 {
+		t.Fatalf("%d reads back for one offer", n)
+	}
+	if got := d.b.stats.MessagesDropped.Load() - dropped; got != 1 {
+		t.Fatalf("%d messages counted dropped, want 1", got)
+	}
+	if !s.mu.TryLock() {
+		t.Fatal("the session's lock is still held")
+	}
+	s.mu.Unlock()
 }
