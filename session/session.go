@@ -355,13 +355,15 @@ func (s *Session) dropAllLocked() {
 	clear(s.inQoS2)
 }
 
-// takeSharedLocked removes the deliveries that came through a shared subscription and were not
-// yet received by the client (queued, or in flight but not yet PUBRECed), so that another
-// member of the group can have them.
+// takeSharedLocked removes the deliveries that came through a shared subscription and that
+// another member of the group may have: those queued, and QoS 1 ones in flight. A QoS 2 one
+// in flight stays: its delivery is completed with this client when it reconnects, and if the
+// session ends first no other client gets it (5.0 section 4.8.2, [MQTT-4.8.2-4] and
+// [MQTT-4.8.2-5]).
 func (s *Session) takeSharedLocked() []*delivery {
 	var out []*delivery
 	for _, o := range s.inflightInOrderLocked() {
-		if o.d.shared != nil && o.state != awaitPubcomp {
+		if o.d.shared != nil && o.d.qos == 1 {
 			s.deleteInflightLocked(o)
 			out = append(out, o.d)
 		}

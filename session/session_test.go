@@ -678,3 +678,42 @@ func TestCloseTellsClientsServerShuttingDown(t *testing.T) {
 		t.Fatalf("3.1.1 client got %v, want only the close", got)
 	}
 }
+
+// A QoS 2 message of a shared subscription that a member has been sent stays with that member
+// when it leaves: it gets it again (DUP) when it returns, and no other member gets it
+// ([MQTT-4.8.2-4]). Its unsent share goes to the member still there.
+func TestSharedQoS2InFlightStaysWithItsMember(t *testing.T) {
+	_, addr := startBroker(t, func(o *Options) { o.MaxInflight = 1 })
+	a, _ := connectClient(t, addr, codec.V5, "a", false)
+	a.subscribe(1, "$share/g/work", 2)
+	bb, _ := connectClient(t, addr, codec.V5, "b", true)
+	bb.subscribe(1, "$share/g/work", 2)
+	pub, _ := connectClient(t, addr, codec.V5, "pub", true)
+	for i := range 4 {
+		pub.send(&codec.Publish{PacketID: uint16(i + 1), Topic: "work", QoS: 2, Payload: fmt.Append(nil, i)})
+		if rec := pub.next().(*codec.Ack); rec.Kind != codec.PUBREC {
+			t.Fatalf("got %+v, want PUBREC", rec)
+		}
+		pub.send(&codec.Ack{Kind: codec.PUBREL, PacketID: uint16(i + 1)})
+		pub.next() // PUBCOMP
+	}
+	first := a.next().(*codec.Publish) // a's window of one: it sends no PUBREC
+	a.nc.Close()
+	got := map[string]bool{}
+	for len(got) < 3 {
+		p := bb.receive()
+		if string(p.Payload) == string(first.Payload) {
+			t.Fatalf("b got %q, which a had been sent", p.Payload)
+		}
+		got[string(p.Payload)] = true
+	}
+	bb.expectNothing(200 * time.Millisecond)
+	a, ack := connectClient(t, addr, codec.V5, "a", false)
+	if !ack.SessionPresent {
+		t.Fatal("a's session is gone")
+	}
+	again := a.next().(*codec.Publish)
+	if !again.Dup || again.PacketID != first.PacketID || string(again.Payload) != string(first.Payload) {
+		t.Fatalf("a got %+v again, want %q with DUP and packet id %d", again, first.Payload, first.PacketID)
+	}
+}
