@@ -359,7 +359,9 @@ func (s *Session) dropAllLocked() {
 // another member of the group may have: those queued, and QoS 1 ones in flight. A QoS 2 one
 // in flight stays: its delivery is completed with this client when it reconnects, and if the
 // session ends first no other client gets it (5.0 section 4.8.2, [MQTT-4.8.2-4] and
-// [MQTT-4.8.2-5]).
+// [MQTT-4.8.2-5]). So do queued ones read back from the store (after a restart): they are a
+// run of the queue's disk part, which a spill puts back whole, and a gap in it would make
+// the store's entries and the queue's count disagree.
 func (s *Session) takeSharedLocked() []*delivery {
 	var out []*delivery
 	for _, o := range s.inflightInOrderLocked() {
@@ -369,7 +371,7 @@ func (s *Session) takeSharedLocked() []*delivery {
 		}
 	}
 	s.queue.RemoveIf(func(d *delivery) bool {
-		if d.shared != nil {
+		if d.shared != nil && !d.fromDisk {
 			out = append(out, d)
 			return true
 		}

@@ -405,3 +405,41 @@ func TestDropOldestWhenTheStoreCannotReadBack(t *testing.T) {
 	}
 	s.mu.Unlock()
 }
+
+// Shared deliveries read back from the store after a restart stay in the queue when their
+// member leaves: taking them from the middle of the read-back part, which a spill then puts
+// back on disk whole, delivered some twice and lost others.
+func TestSharedReadBackStaysWhenItsMemberLeaves(t *testing.T) {
+	d := startDurable(t, waltest.NewMemFS(), t.TempDir(), nil)
+	c, _ := connectClient(t, d.addr, codec.V311, "S", false)
+	c.subscribe(1, "$share/g/a", 1)
+	c.subscribe(2, "b", 1)
+	c.send(&codec.Disconnect{})
+	c.expectClosed()
+	pub, _ := connectClient(t, d.addr, codec.V311, "pub", true)
+	var want []string
+	for i := range 10 {
+		topic := []string{"b", "a"}[i%2]
+		want = append(want, fmt.Sprint(topic, i))
+		pub.publish(uint16(i+1), topic, 1, want[i])
+	}
+	r := d.powerCut(1) // after a restart every queued entry is on disk, shared ones too
+	s := r.b.session("S")
+	s.mu.Lock()
+	s.queue.readBack(32) // as drop-oldest's Pop, a reload's SetCap or a store rewrite do
+	shared := s.takeSharedLocked()
+	s.mu.Unlock()
+	r.b.redistribute(s, shared)
+	if n, _ := r.b.spill(); n == 0 {
+		t.Fatal("nothing spilled")
+	}
+	sub, _ := connectClient(t, r.addr, codec.V311, "S", false)
+	var got []string
+	for range want {
+		got = append(got, string(sub.receive().Payload))
+	}
+	sub.expectNothing(300 * time.Millisecond)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("received %v, want %v", got, want)
+	}
+}
