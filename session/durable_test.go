@@ -458,3 +458,65 @@ func TestSessionSavesKeepTheirOrder(t *testing.T) {
 		}
 	}
 }
+
+// A persistent member of a shared subscription that keeps leaving while messages arrive: what
+// it had taken goes to the other member while its delivery loop may still be recording the
+// batch it sent (the hand-over offers copies, so the two never touch the same delivery: run
+// with -race). Every message reaches one of the two.
+func TestSharedMemberLeavingWhileSending(t *testing.T) {
+	d := startDurable(t, waltest.NewMemFS(), t.TempDir(), nil)
+	stay, _ := connectClient(t, d.addr, codec.V311, "stay", false)
+	stay.subscribe(1, "$share/g/w", 1)
+	var mu sync.Mutex
+	got := map[string]bool{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			p, err := stay.tryNext(2 * time.Second)
+			if err != nil {
+				return
+			}
+			pp := p.(*codec.Publish)
+			stay.send(&codec.Ack{Kind: codec.PUBACK, PacketID: pp.PacketID})
+			mu.Lock()
+			got[string(pp.Payload)] = true
+			mu.Unlock()
+		}
+	}()
+	pub, _ := connectClient(t, d.addr, codec.V311, "pub", true)
+	const rounds, each = 20, 10
+	for round := range rounds {
+		flap, _ := connectClient(t, d.addr, codec.V311, "flap", false)
+		if round == 0 {
+			flap.subscribe(1, "$share/g/w", 1)
+		}
+		for i := range each {
+			pub.send(&codec.Publish{PacketID: uint16(i + 1), Topic: "w", QoS: 1, Payload: fmt.Append(nil, round, "-", i)})
+		}
+		flap.nc.Close() // without acknowledging what it was sent
+		for range each {
+			pub.next() // PUBACKs
+		}
+	}
+	flap, _ := connectClient(t, d.addr, codec.V311, "flap", false)
+	for {
+		p, err := flap.tryNext(500 * time.Millisecond)
+		if err != nil {
+			break
+		}
+		pp := p.(*codec.Publish)
+		flap.send(&codec.Ack{Kind: codec.PUBACK, PacketID: pp.PacketID})
+		mu.Lock()
+		got[string(pp.Payload)] = true
+		mu.Unlock()
+	}
+	<-done
+	for round := range rounds {
+		for i := range each {
+			if !got[fmt.Sprint(round, "-", i)] {
+				t.Errorf("message %d-%d reached neither member", round, i)
+			}
+		}
+	}
+}
