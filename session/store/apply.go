@@ -371,6 +371,11 @@ func (a *applier) settle() error {
 		}
 	}
 	clear(a.nextSeq)
+	// What the buckets hold changed: entries and bodies above what the transaction began
+	// with may be stored now, and what comes next (recovery's purge of expired state) must
+	// look them up.
+	clear(a.storedNext)
+	a.storedMaxMsgID = a.maxMsgID
 	return a.meta.Put(keyMaxMsgID, binary.BigEndian.AppendUint64(nil, a.maxMsgID))
 }
 

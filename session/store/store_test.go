@@ -439,3 +439,50 @@ func TestPadAfterLostTail(t *testing.T) {
 		t.Fatalf("the record after recovery was lost: subs %v", st.Sessions["c"].Subs)
 	}
 }
+
+// What recovery expires after replaying a log that no checkpoint had applied goes with its
+// bodies and entries: a session that expired while the broker was down, a retained message
+// whose expiry passed, and an in-flight entry whose message expired. Before, the replay's
+// bodies and entries looked absent to the purge that followed it, and stayed for good.
+func TestExpiryAfterReplayLeavesNothing(t *testing.T) {
+	o := testOptions(t, newMem())
+	o.CheckpointOps = 0
+	s, _ := mustOpen(t, o)
+	var b Batch
+	past := testNow.Add(-time.Second).UnixNano()
+	b.PutSession(&Session{ClientID: "gone", Version: 5, Expiry: int64(time.Minute)})
+	b.Disconnected("gone", testNow.Add(-time.Hour))
+	b.PutMessage(msg(7, "t"))
+	b.PutEntry("gone", &Entry{Seq: 1, MsgID: 7, QoS: 1})
+	lapsed := msg(8, "ret")
+	lapsed.Expires = past
+	b.PutMessage(lapsed)
+	b.PutRetained("ret", 8)
+	b.PutSession(&Session{ClientID: "c", Version: 5})
+	stale := msg(9, "t")
+	stale.Expires = past
+	b.PutMessage(stale)
+	b.PutEntry("c", &Entry{Seq: 1, MsgID: 9, QoS: 1, PacketID: 3})
+	mustSync(t, s, &b)
+	s.quitCheckpointer() // crash: Open replays all of it
+	s.wal().Close()
+	s.db.Close()
+	s, st := mustOpen(t, o)
+	defer s.Close()
+	if len(st.Retained) != 0 || st.Sessions["gone"] != nil || len(st.Sessions["c"].Entries) != 0 {
+		t.Fatalf("recovered %d retained, session gone %v, %d entries of c; want none of them",
+			len(st.Retained), st.Sessions["gone"] != nil, len(st.Sessions["c"].Entries))
+	}
+	if n := countMessages(t, s); n != 0 {
+		t.Fatalf("%d bodies left in checkpoint.db, want 0", n)
+	}
+	r, err := readReport(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sr := range r.Sessions {
+		if sr.Entries != 0 {
+			t.Fatalf("%d entries of %s left in checkpoint.db, want 0", sr.Entries, sr.ClientID)
+		}
+	}
+}
