@@ -537,11 +537,7 @@ func expiryDuration(secs uint32) time.Duration {
 // readLoop handles packets until the connection fails or the client disconnects.
 func (c *conn) readLoop() {
 	for {
-		if c.keepAlive > 0 {
-			c.nc.SetReadDeadline(c.b.now().Add(c.keepAlive))
-		} else {
-			c.nc.SetReadDeadline(time.Time{})
-		}
+		c.setReadDeadline()
 		p, err := c.r.ReadPacket()
 		if err == nil {
 			err = c.handle(p)
@@ -1201,6 +1197,23 @@ func (c *conn) fail(err error) {
 		c.send(&codec.Disconnect{Reason: rc})
 	}
 	c.logClose("closing connection", err)
+}
+
+// setReadDeadline bounds the wait for the next packet by 1.5 keep-alive periods (not at all
+// without keep-alive) until the connection is killed; from then on by the end of its drain,
+// which a client that keeps sending must not push back.
+func (c *conn) setReadDeadline() {
+	if c.killed.Load() {
+		return // kill set it
+	}
+	if c.keepAlive > 0 {
+		c.nc.SetReadDeadline(c.b.now().Add(c.keepAlive))
+	} else {
+		c.nc.SetReadDeadline(time.Time{})
+	}
+	if c.killed.Load() { // kill ran meanwhile, and may have set its deadline before this one
+		c.nc.SetReadDeadline(time.Now().Add(drainTimeout))
+	}
 }
 
 // kill closes the connection from another goroutine (takeover, shutdown), telling a 5.0 client

@@ -717,3 +717,23 @@ func TestSharedQoS2InFlightStaysWithItsMember(t *testing.T) {
 		t.Fatalf("a got %+v again, want %q with DUP and packet id %d", again, first.Payload, first.PacketID)
 	}
 }
+
+// A connection taken over is closed within its drain time even if its client keeps
+// publishing and never reads: the reader no longer pushes the drain deadline back.
+func TestTakenOverPublisherIsClosed(t *testing.T) {
+	_, addr := startBroker(t, nil)
+	old, _ := connectClient(t, addr, codec.V311, "dev", true)
+	connectClient(t, addr, codec.V311, "dev", true) // takes over
+	limit := time.Now().Add(drainTimeout + 3*time.Second)
+	buf, err := (&codec.Publish{Topic: "t", Payload: []byte("x")}).Encode(nil, codec.V311)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for time.Now().Before(limit) {
+		if _, err := old.nc.Write(buf); err != nil {
+			return // closed
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("the taken-over connection still takes PUBLISH packets %v after the takeover", drainTimeout+3*time.Second)
+}
