@@ -3,6 +3,7 @@ package codec
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"unsafe"
 )
@@ -107,11 +108,32 @@ func (r *Reader) ReadPacket() (Packet, error) {
 	if r.max != 0 && size+uint64(rem) > uint64(r.max) {
 		return nil, tooLarge[t]
 	}
-	body := make([]byte, rem)
-	if _, err := io.ReadFull(r.r, body); err != nil {
+	body, err := readBody(r.r, int(rem))
+	if err != nil {
 		return nil, noEOF(err)
 	}
 	return decode(first, body, r.v)
+}
+
+// bodyChunk is how much of a packet's body is allocated ahead of the bytes that arrive: a
+// peer that announces a large packet and sends little makes the reader hold about what it
+// sent, not what it announced.
+const bodyChunk = 64 << 10
+
+// readBody reads a packet body of n bytes, growing its buffer (doubling it) as they arrive.
+func readBody(r io.Reader, n int) ([]byte, error) {
+	body := make([]byte, 0, min(n, bodyChunk))
+	for len(body) < n {
+		if len(body) == cap(body) {
+			body = slices.Grow(body, min(cap(body), n-len(body)))
+		}
+		end := min(cap(body), n)
+		if _, err := io.ReadFull(r, body[len(body):end]); err != nil {
+			return nil, err
+		}
+		body = body[:end]
+	}
+	return body, nil
 }
 
 func (r *Reader) readByte() (byte, error) {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"runtime"
 	"testing"
+	"testing/iotest"
 )
 
 // tripwire serves head and records any attempt to read past it.
@@ -131,5 +133,44 @@ func TestReaderErrorsPassThrough(t *testing.T) {
 		if _, err := r.ReadPacket(); err != boom {
 			t.Errorf("after %d bytes: %v, want the reader's own error", len(data), err)
 		}
+	}
+}
+
+// A peer that announces a large packet and sends a little of it makes the reader allocate
+// about what arrived, not what was announced: a silent socket cannot hold a megabyte.
+func TestReadPacketAllocatesWhatArrives(t *testing.T) {
+	announce := []byte{0x30, 0xff, 0xff, 0x3f} // PUBLISH of 1 MiB - 1 bytes
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const reads = 10
+	for range reads {
+		r := NewReader(io.MultiReader(bytes.NewReader(announce), bytes.NewReader(make([]byte, 100))), 2<<20)
+		if _, err := r.ReadPacket(); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("got %v, want %v", err, io.ErrUnexpectedEOF)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if got, most := after.TotalAlloc-before.TotalAlloc, uint64(reads*(bodyChunk+4<<10)); got > most {
+		t.Fatalf("%d reads of 100 bytes announced as 1 MiB allocated %d bytes, want at most %d", reads, got, most)
+	}
+}
+
+// A body larger than what is allocated ahead arrives whole.
+func TestReadPacketLargerThanAChunk(t *testing.T) {
+	p := &Publish{Topic: "t", Payload: bytes.Repeat([]byte("0123456789"), 30000)}
+	buf, err := p.Encode(nil, V311)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := NewReader(iotest.OneByteReader(bytes.NewReader(buf)), 1<<20).ReadPacket()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, ok := got.(*Publish)
+	if !ok {
+		t.Fatalf("read back %T, want a PUBLISH", got)
+	}
+	if !bytes.Equal(q.Payload, p.Payload) {
+		t.Fatalf("read back a %d-byte payload, want the %d bytes sent", len(q.Payload), len(p.Payload))
 	}
 }
