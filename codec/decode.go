@@ -3,7 +3,6 @@ package codec
 import (
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"unsafe"
 )
@@ -115,25 +114,34 @@ func (r *Reader) ReadPacket() (Packet, error) {
 	return decode(first, body, r.v)
 }
 
-// bodyChunk is how much of a packet's body is allocated ahead of the bytes that arrive: a
-// peer that announces a large packet and sends little makes the reader hold about what it
-// sent, not what it announced.
-const bodyChunk = 64 << 10
+// A packet's body is allocated as its bytes arrive, so that a peer that announces a large
+// packet and sends little holds little: bodyChunk at first, then four times what arrived, up
+// to bodyWhole, past which (a packet limit raised above 1 MiB) the rest at once, to spare
+// the collector copies of large packets.
+const (
+	bodyChunk = 4 << 10
+	bodyWhole = 1 << 20
+)
 
-// readBody reads a packet body of n bytes, growing its buffer (doubling it) as they arrive.
+// readBody reads a packet body of n bytes, growing its buffer as they arrive.
 func readBody(r io.Reader, n int) ([]byte, error) {
-	body := make([]byte, 0, min(n, bodyChunk))
-	for len(body) < n {
-		if len(body) == cap(body) {
-			body = slices.Grow(body, min(cap(body), n-len(body)))
-		}
-		end := min(cap(body), n)
-		if _, err := io.ReadFull(r, body[len(body):end]); err != nil {
+	body := make([]byte, min(n, bodyChunk))
+	for read := 0; ; {
+		if _, err := io.ReadFull(r, body[read:]); err != nil {
 			return nil, err
 		}
-		body = body[:end]
+		read = len(body)
+		if read == n {
+			return body, nil
+		}
+		size := n
+		if read < bodyWhole {
+			size = min(4*read, n)
+		}
+		grown := make([]byte, size)
+		copy(grown, body)
+		body = grown
 	}
-	return body, nil
 }
 
 func (r *Reader) readByte() (byte, error) {
