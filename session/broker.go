@@ -215,7 +215,7 @@ func (b *Broker) Close(ctx context.Context) error {
 	}
 	b.mu.Unlock()
 	for _, c := range conns {
-		c.kill(shutdownReason)
+		go c.kill(shutdownReason) // each may wait on a client that does not read
 	}
 	done := make(chan struct{})
 	go func() { b.wg.Wait(); close(done) }()

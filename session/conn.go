@@ -1222,13 +1222,15 @@ func (c *conn) kill(rc codec.ReasonCode) {
 	if c.killed.Swap(true) {
 		return
 	}
+	// First, so that the reader ends the connection in time even if the writes below wait
+	// on a client that does not read.
+	c.nc.SetReadDeadline(time.Now().Add(drainTimeout))
 	c.cancel() // a reader waiting for memory stops waiting
 	if c.version == codec.V5 {
 		c.send(&codec.Disconnect{Reason: rc})
 	}
 	c.flush()
 	c.closeWrite()
-	c.nc.SetReadDeadline(time.Now().Add(drainTimeout))
 }
 
 // drainClose stops sending, half-closes and keeps reading briefly, so that the client reads the

@@ -1,7 +1,10 @@
 package session
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -736,4 +739,29 @@ func TestTakenOverPublisherIsClosed(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("the taken-over connection still takes PUBLISH packets %v after the takeover", drainTimeout+3*time.Second)
+}
+
+// Close keeps to its context when a subscriber does not read: the broker's writes to it wait,
+// and each connection is told of the shutdown on its own.
+func TestCloseWithASubscriberThatDoesNotRead(t *testing.T) {
+	b, addr := startBroker(t, nil)
+	stuck := dial(t, addr, codec.V5)
+	if err := stuck.nc.(*net.TCPConn).SetReadBuffer(4 << 10); err != nil {
+		t.Fatal(err)
+	}
+	stuck.connect(&codec.Connect{ClientID: "stuck", CleanStart: true})
+	stuck.subscribe(1, "t", 0)
+	pub, _ := connectClient(t, addr, codec.V311, "pub", true)
+	big := bytes.Repeat([]byte("x"), 64<<10)
+	for range 200 { // far more than the sockets buffer: the broker's writer waits
+		pub.send(&codec.Publish{Topic: "t", Payload: big})
+	}
+	time.Sleep(200 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	b.Close(ctx)
+	if took := time.Since(start); took > 4*time.Second {
+		t.Fatalf("Close took %v with a 2 s context", took)
+	}
 }
