@@ -423,6 +423,7 @@ func (c *conn) connect(cp *codec.Connect) bool {
 	// Deliveries wait until CONNACK is out: the loop starts below.
 	c.delivering = true
 	s.mu.Unlock()
+	b.stats.ClientsConnected.Add(1) // attached: detaching it (finish, takeover) counts it out
 	b.mu.Unlock()
 	saved, saveErr := b.saveSession(s)
 	for _, w := range wills {
@@ -454,7 +455,6 @@ func (c *conn) connect(cp *codec.Connect) bool {
 	if r := b.o().PublishRate; r > 0 {
 		c.rate = limits.NewRateLimiter(r, max(1, int(r)))
 	}
-	b.stats.ClientsConnected.Add(1)
 	b.log.Debug("client connected", "client", c.clientID, "remote", c.remote, "version", int(c.version),
 		"clean", cp.CleanStart, "session_present", resumed)
 	go c.deliverLoop(true)

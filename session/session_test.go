@@ -765,3 +765,22 @@ func TestCloseWithASubscriberThatDoesNotRead(t *testing.T) {
 		t.Fatalf("Close took %v with a 2 s context", took)
 	}
 }
+
+// The connected-clients count counts a connection from the moment it has the session until it
+// leaves it, so that one taken over before its CONNACK is not counted out without having been
+// counted in.
+func TestConnectedCountThroughTakeovers(t *testing.T) {
+	b, addr := startBroker(t, nil)
+	first, _ := connectClient(t, addr, codec.V311, "dev", true)
+	_ = first // silent: the next takeover waits out its grace for first's reader
+	second := dial(t, addr, codec.V311)
+	second.send(&codec.Connect{Version: codec.V311, ProtocolName: "MQTT", ClientID: "dev", CleanStart: true, KeepAlive: 60})
+	time.Sleep(100 * time.Millisecond) // second waits, before its CONNACK
+	connectClient(t, addr, codec.V311, "dev", true)
+	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+		if n := b.Stats().ClientsConnected.Load(); n != 1 {
+			return fmt.Errorf("%d clients counted connected, want 1", n)
+		}
+		return nil
+	})
+}
