@@ -99,8 +99,9 @@ type conn struct {
 	cancel   context.CancelFunc
 	doneOnce sync.Once
 
-	detached bool // guarded by Broker.mu: the session no longer points here
-	killed   atomic.Bool
+	detached  bool // guarded by Broker.mu: the session no longer points here
+	killed    atomic.Bool
+	connacked atomic.Bool // CONNACK was sent: a 5.0 DISCONNECT may follow it
 }
 
 // inbound is one PUBLISH waiting for the router.
@@ -449,9 +450,13 @@ func (c *conn) connect(cp *codec.Connect) bool {
 		return c.refuse(codec.ServerUnavailable, "persistent session cannot be stored")
 	}
 	ack.SessionPresent = resumed // [MQTT-3.2.2-2], [MQTT-3.2.2-3]
+	if c.killed.Load() {
+		return false // taken over or shut down meanwhile: no CONNACK, and no DISCONNECT
+	}
 	if err := c.send(&ack); err != nil || c.flush() != nil {
 		return false
 	}
+	c.connacked.Store(true)
 	if r := b.o().PublishRate; r > 0 {
 		c.rate = limits.NewRateLimiter(r, max(1, int(r)))
 	}
@@ -1225,8 +1230,8 @@ func (c *conn) kill(rc codec.ReasonCode) {
 	// First, so that the reader ends the connection in time even if the writes below wait
 	// on a client that does not read.
 	c.nc.SetReadDeadline(time.Now().Add(drainTimeout))
-	c.cancel() // a reader waiting for memory stops waiting
-	if c.version == codec.V5 {
+	c.cancel()                                       // a reader waiting for memory stops waiting
+	if c.version == codec.V5 && c.connacked.Load() { // a DISCONNECT only after a CONNACK [MQTT-3.14.0-1]
 		c.send(&codec.Disconnect{Reason: rc})
 	}
 	c.flush()

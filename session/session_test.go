@@ -784,3 +784,20 @@ func TestConnectedCountThroughTakeovers(t *testing.T) {
 		return nil
 	})
 }
+
+// A 5.0 connection taken over before its CONNACK gets no DISCONNECT: a server sends one only
+// after CONNACK [MQTT-3.14.0-1].
+func TestTakenOverBeforeConnackGetsNoDisconnect(t *testing.T) {
+	_, addr := startBroker(t, nil)
+	connectClient(t, addr, codec.V5, "dev", true) // silent: the next takeover waits out its grace
+	second := dial(t, addr, codec.V5)
+	second.send(&codec.Connect{Version: codec.V5, ProtocolName: "MQTT", ClientID: "dev", CleanStart: true, KeepAlive: 60})
+	time.Sleep(100 * time.Millisecond) // second waits, before its CONNACK
+	connectClient(t, addr, codec.V5, "dev", true)
+	got := second.expectClosed()
+	if len(got) > 0 {
+		if _, ok := got[0].(*codec.Connack); !ok {
+			t.Fatalf("first packet %T %+v, want a CONNACK or nothing", got[0], got[0])
+		}
+	}
+}
