@@ -101,7 +101,7 @@ type conn struct {
 
 	detached  bool // guarded by Broker.mu: the session no longer points here
 	killed    atomic.Bool
-	connacked atomic.Bool // CONNACK was sent: a 5.0 DISCONNECT may follow it
+	connacked atomic.Bool // CONNACK is in the write buffer or sent: a 5.0 DISCONNECT may follow it
 }
 
 // inbound is one PUBLISH waiting for the router.
@@ -456,7 +456,6 @@ func (c *conn) connect(cp *codec.Connect) bool {
 	if err := c.send(&ack); err != nil || c.flush() != nil {
 		return false
 	}
-	c.connacked.Store(true)
 	if r := b.o().PublishRate; r > 0 {
 		c.rate = limits.NewRateLimiter(r, max(1, int(r)))
 	}
@@ -1128,6 +1127,11 @@ func (c *conn) send(p codec.Packet) error {
 	}
 	c.wbuf = buf
 	c.chargeWriteBufferLocked()
+	if p.Type() == codec.CONNACK {
+		// Set as CONNACK enters the buffer, before its client can act on it: a DISCONNECT
+		// sent from now on follows it.
+		c.connacked.Store(true)
+	}
 	c.goodbye = p.Type() == codec.DISCONNECT
 	if len(c.wbuf) >= flushThreshold {
 		return c.flushLocked()
