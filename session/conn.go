@@ -130,6 +130,7 @@ func (c *conn) replyAfter(pos wal.Pos, ack codec.Ack) {
 	select {
 	case c.replies <- durableReply{pos, ack}:
 	case <-c.done:
+	case <-c.ctx.Done(): // killed: the reader must not wait on replies that may never go
 	}
 }
 
@@ -673,6 +674,11 @@ func (c *conn) handlePublish(p *codec.Publish) error {
 	case c.inbox <- in:
 		return nil
 	case <-c.done:
+		c.b.mem.Release(in.cost)
+		return errConnClosed
+	case <-c.ctx.Done():
+		// Killed: the router may be waiting for a slow subscriber, and only the reader's
+		// end (finish) releases it.
 		c.b.mem.Release(in.cost)
 		return errConnClosed
 	}

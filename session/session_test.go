@@ -801,3 +801,31 @@ func TestTakenOverBeforeConnackGetsNoDisconnect(t *testing.T) {
 		}
 	}
 }
+
+// A taken-over publisher whose reader waits to hand its router more work, while the router
+// waits for a slow subscriber, is closed within its drain time, not after the slow-consumer
+// timeout: the reader stops waiting when the connection is killed.
+func TestTakenOverPublisherWaitingOnASlowSubscriber(t *testing.T) {
+	_, addr := startBroker(t, func(o *Options) {
+		o.MaxQueued, o.MaxInflight, o.SlowConsumerTimeout = 2, 1, 30*time.Second
+	})
+	sub, _ := connectClient(t, addr, codec.V311, "sub", true)
+	sub.subscribe(1, "t", 1) // and then reads nothing
+	old, _ := connectClient(t, addr, codec.V311, "pub", true)
+	for i := range 40 { // the router waits at the fourth; the reader fills the inbox and waits
+		old.send(&codec.Publish{PacketID: uint16(i + 1), Topic: "t", QoS: 1, Payload: []byte("m")})
+	}
+	time.Sleep(200 * time.Millisecond)
+	connectClient(t, addr, codec.V311, "pub", true) // takes over
+	ping, err := (&codec.Pingreq{}).Encode(nil, codec.V311)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := 2*drainTimeout + 2*time.Second
+	for start := time.Now(); time.Since(start) < limit; time.Sleep(50 * time.Millisecond) {
+		if _, err := old.nc.Write(ping); err != nil {
+			return // closed
+		}
+	}
+	t.Fatalf("the taken-over connection is still open %v after the takeover", limit)
+}
