@@ -85,6 +85,24 @@ func (c *client) tryNext(wait time.Duration) (codec.Packet, error) {
 	return c.r.ReadPacket()
 }
 
+// ackUntilQuiet acknowledges each QoS 1 PUBLISH it reads and hands its payload to got, until
+// nothing arrives for wait. It reports with Errorf, so that a goroutine may run it.
+func (c *client) ackUntilQuiet(wait time.Duration, got func(payload string)) {
+	for {
+		p, err := c.tryNext(wait)
+		if err != nil {
+			return
+		}
+		pp, ok := p.(*codec.Publish)
+		if !ok {
+			c.t.Errorf("got %T, want PUBLISH", p)
+			return
+		}
+		c.send(&codec.Ack{Kind: codec.PUBACK, PacketID: pp.PacketID})
+		got(string(pp.Payload))
+	}
+}
+
 // expectNothing asserts that the broker sends nothing for a short while.
 func (c *client) expectNothing(wait time.Duration) {
 	c.t.Helper()

@@ -469,20 +469,15 @@ func TestSharedMemberLeavingWhileSending(t *testing.T) {
 	stay.subscribe(1, "$share/g/w", 1)
 	var mu sync.Mutex
 	got := map[string]bool{}
+	record := func(payload string) {
+		mu.Lock()
+		got[payload] = true
+		mu.Unlock()
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for {
-			p, err := stay.tryNext(2 * time.Second)
-			if err != nil {
-				return
-			}
-			pp := p.(*codec.Publish)
-			stay.send(&codec.Ack{Kind: codec.PUBACK, PacketID: pp.PacketID})
-			mu.Lock()
-			got[string(pp.Payload)] = true
-			mu.Unlock()
-		}
+		stay.ackUntilQuiet(2*time.Second, record)
 	}()
 	pub, _ := connectClient(t, d.addr, codec.V311, "pub", true)
 	const rounds, each = 20, 10
@@ -500,17 +495,7 @@ func TestSharedMemberLeavingWhileSending(t *testing.T) {
 		}
 	}
 	flap, _ := connectClient(t, d.addr, codec.V311, "flap", false)
-	for {
-		p, err := flap.tryNext(500 * time.Millisecond)
-		if err != nil {
-			break
-		}
-		pp := p.(*codec.Publish)
-		flap.send(&codec.Ack{Kind: codec.PUBACK, PacketID: pp.PacketID})
-		mu.Lock()
-		got[string(pp.Payload)] = true
-		mu.Unlock()
-	}
+	flap.ackUntilQuiet(500*time.Millisecond, record)
 	<-done
 	for round := range rounds {
 		for i := range each {
