@@ -64,6 +64,7 @@ func startDurableFS(t *testing.T, mem *waltest.MemFS, fsys wal.FS, dir string, t
 	so.WAL.FS = fsys
 	so.CheckpointBytes = 1 << 30 // no background checkpoint: checkpoint.db can be copied at will
 	so.CheckpointEvery = time.Hour
+	so.WAL.PadTo = 512 // padded as on disk, but to less than a page: mem holds every byte
 	st, state, err := store.Open(so)
 	if err != nil {
 		t.Fatal(err)

@@ -156,11 +156,13 @@ func TestMemoryAccountRefusesWhatDoesNotFit(t *testing.T) {
 	p3, _ := connectClient(t, addr, codec.V311, "p3", true)
 	parkSubscriber(t, addr, codec.V311, "parked", "elsewhere", 1)
 
-	// Three quarters used (under the pressure threshold): a publication of a quarter does not
-	// fit. A 3.x publisher waits, unread, for room.
-	const fill = limit * 3 / 4 // and the clients' own
+	// 78% used (just under the pressure threshold): a publication of the rest does not fit.
+	// A 3.x publisher waits, unread, for room. The heap holds that publication three times
+	// (here, in the client's encoding, in the broker reading it): it must stay under the
+	// threshold too.
+	const fill = limit * 78 / 100 // and the clients' own
 	b.mem.Charge(fill)
-	big := bytes.Repeat([]byte("x"), limit/4+1)
+	big := bytes.Repeat([]byte("x"), limit-fill+1)
 	p3.send(&codec.Publish{PacketID: 7, Topic: "t", QoS: 1, Payload: big})
 	p3.expectNothing(200 * time.Millisecond)
 	if b.pressure.Load() {

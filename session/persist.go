@@ -307,7 +307,7 @@ func (b *Broker) recordSent(s *Session, batch []*outbound) error {
 			rec.PutEntry(s.id, o.entry())
 			mustWait = true
 		case o.d.qos == 1:
-			rec.PutEntry(s.id, o.entry())
+			rec.SetPacketID(s.id, o.d.seq, o.id)
 		}
 	}
 	switch {

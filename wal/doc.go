@@ -42,10 +42,12 @@
 // last segment whose header is cut short (it holds no records); each step is idempotent and
 // synced before the log is used, so a power cut during recovery is survived.
 //
-// # On-disk format, version 1
+// # On-disk format, versions 1 and 2
 //
 // THE FORMAT BELOW MUST NEVER CHANGE. A change of any byte's meaning needs a new format version
-// (segment header bytes 8-11), and readers of older versions kept.
+// (segment header bytes 8-11), and readers of older versions kept. New segments are written in
+// version 2; version 1 is version 2 without padding frames, and is still read (a log written
+// by an older build is appended to in its own version until it rolls to a new segment).
 //
 // All integers are little endian. CRC means CRC-32C (Castagnoli polynomial, as in iSCSI/ext4).
 //
@@ -60,7 +62,7 @@
 //
 //	offset size  field
 //	0      8     magic "EBWAL\x00\r\n" (45 42 57 41 4c 00 0d 0a)
-//	8      4     format version, uint32 = 1
+//	8      4     format version, uint32 = 2 (or 1)
 //	12     4     salt, uint32: random, chosen when the segment is created
 //	16     8     first position, uint64: must equal the file name
 //	24     4     CRC of bytes 0-23
@@ -80,8 +82,21 @@
 // reliable. A zeroed region never parses as a record: n = 0 needs a data CRC of CRC(00 00 00 00),
 // which is not zero.
 //
-// A segment ends at the end of its file; there is no trailer and no padding. Writers roll to a
-// new segment before a record would take the file past Options.SegmentSize (a segment always
+// Version 2 adds padding frames. Before each sync the writer pads the segment to a multiple of
+// the page size (Options.PadTo) when at least a frame header's worth is missing, so that the
+// next write starts on a fresh page: without it, every sync writes the page the previous sync
+// ended in a second time (twice the flash writes at small batches). A padding frame is:
+//
+//	offset size  field
+//	0      4     0xFFFFFFFF (a length no record can have)
+//	4      4     f: number of filler bytes after this header, uint32
+//	8      4     header CRC: CRC of the segment's salt followed by bytes 0-7
+//	12     f     filler (zeros; not checked)
+//
+// Readers skip padding; it has no position. A padding frame that runs past the end of the file
+// is damage like a torn record. The scan for valid frames after damage looks for records only.
+//
+// A segment ends at the end of its file; there is no trailer. Writers roll to a new segment before a record would take the file past Options.SegmentSize (a segment always
 // holds at least one record, so a large record can make a segment larger).
 //
 // # Creating and removing files

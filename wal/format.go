@@ -23,11 +23,14 @@ const (
 
 	segHeaderSize   = 28
 	frameHeaderSize = 12
-	formatVersion   = 1
-	segSuffix       = ".wal"
-	tmpExt          = ".tmp"
-	tmpSuffix       = segSuffix + tmpExt
-	brokenSuffix    = ".broken"
+	formatVersion   = 2 // written; versions 1 and 2 are read
+	// padMarker in a frame header's length field marks padding (format version 2): the 4
+	// bytes after it give the number of filler bytes that follow the header.
+	padMarker    = 0xFFFFFFFF
+	segSuffix    = ".wal"
+	tmpExt       = ".tmp"
+	tmpSuffix    = segSuffix + tmpExt
+	brokenSuffix = ".broken"
 )
 
 var segMagic = [8]byte{'E', 'B', 'W', 'A', 'L', 0, '\r', '\n'}
@@ -124,6 +127,35 @@ func frameHeader(seed uint32, h []byte) (n int64, dcrc uint32, ok bool) {
 	return n, binary.LittleEndian.Uint32(h[4:]), n <= MaxRecordSize
 }
 
+// appendPad appends a padding frame of size bytes in all (at least frameHeaderSize) to buf.
+func appendPad(buf []byte, seed uint32, size int) []byte {
+	var h [frameHeaderSize]byte
+	binary.LittleEndian.PutUint32(h[0:], padMarker)
+	binary.LittleEndian.PutUint32(h[4:], uint32(size-frameHeaderSize))
+	binary.LittleEndian.PutUint32(h[8:], crc32.Update(seed, castagnoli, h[:8]))
+	buf = append(buf, h[:]...)
+	return append(buf, make([]byte, size-frameHeaderSize)...)
+}
+
+// padHeader reports whether h is the header of a padding frame, and how many filler bytes
+// follow it.
+func padHeader(seed uint32, h []byte) (filler int64, ok bool) {
+	if binary.LittleEndian.Uint32(h[0:]) != padMarker || binary.LittleEndian.Uint32(h[8:]) != crc32.Update(seed, castagnoli, h[:8]) {
+		return 0, false
+	}
+	return int64(binary.LittleEndian.Uint32(h[4:])), true
+}
+
+// padSize returns the size of the padding frame that takes a segment of size bytes to the
+// next multiple of align, or 0 when none is needed or none fits (a frame header is 12 bytes).
+func padSize(size, align int64) int {
+	gap := (align - size%align) % align
+	if gap < frameHeaderSize {
+		return 0
+	}
+	return int(gap)
+}
+
 // payloadOK reports whether payload matches the data CRC of its frame header h.
 func payloadOK(h, payload []byte, dcrc uint32) bool {
 	return crc32.Update(crc32.Update(0, castagnoli, h[0:4]), castagnoli, payload) == dcrc
@@ -136,9 +168,11 @@ type segReader struct {
 	size  int64
 	first Pos
 	seed  uint32
-	off   int64 // offset of the next frame
-	br    *bufio.Reader
-	buf   []byte
+	// padded: the segment's format version allows padding frames (version 2 on).
+	padded bool
+	off    int64 // offset of the next frame
+	br     *bufio.Reader
+	buf    []byte
 }
 
 // openSegment opens a segment and checks its header against the first position in its name.
@@ -185,51 +219,65 @@ func (r *segReader) readHeader() error {
 		return &CorruptError{Path: r.path, Reason: "segment header: bad magic (not a log segment)"}
 	case binary.LittleEndian.Uint32(h[24:]) != crc32.Checksum(h[:24], castagnoli):
 		return &CorruptError{Path: r.path, Offset: 24, Reason: "segment header: checksum mismatch"}
-	case binary.LittleEndian.Uint32(h[8:]) != formatVersion:
-		return fmt.Errorf("%w %d in %s (this build reads version %d)",
+	case binary.LittleEndian.Uint32(h[8:]) < 1 || binary.LittleEndian.Uint32(h[8:]) > formatVersion:
+		return fmt.Errorf("%w %d in %s (this build reads versions 1 to %d)",
 			ErrVersion, binary.LittleEndian.Uint32(h[8:]), r.path, formatVersion)
 	case Pos(binary.LittleEndian.Uint64(h[16:])) != r.first:
 		return &CorruptError{Path: r.path, Offset: 16, Reason: fmt.Sprintf("segment header: first position %d does not match the file name",
 			binary.LittleEndian.Uint64(h[16:]))}
 	}
 	r.seed = saltSeed(binary.LittleEndian.Uint32(h[12:]))
+	r.padded = binary.LittleEndian.Uint32(h[8:]) >= 2
 	r.seek(segHeaderSize)
 	return nil
 }
 
-// next returns the next record, valid until the following call. It returns io.EOF at the clean
-// end of the file, a *CorruptError at damage, and other errors for failed reads.
+// next returns the next record, valid until the following call, skipping padding. It returns
+// io.EOF at the clean end of the file, a *CorruptError at damage, and other errors for failed
+// reads.
 func (r *segReader) next() ([]byte, error) {
-	rest := r.size - r.off
-	if rest == 0 {
-		return nil, io.EOF
+	for {
+		rest := r.size - r.off
+		if rest == 0 {
+			return nil, io.EOF
+		}
+		if rest < frameHeaderSize {
+			return nil, r.corrupt(fmt.Sprintf("frame header cut short (%d of %d bytes)", rest, frameHeaderSize))
+		}
+		var h [frameHeaderSize]byte
+		if _, err := io.ReadFull(r.br, h[:]); err != nil {
+			return nil, err
+		}
+		if filler, ok := padHeader(r.seed, h[:]); ok && r.padded {
+			if filler > min(MaxRecordSize, rest-frameHeaderSize) {
+				return nil, r.corrupt(fmt.Sprintf("padding of %d bytes runs past the end of the file", filler))
+			}
+			if _, err := r.br.Discard(int(filler)); err != nil {
+				return nil, err
+			}
+			r.off += frameHeaderSize + filler
+			continue
+		}
+		n, dcrc, ok := frameHeader(r.seed, h[:])
+		switch {
+		case !ok:
+			return nil, r.corrupt("frame header checksum mismatch or length over the limit")
+		case n > rest-frameHeaderSize:
+			return nil, r.corrupt(fmt.Sprintf("record of %d bytes runs past the end of the file", n))
+		}
+		if int64(cap(r.buf)) < n {
+			r.buf = make([]byte, n)
+		}
+		rec := r.buf[:n]
+		if _, err := io.ReadFull(r.br, rec); err != nil {
+			return nil, err
+		}
+		if !payloadOK(h[:], rec, dcrc) {
+			return nil, r.corrupt("record checksum mismatch")
+		}
+		r.off += frameHeaderSize + n
+		return rec, nil
 	}
-	if rest < frameHeaderSize {
-		return nil, r.corrupt(fmt.Sprintf("frame header cut short (%d of %d bytes)", rest, frameHeaderSize))
-	}
-	var h [frameHeaderSize]byte
-	if _, err := io.ReadFull(r.br, h[:]); err != nil {
-		return nil, err
-	}
-	n, dcrc, ok := frameHeader(r.seed, h[:])
-	switch {
-	case !ok:
-		return nil, r.corrupt("frame header checksum mismatch or length over the limit")
-	case n > rest-frameHeaderSize:
-		return nil, r.corrupt(fmt.Sprintf("record of %d bytes runs past the end of the file", n))
-	}
-	if int64(cap(r.buf)) < n {
-		r.buf = make([]byte, n)
-	}
-	rec := r.buf[:n]
-	if _, err := io.ReadFull(r.br, rec); err != nil {
-		return nil, err
-	}
-	if !payloadOK(h[:], rec, dcrc) {
-		return nil, r.corrupt("record checksum mismatch")
-	}
-	r.off += frameHeaderSize + n
-	return rec, nil
 }
 
 // seek makes the frame at byte off the next one read; off must be where a frame starts.

@@ -2,7 +2,9 @@ package wal_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"strings"
 	"testing"
 
@@ -60,28 +62,33 @@ func TestGoldenSegment(t *testing.T) {
 	}
 }
 
-// validSegment writes records through a Log and returns the segment bytes and the offset just
-// past each record's frame.
-func validSegment(t *testing.T, recs [][]byte) (seg []byte, ends []int) {
+// validSegment writes records through a Log, each synced on its own (so each is followed by
+// padding where one fits), and returns the segment bytes and the offsets where each record's
+// frame starts and ends.
+func validSegment(t *testing.T, recs [][]byte) (seg []byte, starts, ends []int) {
 	t.Helper()
 	m := waltest.NewMemFS()
 	l := mustOpen(t, memOptions(m, 1<<20))
-	if _, err := l.AppendSync(recs...); err != nil {
-		t.Fatal(err)
+	for _, r := range recs {
+		if _, err := l.AppendSync(r); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
 	off := 28
 	for _, r := range recs {
+		starts = append(starts, off)
 		off += 12 + len(r)
 		ends = append(ends, off)
+		off = padded(off)
 	}
 	seg = m.Snapshot(segPath(1))
 	if len(seg) != off {
 		t.Fatalf("segment is %d bytes, want %d", len(seg), off)
 	}
-	return seg, ends
+	return seg, starts, ends
 }
 
 // openAndCount opens a log made of seg and returns the records, or the Open error.
@@ -103,7 +110,7 @@ var tableRecs = [][]byte{[]byte(""), []byte("a"), []byte("hello"), bytes.Repeat(
 	bytes.Repeat([]byte("y"), 300), []byte("seventeen bytes!!"), bytes.Repeat([]byte{0}, 64)}
 
 func TestEveryTruncation(t *testing.T) {
-	seg, ends := validSegment(t, tableRecs)
+	seg, _, ends := validSegment(t, tableRecs)
 	for cut := 0; cut <= len(seg); cut++ {
 		want := 0
 		for want < len(ends) && ends[want] <= cut {
@@ -131,8 +138,8 @@ func TestEveryTruncation(t *testing.T) {
 }
 
 func TestFlipInLastRecordIsDropped(t *testing.T) {
-	seg, ends := validSegment(t, tableRecs)
-	start := ends[len(ends)-2]
+	seg, starts, ends := validSegment(t, tableRecs)
+	start, end := starts[len(starts)-1], ends[len(ends)-1]
 	for off := start; off < len(seg); off++ {
 		bad := bytes.Clone(seg)
 		bad[off] ^= 0xff
@@ -140,20 +147,34 @@ func TestFlipInLastRecordIsDropped(t *testing.T) {
 		if err != nil {
 			t.Fatalf("flip at %d: Open: %v", off, err)
 		}
-		if len(got) != len(tableRecs)-1 {
-			t.Fatalf("flip at %d: %d records, want %d", off, len(got), len(tableRecs)-1)
+		// A flip in the last record drops it; in the padding after it, it changes nothing
+		// (filler) or drops the damaged padding as a torn tail (its header).
+		want, size := len(tableRecs)-1, start
+		switch {
+		case off >= end+12:
+			want, size = len(tableRecs), len(seg)
+		case off >= end:
+			want, size = len(tableRecs), end
 		}
-		if n := len(m.Snapshot(segPath(1))); n != start {
-			t.Fatalf("flip at %d: file is %d bytes after repair, want %d", off, n, start)
+		if len(got) != want {
+			t.Fatalf("flip at %d: %d records, want %d", off, len(got), want)
+		}
+		if n := len(m.Snapshot(segPath(1))); n != size {
+			t.Fatalf("flip at %d: file is %d bytes after repair, want %d", off, n, size)
 		}
 	}
 }
 
 func TestFlipInMiddleRecordIsCorrupt(t *testing.T) {
-	seg, ends := validSegment(t, tableRecs)
-	start := 28
-	for i, end := range ends[:len(ends)-1] {
-		for off := start; off < end; off++ {
+	seg, starts, ends := validSegment(t, tableRecs)
+	for i := range len(starts) - 1 {
+		// The record's frame and the padding header after it (if any): damage there is
+		// followed by valid records, so it is not a torn tail.
+		stop := ends[i]
+		if starts[i+1] > ends[i] {
+			stop += 12
+		}
+		for off := starts[i]; off < stop; off++ {
 			bad := bytes.Clone(seg)
 			bad[off] ^= 0x01
 			_, _, err := openAndCount(t, bad)
@@ -161,11 +182,22 @@ func TestFlipInMiddleRecordIsCorrupt(t *testing.T) {
 			if !errors.As(err, &ce) || !errors.Is(err, wal.ErrCorrupt) {
 				t.Fatalf("record %d, flip at %d: Open error %v, want a CorruptError", i+1, off, err)
 			}
-			if ce.Path != segPath(1) || ce.Offset != int64(start) || !strings.Contains(err.Error(), "repair") {
-				t.Fatalf("record %d, flip at %d: %v; want file %s offset %d and a repair hint", i+1, off, err, segPath(1), start)
+			at := starts[i]
+			if off >= ends[i] {
+				at = ends[i]
+			}
+			if ce.Path != segPath(1) || ce.Offset != int64(at) || !strings.Contains(err.Error(), "repair") {
+				t.Fatalf("record %d, flip at %d: %v; want file %s offset %d and a repair hint", i+1, off, err, segPath(1), at)
 			}
 		}
-		start = end
+		// A flip in the padding's filler changes nothing.
+		for off := stop; off < starts[i+1]; off++ {
+			bad := bytes.Clone(seg)
+			bad[off] ^= 0x01
+			if got, _, err := openAndCount(t, bad); err != nil || len(got) != len(tableRecs) {
+				t.Fatalf("filler after record %d, flip at %d: %d records, %v", i+1, off, len(got), err)
+			}
+		}
 	}
 }
 
@@ -174,27 +206,35 @@ func TestZeroedSectorInMiddleIsCorrupt(t *testing.T) {
 	for i := range 30 {
 		recs = append(recs, bytes.Repeat([]byte{byte(i + 1)}, 90))
 	}
-	seg, _ := validSegment(t, recs)
+	seg, starts, ends := validSegment(t, recs)
 	bad := bytes.Clone(seg)
 	copy(bad[1024:1536], make([]byte, 512))
 	_, _, err := openAndCount(t, bad)
+	holder := 0 // the record, with the padding after it, that holds offset 1024
+	for holder+1 < len(starts) && starts[holder+1] <= 1024 {
+		holder++
+	}
 	var ce *wal.CorruptError
-	if !errors.As(err, &ce) || ce.Offset > 1024 || ce.Offset < 1024-102 {
-		t.Fatalf("Open: %v; want a CorruptError in the record holding offset 1024", err)
+	if !errors.As(err, &ce) || ce.Offset > 1024 || ce.Offset < int64(starts[holder]) {
+		t.Fatalf("Open: %v; want a CorruptError in the record holding offset 1024 (from %d)", err, starts[holder])
 	}
 	// The same zeros at the very end are a torn tail: the records before them survive.
 	tail := append(bytes.Clone(seg[:1536]), make([]byte, 512)...)
+	want := 0
+	for want < len(ends) && ends[want] <= 1536 {
+		want++
+	}
 	got, _, err := openAndCount(t, tail)
-	if err != nil || len(got) != (1536-28)/102 {
-		t.Fatalf("zeroed tail: %d records, %v; want %d", len(got), err, (1536-28)/102)
+	if err != nil || len(got) != want {
+		t.Fatalf("zeroed tail: %d records, %v; want %d", len(got), err, want)
 	}
 }
 
 func TestBadHeaders(t *testing.T) {
-	version2 := bytes.Clone(golden)
-	version2[8] = 2
-	// CRC-32C of the header with version 2, so that only the version is wrong.
-	copy(version2[24:28], []byte{0x58, 0x3d, 0x19, 0x47})
+	version3 := bytes.Clone(golden)
+	version3[8] = 3
+	// CRC-32C of the header with version 3, so that only the version is wrong.
+	binary.LittleEndian.PutUint32(version3[24:28], crc32.Checksum(version3[:24], crc32.MakeTable(crc32.Castagnoli)))
 	tests := []struct {
 		name string
 		seg  []byte
@@ -204,7 +244,7 @@ func TestBadHeaders(t *testing.T) {
 		{"flipped magic", append([]byte{'X'}, golden[1:]...), wal.ErrCorrupt},
 		{"flipped salt", append(append(bytes.Clone(golden[:12]), 0x05), golden[13:]...), wal.ErrCorrupt},
 		{"wrong first position", append(append(bytes.Clone(golden[:16]), 0x02), golden[17:]...), wal.ErrCorrupt},
-		{"version 2", version2, wal.ErrVersion},
+		{"version 3", version3, wal.ErrVersion},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

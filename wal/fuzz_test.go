@@ -19,6 +19,8 @@ func FuzzReplay(f *testing.F) {
 	f.Add(golden[:40])
 	f.Add(append(bytes.Clone(golden), 1, 2, 3))
 	f.Add(hugeFrame())
+	f.Add(goldenPadded)
+	f.Add(goldenPadded[:50])
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m := waltest.NewMemFS()
 		if err := m.WriteFile(segPath(1), data); err != nil {

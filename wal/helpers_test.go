@@ -11,12 +11,27 @@ import (
 
 const testDir = "/log"
 
-// memOptions returns options for a log in testDir on fsys with small segments.
+// testPadTo is the padding alignment of the tests' logs: small, so that short segments hold
+// many padding frames.
+const testPadTo = 64
+
+// memOptions returns options for a log in testDir on fsys with small segments, padded to
+// testPadTo at each sync.
 func memOptions(fsys wal.FS, segSize int64) wal.Options {
 	o := wal.DefaultOptions(testDir)
 	o.FS = fsys
 	o.SegmentSize = segSize
+	o.PadTo = testPadTo
 	return o
+}
+
+// padded returns size rounded up as a sync pads it: to the next multiple of testPadTo, unless
+// fewer bytes than a frame header are missing.
+func padded(size int) int {
+	if gap := (testPadTo - size%testPadTo) % testPadTo; gap >= 12 {
+		return size + gap
+	}
+	return size
 }
 
 func mustOpen(t testing.TB, o wal.Options) *wal.Log {

@@ -24,7 +24,8 @@ const maxPending = 1 << 20
 // Stats are counters of a Log since Open.
 type Stats struct {
 	Records      int64 // records appended
-	BytesWritten int64 // bytes written to segment files (frames and headers)
+	BytesWritten int64 // bytes written to segment files (frames, padding and headers)
+	Padding      int64 // bytes of padding frames written (see Options.PadTo)
 	Fsyncs       int64 // fdatasyncs of segment files
 	DirSyncs     int64 // syncs of the directory
 	Segments     int64 // segment files in the log now
@@ -48,6 +49,7 @@ type Log struct {
 	next       Pos    // position of the next record appended
 	seed       uint32 // header CRC seed of the segment the next record goes to
 	segSize    int64  // size of that segment once pend is written
+	segPadded  bool   // that segment's format takes padding frames (version 2 on)
 	written    Pos    // every record <= written is in a file
 	synced     Pos    // every record <= synced is fdatasynced
 	segs       []Pos  // first positions of the segment files, ascending; the last is active
@@ -61,7 +63,7 @@ type Log struct {
 
 	f File // the active segment; owned by the writer goroutine
 
-	records, bytes, fsyncs, dirSyncs, segments atomic.Int64
+	records, bytes, padding, fsyncs, dirSyncs, segments atomic.Int64
 }
 
 // replayHint says that record pos starts at byte off of the segment starting at seg, as the
@@ -178,7 +180,7 @@ func (l *Log) openLast(s *segState) (err error) {
 	if err != nil {
 		return err
 	}
-	l.seed = r.seed
+	l.seed, l.segPadded = r.seed, r.padded
 	r.close()
 	l.segSize = s.good
 	l.f, err = l.fs.OpenFile(s.path, os.O_WRONLY|os.O_APPEND, 0)
@@ -188,7 +190,7 @@ func (l *Log) openLast(s *segState) (err error) {
 // startSegment creates the segment starting at first, empty, as the active one (during Open).
 func (l *Log) startSegment(first Pos) (err error) {
 	salt := rand.Uint32()
-	l.seed, l.segSize = saltSeed(salt), segHeaderSize
+	l.seed, l.segSize, l.segPadded = saltSeed(salt), segHeaderSize, true
 	l.f, err = l.createSegment(first, salt)
 	return err
 }
@@ -241,8 +243,7 @@ func (l *Log) Append(recs ...[]byte) (last Pos, err error) {
 		if l.segSize > segHeaderSize && l.segSize+size > l.opts.SegmentSize {
 			salt := rand.Uint32()
 			l.rolls = append(l.rolls, roll{off: len(l.pend), first: l.next, salt: salt})
-			l.seed = saltSeed(salt)
-			l.segSize = segHeaderSize
+			l.seed, l.segSize, l.segPadded = saltSeed(salt), segHeaderSize, true
 		}
 		l.pend = appendFrame(l.pend, l.seed, r)
 		l.segSize += size
@@ -330,6 +331,7 @@ func (l *Log) Stats() Stats {
 	return Stats{
 		Records:      l.records.Load(),
 		BytesWritten: l.bytes.Load(),
+		Padding:      l.padding.Load(),
 		Fsyncs:       l.fsyncs.Load(),
 		DirSyncs:     l.dirSyncs.Load(),
 		Segments:     l.segments.Load(),
@@ -386,6 +388,16 @@ func (l *Log) flush(sync bool) bool {
 	}
 	buf, rolls, last, synced := l.pend, l.rolls, l.next-1, l.synced
 	l.pend, l.rolls, l.spare, l.spareRolls = l.spare[:0], l.spareRolls[:0], nil, nil
+	if sync && synced < last && l.segPadded && l.opts.PadTo > 0 {
+		// Pad the segment to a page boundary before the sync: the next write then starts on
+		// a fresh page instead of dirtying this one again, so each sync writes the partial
+		// page once, not twice (flash wear, and half the page writes at typical batches).
+		if n := padSize(l.segSize, l.opts.PadTo); n > 0 {
+			buf = appendPad(buf, l.seed, n)
+			l.segSize += int64(n)
+			l.padding.Add(int64(n))
+		}
+	}
 	l.room.Broadcast()
 	l.mu.Unlock()
 

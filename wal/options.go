@@ -3,6 +3,7 @@ package wal
 import (
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 )
 
@@ -50,6 +51,7 @@ const (
 	DefaultSegmentSize  = 4 << 20
 	DefaultSyncInterval = time.Second
 	minSegmentSize      = segHeaderSize + frameHeaderSize
+	minPagesPadded      = 4 // the fewest PadTo-sized pages a segment must hold to be padded
 )
 
 // Options configure a Log.
@@ -65,6 +67,11 @@ type Options struct {
 	Sync SyncPolicy
 	// SyncInterval is the time between syncs under SyncInterval. Default 1s.
 	SyncInterval time.Duration
+	// PadTo: before each sync the segment is padded to a multiple of this many bytes, so that
+	// no page is written by two syncs. 0 means the operating system's page size; a negative
+	// value turns padding off, and so does a SegmentSize under minPagesPadded times PadTo
+	// (padding would make nearly every sync roll the segment).
+	PadTo int64
 	// FS is the file system; nil means the operating system's (OSFS).
 	FS FS
 	// Logger receives recovery warnings (a dropped torn tail) and the error that poisons a
@@ -96,6 +103,12 @@ func (o Options) normalized() (Options, error) {
 	}
 	if o.SyncInterval < 0 {
 		return o, fmt.Errorf("wal: Options.SyncInterval %v is negative", o.SyncInterval)
+	}
+	if o.PadTo == 0 {
+		o.PadTo = int64(os.Getpagesize())
+	}
+	if o.SegmentSize < minPagesPadded*o.PadTo {
+		o.PadTo = -1
 	}
 	if o.FS == nil {
 		o.FS = OSFS()

@@ -96,7 +96,14 @@ func TestRepairMiddleDamage(t *testing.T) {
 func TestRepairKeepsRecordsBeforeDamage(t *testing.T) {
 	m, firsts := threeSegments(t)
 	seg := m.Snapshot(segPath(firsts[0]))
-	seg[len(seg)-20] ^= 1 // inside the last record of the first segment
+	end := 28 // just past the last record of the first segment; each was synced on its own
+	for i := 1; i < int(firsts[1]); i++ {
+		end += 12 + len(record(i))
+		if i < int(firsts[1])-1 {
+			end = padded(end)
+		}
+	}
+	seg[end-3] ^= 1 // inside that record
 	if err := m.WriteFile(segPath(firsts[0]), seg); err != nil {
 		t.Fatal(err)
 	}

@@ -111,9 +111,23 @@ func (a *applier) apply(o *op) error {
 	case opPutEntry:
 		return a.putEntry(key, o)
 	case opReleaseEntry:
-		return a.releaseEntry(key, o.seq, o.packetID)
+		return a.setPacketID(key, o.seq, o.packetID, true)
 	case opDeleteEntry:
 		return a.deleteEntry(key, o.seq)
+	case opDeleteEntries:
+		a.ops += len(o.list) - 1 // each counts, for Options.CheckpointOps
+		for _, seq := range o.list {
+			if err := a.deleteEntry(key, seq); err != nil {
+				return err
+			}
+		}
+	case opSetPacketIDs:
+		a.ops += len(o.list)/2 - 1
+		for i := 0; i+1 < len(o.list); i += 2 {
+			if err := a.setPacketID(key, o.list[i], uint16(o.list[i+1]), false); err != nil {
+				return err
+			}
+		}
 	case opPutInQoS2:
 		b, err := a.inqos2.CreateBucketIfNotExists(key)
 		if err != nil {
@@ -282,16 +296,19 @@ func (a *applier) putEntry(key []byte, o *op) error {
 	return nil
 }
 
-func (a *applier) releaseEntry(key []byte, seq uint64, packetID uint16) error {
+// setPacketID sets the packet id of entry seq of client key, and marks it released (its
+// PUBREC arrived) if release is set. An entry no longer there was acknowledged: nothing to do.
+func (a *applier) setPacketID(key []byte, seq uint64, packetID uint16, release bool) error {
 	v, stored := a.entry(key, seq)
 	if v == nil {
-		return nil // already acknowledged
+		return nil
 	}
 	var e Entry
 	if _, err := e.UnmarshalMsg(v); err != nil {
 		return fmt.Errorf("%w: entry %d of %q: %w", ErrDamaged, seq, key, err)
 	}
-	e.PacketID, e.Released = packetID, true
+	e.PacketID = packetID
+	e.Released = e.Released || release
 	nv, err := e.MarshalMsg(nil)
 	if err != nil {
 		return err

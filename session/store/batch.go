@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -8,9 +9,11 @@ import (
 	"github.com/tinylib/msgp/msgp"
 )
 
-// formatVersion is the first byte of every log record. NEVER CHANGE the meaning of a version:
-// a new encoding needs a new number and a decoder for the old one (see doc.go).
-const formatVersion = 1
+// formatVersion is the first byte of every log record written. NEVER CHANGE the meaning of a
+// version: a new encoding needs a new number and a decoder for the old one (see doc.go).
+// Version 2 is version 1 plus the operations DeleteEntries and SetPacketIDs; records of
+// both versions are read.
+const formatVersion = 2
 
 // opKind is the first byte of an operation in a record. NEVER CHANGE the values: they are on disk.
 type opKind byte
@@ -30,12 +33,17 @@ const (
 	opDeleteInQoS2   opKind = 12
 	opPutRetained    opKind = 13
 	opDeleteRetained opKind = 14
-	opLimit                 = 15 // one past the last kind
+	opDeleteEntries  opKind = 15 // version 2 on
+	opSetPacketIDs   opKind = 16 // version 2 on
+	opLimit                 = 17 // one past the last kind
+
+	// lastV1Kind is the last operation kind of format version 1.
+	lastV1Kind = opDeleteRetained
 )
 
 var opNames = [opLimit]string{"", "PutSession", "DeleteSession", "Disconnected", "Connected",
 	"PutSub", "DeleteSub", "PutMessage", "PutEntry", "ReleaseEntry", "DeleteEntry", "PutInQoS2",
-	"DeleteInQoS2", "PutRetained", "DeleteRetained"}
+	"DeleteInQoS2", "PutRetained", "DeleteRetained", "DeleteEntries", "SetPacketIDs"}
 
 func (k opKind) String() string {
 	if k > 0 && k < opLimit {
@@ -66,6 +74,13 @@ type Batch struct {
 	buf []byte // formatVersion, then the encoded operations
 	n   int
 	err error // the first invalid operation; Commit returns it
+
+	// The last operation, which DeleteEntry and SetPacketID may extend instead of adding one.
+	last       opKind
+	lastAt     int    // offset of its kind byte in buf
+	lastClient string // its client id
+	listAt     int    // DeleteEntries, SetPacketIDs: offset of its array16 header in buf
+	listLen    int    // and the number of array elements
 }
 
 // Size returns the encoded size of the batch in bytes: one log record, which may not exceed
@@ -77,7 +92,7 @@ func (b *Batch) Len() int { return b.n }
 
 // Reset empties the batch, keeping its buffer for reuse.
 func (b *Batch) Reset() {
-	b.buf, b.n, b.err = b.buf[:0], 0, nil
+	b.buf, b.n, b.err, b.last, b.lastClient = b.buf[:0], 0, nil, 0, ""
 }
 
 // begin starts an operation of kind k.
@@ -85,6 +100,7 @@ func (b *Batch) begin(k opKind) {
 	if len(b.buf) == 0 {
 		b.buf = append(b.buf, formatVersion)
 	}
+	b.last, b.lastAt = k, len(b.buf)
 	b.buf = append(b.buf, byte(k))
 	b.n++
 }
@@ -102,6 +118,7 @@ func (b *Batch) client(k opKind, clientID string) {
 		b.fail(k, "an empty client id")
 	}
 	b.begin(k)
+	b.lastClient = clientID
 	b.buf = msgp.AppendString(b.buf, clientID)
 }
 
@@ -188,9 +205,63 @@ func (b *Batch) ReleaseEntry(clientID string, seq uint64, packetID uint16) {
 }
 
 // DeleteEntry removes the entry seq from a session (acknowledged, expired, evicted or moved).
+// Consecutive deletions of one session's entries share one operation.
 func (b *Batch) DeleteEntry(clientID string, seq uint64) {
-	b.client(opDeleteEntry, clientID)
+	switch {
+	case b.extends(opDeleteEntries, clientID, 1):
+	case b.last == opDeleteEntry && b.lastClient == clientID && clientID != "":
+		// Turn the single deletion before into a list of two.
+		_, rest, err := msgp.ReadStringZC(b.buf[b.lastAt+1:])
+		var prev uint64
+		if err == nil {
+			prev, _, err = msgp.ReadUint64Bytes(rest)
+		}
+		if err != nil { // cannot happen: the batch wrote it
+			b.fail(opDeleteEntry, err.Error())
+			return
+		}
+		b.buf = b.buf[:b.lastAt]
+		b.n--
+		b.startList(opDeleteEntries, clientID)
+		b.buf = msgp.AppendUint64(b.buf, prev)
+		b.listLen++
+	default:
+		b.client(opDeleteEntry, clientID)
+		b.buf = msgp.AppendUint64(b.buf, seq)
+		return
+	}
 	b.buf = msgp.AppendUint64(b.buf, seq)
+	b.listLen++
+	binary.BigEndian.PutUint16(b.buf[b.listAt+1:], uint16(b.listLen))
+}
+
+// SetPacketID records the packet id an entry of a session was sent with (QoS 1; a QoS 2
+// entry is put again whole, see PutEntry), for a resend with the same id after a restart.
+// Consecutive ones of a session share one operation.
+func (b *Batch) SetPacketID(clientID string, seq uint64, packetID uint16) {
+	if !b.extends(opSetPacketIDs, clientID, 2) {
+		b.startList(opSetPacketIDs, clientID)
+	}
+	b.buf = msgp.AppendUint64(b.buf, seq)
+	b.buf = msgp.AppendUint16(b.buf, packetID)
+	b.listLen += 2
+	binary.BigEndian.PutUint16(b.buf[b.listAt+1:], uint16(b.listLen))
+}
+
+// maxList is the most elements a list operation holds (the decoder's arrays limit is 65536).
+const maxList = 1 << 15
+
+// extends reports whether the last operation is the list operation k of clientID with room
+// for n more elements.
+func (b *Batch) extends(k opKind, clientID string, n int) bool {
+	return b.last == k && b.lastClient == clientID && b.listLen+n <= maxList
+}
+
+// startList begins list operation k of clientID with an empty array16 header.
+func (b *Batch) startList(k opKind, clientID string) {
+	b.client(k, clientID)
+	b.listAt, b.listLen = len(b.buf), 0
+	b.buf = append(b.buf, 0xdc, 0, 0)
 }
 
 // PutInQoS2 records an inbound QoS 2 packet id awaiting PUBREL.
@@ -230,13 +301,14 @@ func (b *Batch) topic(k opKind, topic string) {
 // the record is.
 type op struct {
 	kind     opKind
-	key      string // client id (PutSession: Session.ClientID), or topic for the retained operations
-	group    string // DeleteSub
-	filter   string // DeleteSub
-	seq      uint64 // ReleaseEntry, DeleteEntry
-	packetID uint16 // ReleaseEntry, PutInQoS2, DeleteInQoS2
-	at       int64  // Disconnected
-	msgID    uint64 // PutRetained; PutMessage and PutEntry: the ID in raw
+	key      string   // client id (PutSession: Session.ClientID), or topic for the retained operations
+	group    string   // DeleteSub
+	filter   string   // DeleteSub
+	seq      uint64   // ReleaseEntry, DeleteEntry
+	list     []uint64 // DeleteEntries: seqs; SetPacketIDs: seq, packet id, seq, packet id...
+	packetID uint16   // ReleaseEntry, PutInQoS2, DeleteInQoS2
+	at       int64    // Disconnected
+	msgID    uint64   // PutRetained; PutMessage and PutEntry: the ID in raw
 	raw      []byte
 	entry    Entry   // PutEntry
 	sub      Sub     // PutSub
@@ -253,8 +325,13 @@ func decodeOps(rec []byte, ops []op) ([]op, error) {
 	if len(rec) == 0 {
 		return nil, fmt.Errorf("%w: empty record", ErrBadRecord)
 	}
-	if rec[0] != formatVersion {
-		return nil, fmt.Errorf("%w: format version %d at byte 0, want %d", ErrBadRecord, rec[0], formatVersion)
+	last := opKind(opLimit - 1)
+	switch rec[0] {
+	case 1:
+		last = lastV1Kind
+	case formatVersion:
+	default:
+		return nil, fmt.Errorf("%w: format version %d at byte 0, want 1 to %d", ErrBadRecord, rec[0], formatVersion)
 	}
 	for off := 1; off < len(rec); {
 		if len(ops) < cap(ops) {
@@ -264,6 +341,9 @@ func decodeOps(rec []byte, ops []op) ([]op, error) {
 		}
 		o := &ops[len(ops)-1]
 		rest, err := decodeOp(rec[off:], o)
+		if err == nil && o.kind > last {
+			err = fmt.Errorf("operation of a later format version than %d", rec[0])
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v at byte %d: %w", ErrBadRecord, o.kind, off, err)
 		}
@@ -321,12 +401,44 @@ func decodeOp(b []byte, o *op) (rest []byte, err error) {
 		}
 	case opDeleteEntry:
 		o.seq, b, err = msgp.ReadUint64Bytes(b)
+	case opDeleteEntries, opSetPacketIDs:
+		b, err = decodeList(b, o)
 	case opPutInQoS2, opDeleteInQoS2:
 		o.packetID, b, err = msgp.ReadUint16Bytes(b)
 	case opPutRetained:
 		o.msgID, b, err = msgp.ReadUint64Bytes(b)
 	}
 	return b, err
+}
+
+// decodeList decodes the array of a DeleteEntries or SetPacketIDs into o.list: seqs, or
+// (seq, packet id) pairs.
+func decodeList(b []byte, o *op) ([]byte, error) {
+	n, b, err := msgp.ReadArrayHeaderBytes(b)
+	switch {
+	case err != nil:
+		return nil, err
+	case n == 0 || n > maxList || int(n) > len(b): // every element takes a byte at least
+		return nil, fmt.Errorf("list of %d elements", n)
+	case o.kind == opSetPacketIDs && n%2 != 0:
+		return nil, errors.New("odd number of elements in a list of pairs")
+	}
+	o.list = o.list[:0]
+	for i := range n {
+		var v uint64
+		if o.kind == opSetPacketIDs && i%2 == 1 {
+			var id uint16
+			id, b, err = msgp.ReadUint16Bytes(b)
+			v = uint64(id)
+		} else {
+			v, b, err = msgp.ReadUint64Bytes(b)
+		}
+		if err != nil {
+			return nil, err
+		}
+		o.list = append(o.list, v)
+	}
+	return b, nil
 }
 
 // decodeRaw decodes a record type from the front of b into v and keeps its bytes in o.raw.

@@ -123,6 +123,12 @@ func (d *driver) scripted() error {
 				return d.batch(true, func(o ops) { o.ReleaseEntry("c1", seq, uint16(100+i)) })
 			})
 		}
+		if i%4 == 3 {
+			steps = append(steps, func() error {
+				a, b := d.oldest("c2", false), d.oldest("c2", true)
+				return d.batch(i%8 == 3, func(o ops) { o.SetPacketID("c2", a, uint16(200+i)); o.SetPacketID("c2", b, uint16(300+i)) })
+			})
+		}
 		if i%4 == 2 {
 			steps = append(steps, func() error {
 				a, b := d.oldest("c0", false), d.oldest("c1", true)
@@ -184,9 +190,12 @@ func (d *driver) random() error {
 			if c == clients[0] {
 				err = errors.Join(err, d.publish(wait, "c1"))
 			}
-		case k == 4:
+		case k == 4 && r.IntN(2) == 0:
 			seq, pid := d.oldest(c, false), uint16(r.Uint32())
 			err = d.batch(wait, func(o ops) { o.ReleaseEntry(c, seq, pid) })
+		case k == 4:
+			a, b, pid := d.oldest(c, false), d.oldest(c, true), uint16(r.Uint32())
+			err = d.batch(wait, func(o ops) { o.SetPacketID(c, a, pid); o.SetPacketID(c, b, pid+1) })
 		case k == 5:
 			seq, rel := d.oldest(c, false), d.oldest(c, true)
 			err = d.batch(wait, func(o ops) { o.DeleteEntry(c, seq); o.DeleteEntry(c, rel) })

@@ -30,15 +30,16 @@
 //	DIR/wal/               the log: segment files of package wal
 //	DIR/checkpoint.db      the bbolt checkpoint
 //
-// # Log record format, version 1
+// # Log record format, versions 1 and 2
 //
 // THE FORMAT BELOW MUST NEVER CHANGE. A change of any byte's meaning needs a new version byte,
-// and a decoder for every older version kept.
+// and a decoder for every older version kept. Records are written in version 2; version 1 is
+// the same without the operations 0x0f and 0x10, and is still read.
 //
 // Each log record is one Batch:
 //
 //	offset size  field
-//	0      1     format version = 0x01
+//	0      1     format version = 0x02 (or 0x01)
 //	1      ...   operations, back to back, up to the end of the record (none in an empty batch)
 //
 // Each operation is a kind byte followed by msgpack values (uints and ints in their shortest
@@ -60,6 +61,14 @@
 //	0x0c  DeleteInQoS2    client id, packet id (uint)
 //	0x0d  PutRetained     topic (str), message id (uint)
 //	0x0e  DeleteRetained  topic (str)
+//	0x0f  DeleteEntries   client id, seqs (array16 of uint, at least 1)
+//	0x10  SetPacketIDs    client id, (array16 of uint: seq, packet id, seq, packet id...)
+//
+// DeleteEntries is DeleteEntry of each seq in turn; a Batch writes it for consecutive
+// deletions of one session's entries. SetPacketIDs sets the packet id of each entry (not
+// Released: that is ReleaseEntry); an absent entry is skipped. Their array header is always
+// the 3-byte array16 form (dc nn nn) so that a Batch can extend the last operation in place,
+// and holds at most 32768 elements.
 //
 // The records, as msgpack arrays:
 //
@@ -75,7 +84,8 @@
 //	Entry (9):         Seq uint, MsgID uint, QoS uint, Retain bool, SubIDs (array of uint),
 //	                   Group str, Filter str, PacketID uint, Released bool
 //
-// For example, DeleteEntry of seq 5 of client "c1" is 0a a2 63 31 05. Client ids and retained
+// For example, DeleteEntry of seq 5 of client "c1" is 0a a2 63 31 05; followed by DeleteEntry
+// of seq 6 of the same client, a Batch writes 0f a2 63 31 dc 00 02 05 06 instead. Client ids and retained
 // topics are never empty; message IDs are never 0; arrays hold at most 65536 elements. A record
 // that breaks any of this, or does not decode, is ErrBadRecord naming the byte offset; the log's
 // CRC makes that damage in practice impossible, so recovery stops on it.

@@ -15,24 +15,24 @@ var formatCases = []struct {
 	raw   []byte
 }{
 	{"DeleteEntry", func(b *Batch) { b.DeleteEntry("c1", 5) }, []byte{
-		0x01,             // format version 1
+		0x02,             // format version 2
 		0x0a,             // kind DeleteEntry
 		0xa2, 0x63, 0x31, // client id: fixstr "c1"
 		0x05, // seq: positive fixint 5
 	}},
 	{"PutRetained", func(b *Batch) { b.PutRetained("t", 300) }, []byte{
-		0x01,
+		0x02,
 		0x0d,       // kind PutRetained
 		0xa1, 0x74, // topic "t"
 		0xcd, 0x01, 0x2c, // message id: uint16 300
 	}},
 	{"DeleteRetained", func(b *Batch) { b.DeleteRetained("t") }, []byte{
-		0x01,
+		0x02,
 		0x0e,       // kind DeleteRetained
 		0xa1, 0x74, // topic "t"
 	}},
 	{"PutSession", func(b *Batch) { b.PutSession(&Session{ClientID: "c", Version: 5}) }, []byte{
-		0x01,
+		0x02,
 		0x01,       // kind PutSession
 		0x96,       // Session: fixarray of 6
 		0xa1, 0x63, //   ClientID "c"
@@ -43,17 +43,17 @@ var formatCases = []struct {
 		0x00, //   WillDelay 0
 	}},
 	{"Disconnected", func(b *Batch) { b.Disconnected("c", time.Unix(0, 1000)) }, []byte{
-		0x01,
+		0x02,
 		0x03,       // kind Disconnected
 		0xa1, 0x63, // client id "c"
 		0xd1, 0x03, 0xe8, // at: int16 1000 (unix ns)
 	}},
-	{"Connected", func(b *Batch) { b.Connected("c") }, []byte{0x01, 0x04, 0xa1, 0x63}},
-	{"DeleteSession", func(b *Batch) { b.DeleteSession("c") }, []byte{0x01, 0x02, 0xa1, 0x63}},
+	{"Connected", func(b *Batch) { b.Connected("c") }, []byte{0x02, 0x04, 0xa1, 0x63}},
+	{"DeleteSession", func(b *Batch) { b.DeleteSession("c") }, []byte{0x02, 0x02, 0xa1, 0x63}},
 	{"PutSub", func(b *Batch) {
 		b.PutSub("c", Sub{Filter: "a/#", QoS: 1, NoLocal: true, RetainHandling: 2, SubID: 7})
 	}, []byte{
-		0x01,
+		0x02,
 		0x05,       // kind PutSub
 		0xa1, 0x63, // client id "c"
 		0x97,                   // Sub: fixarray of 7
@@ -66,7 +66,7 @@ var formatCases = []struct {
 		0x07, //   SubID 7
 	}},
 	{"DeleteSub", func(b *Batch) { b.DeleteSub("c", "g", "a") }, []byte{
-		0x01,
+		0x02,
 		0x06,       // kind DeleteSub
 		0xa1, 0x63, // client id "c"
 		0xa1, 0x67, // group "g"
@@ -75,7 +75,7 @@ var formatCases = []struct {
 	{"PutMessage", func(b *Batch) {
 		b.PutMessage(&Message{ID: 1, Topic: "t", Payload: []byte("hi"), QoS: 1, User: []UserProperty{{"k", "v"}}})
 	}, []byte{
-		0x01,
+		0x02,
 		0x07,       // kind PutMessage
 		0x9d,       // Message: fixarray of 13
 		0x01,       //   ID 1
@@ -97,7 +97,7 @@ var formatCases = []struct {
 		b.PutEntry("c", &Entry{Seq: 3, MsgID: 2, QoS: 2, SubIDs: []uint32{7}, Msg: &Message{ID: 99}})
 		b.ReleaseEntry("c", 3, 0x1234)
 	}, []byte{
-		0x01,
+		0x02,
 		0x08,       // kind PutEntry
 		0xa1, 0x63, // client id "c"
 		0x99,       // Entry: fixarray of 9 (Msg is not written)
@@ -115,8 +115,31 @@ var formatCases = []struct {
 		0x03,             // seq 3
 		0xcd, 0x12, 0x34, // packet id: uint16 0x1234
 	}},
+	{"DeleteEntry of one session, twice, and of another", func(b *Batch) {
+		b.DeleteEntry("c1", 5)
+		b.DeleteEntry("c1", 300)
+		b.DeleteEntry("c2", 6)
+	}, []byte{
+		0x02,
+		0x0f,             // kind DeleteEntries
+		0xa2, 0x63, 0x31, // client id "c1"
+		0xdc, 0x00, 0x02, // seqs: array16 of 2
+		0x05,             //   5
+		0xcd, 0x01, 0x2c, //   uint16 300
+		0x0a,             // kind DeleteEntry
+		0xa2, 0x63, 0x32, // client id "c2"
+		0x06, // seq 6
+	}},
+	{"SetPacketID", func(b *Batch) { b.SetPacketID("c", 3, 1); b.SetPacketID("c", 4, 0x1234) }, []byte{
+		0x02,
+		0x10,       // kind SetPacketIDs
+		0xa1, 0x63, // client id "c"
+		0xdc, 0x00, 0x04, // array16 of 4: seq, packet id, seq, packet id
+		0x03, 0x01, //   seq 3, packet id 1
+		0x04, 0xcd, 0x12, 0x34, //   seq 4, packet id uint16 0x1234
+	}},
 	{"PutInQoS2 and DeleteInQoS2", func(b *Batch) { b.PutInQoS2("c", 1); b.DeleteInQoS2("c", 1) }, []byte{
-		0x01,
+		0x02,
 		0x0b, 0xa1, 0x63, 0x01, // PutInQoS2 "c" 1
 		0x0c, 0xa1, 0x63, 0x01, // DeleteInQoS2 "c" 1
 	}},
@@ -127,6 +150,22 @@ func describe(rec []byte) (string, error) {
 	var out bytes.Buffer
 	ops, err := decodeOps(rec, nil)
 	for _, c := range ops {
+		// A list operation reads as the single operations it stands for, as a Batch merges them.
+		switch c.kind {
+		case opDeleteEntries:
+			for _, seq := range c.list {
+				fmt.Fprintf(&out, "%v %q %d;", opDeleteEntry, c.key, seq)
+			}
+			continue
+		case opSetPacketIDs:
+			for i := 0; i < len(c.list); i += 2 {
+				fmt.Fprintf(&out, "SetPacketID %q %d %d;", c.key, c.list[i], c.list[i+1])
+			}
+			continue
+		case opDeleteEntry:
+			fmt.Fprintf(&out, "%v %q %d;", opDeleteEntry, c.key, c.seq)
+			continue
+		}
 		fmt.Fprintf(&out, "%v %q %q %q %d %d %d %d %+v %+v %s %s;", c.kind, c.key, c.group, c.filter,
 			c.seq, c.packetID, c.at, c.msgID, c.sub, c.entry, dumpMsg(c.session.Will), dumpMsg(&c.msg))
 	}
@@ -150,6 +189,23 @@ func TestFormat(t *testing.T) {
 
 // TestFormatDamage feeds damaged records: each must give ErrBadRecord or decode, never panic, and
 // a record cut short decodes only if the cut falls between operations.
+// Records of format version 1 (written by older builds) decode as they did: the same
+// operations under version 2's kinds.
+func TestFormatVersion1(t *testing.T) {
+	for _, tc := range formatCases {
+		if tc.raw[1] > byte(lastV1Kind) {
+			continue // a version 2 operation: version 1 had none
+		}
+		v1 := bytes.Clone(tc.raw)
+		v1[0] = 1
+		got, err := describe(v1)
+		want, _ := describe(tc.raw)
+		if err != nil || got != want {
+			t.Errorf("%s as version 1: %s, %v; want %s", tc.name, got, err, want)
+		}
+	}
+}
+
 func TestFormatDamage(t *testing.T) {
 	bad := []struct {
 		name string
@@ -157,9 +213,16 @@ func TestFormatDamage(t *testing.T) {
 	}{
 		{"empty record", nil},
 		{"version 0", []byte{0x00}},
-		{"version 2", []byte{0x02, 0x02, 0xa1, 0x63}},
+		{"version 3", []byte{0x03, 0x02, 0xa1, 0x63}},
 		{"kind 0", []byte{0x01, 0x00}},
-		{"kind past the last", []byte{0x01, 0x0f, 0xa1, 0x63}},
+		{"kind past the last", []byte{0x02, 0x11, 0xa1, 0x63}},
+		{"version 2 kind in version 1", []byte{0x01, 0x0f, 0xa1, 0x63, 0xdc, 0x00, 0x01, 0x05}},
+		{"empty list", []byte{0x02, 0x0f, 0xa1, 0x63, 0x90}},
+		{"list not an array", []byte{0x02, 0x0f, 0xa1, 0x63, 0x05}},
+		{"odd list of pairs", []byte{0x02, 0x10, 0xa1, 0x63, 0x91, 0x05}},
+		{"packet id over 16 bits", []byte{0x02, 0x10, 0xa1, 0x63, 0x92, 0x05, 0xce, 0x00, 0x01, 0x00, 0x00}},
+		{"list longer than the record", []byte{0x02, 0x0f, 0xa1, 0x63, 0xdc, 0xff, 0xff, 0x01}},
+		{"list over the limit", []byte{0x02, 0x0f, 0xa1, 0x63, 0xdd, 0x00, 0x01, 0x00, 0x01}},
 		{"kind 0xff", []byte{0x01, 0xff}},
 		{"empty client id", []byte{0x01, 0x02, 0xa0}},
 		{"client id not a string", []byte{0x01, 0x02, 0x05}},
@@ -264,6 +327,14 @@ func reencode(t *testing.T, rec []byte) []byte {
 			b.ReleaseEntry(o.key, o.seq, o.packetID)
 		case opDeleteEntry:
 			b.DeleteEntry(o.key, o.seq)
+		case opDeleteEntries:
+			for _, seq := range o.list {
+				b.DeleteEntry(o.key, seq)
+			}
+		case opSetPacketIDs:
+			for i := 0; i < len(o.list); i += 2 {
+				b.SetPacketID(o.key, o.list[i], uint16(o.list[i+1]))
+			}
 		case opPutInQoS2:
 			b.PutInQoS2(o.key, o.packetID)
 		case opDeleteInQoS2:

@@ -18,12 +18,13 @@ import (
 var testNow = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
 // testOptions returns options for a store whose checkpoint.db is in a fresh temporary directory
-// and whose log is on fsys (a MemFS or a FaultFS over one), with small segments and no
-// background checkpoints unless a test asks.
+// and whose log is on fsys (a MemFS or a FaultFS over one), with small segments and padding
+// and no background checkpoints unless a test asks.
 func testOptions(t testing.TB, fsys wal.FS) Options {
 	o := DefaultOptions(t.TempDir())
 	o.WAL.FS = fsys
 	o.WAL.SegmentSize = 512
+	o.WAL.PadTo = 64 // padding frames in the log, a few per segment
 	o.CheckpointBytes = 1 << 40
 	o.CheckpointEvery = time.Hour
 	o.CheckpointOps = 5 // checkpoints commit in several transactions
@@ -172,6 +173,14 @@ func (m *model) ReleaseEntry(id string, seq uint64, pid uint16) {
 		}
 	}
 }
+func (m *model) SetPacketID(id string, seq uint64, pid uint16) {
+	ss := m.sess(id)
+	for i := range ss.Entries {
+		if e := &ss.Entries[i]; e.Seq == seq {
+			e.PacketID = pid
+		}
+	}
+}
 func (m *model) DeleteEntry(id string, seq uint64) {
 	ss := m.sess(id)
 	ss.Entries = slices.DeleteFunc(ss.Entries, func(e Entry) bool { return e.Seq == seq })
@@ -215,6 +224,7 @@ type ops interface {
 	PutMessage(*Message)
 	PutEntry(string, *Entry)
 	ReleaseEntry(string, uint64, uint16)
+	SetPacketID(string, uint64, uint16)
 	DeleteEntry(string, uint64)
 	PutInQoS2(string, uint16)
 	DeleteInQoS2(string, uint16)

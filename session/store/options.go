@@ -40,14 +40,16 @@ type Options struct {
 	// is set by the store. Only wal.SyncAlways keeps the durability promise of Store.Wait
 	// across a power cut.
 	WAL wal.Options
-	// CheckpointBytes starts a background checkpoint once this much log has been committed
-	// since the last one. Smaller means less disk for the log and faster recovery, but more
-	// writes to checkpoint.db (bbolt rewrites whole pages: flash wear). Default 8 MiB.
+	// CheckpointBytes starts a background checkpoint once this much log (records and the
+	// log's padding) has been committed since the last one. Smaller means less disk for the
+	// log and faster recovery, but more writes to checkpoint.db (bbolt rewrites whole pages:
+	// flash wear). Default 8 MiB.
 	CheckpointBytes int64
-	// CheckpointOps bounds the operations one checkpoint transaction applies: a longer
-	// checkpoint commits in several transactions, each at a record boundary. bbolt keeps every
-	// page a transaction touches in memory until it commits, so this bounds the memory a
-	// checkpoint takes, deletions of a drained backlog included. Zero means no bound.
+	// CheckpointOps bounds the operations one checkpoint transaction applies (each entry of a
+	// DeleteEntries or SetPacketIDs counts as one): a longer checkpoint commits in several
+	// transactions, each at a record boundary. bbolt keeps every page a transaction touches
+	// in memory until it commits, so this bounds the memory a checkpoint takes, deletions of
+	// a drained backlog included. Zero means no bound.
 	CheckpointOps int
 	// Lean also drops checkpoint.db from the page cache whenever the store hands its mapped
 	// pages back (after each checkpoint transaction and each MiB read back): the kernel maps

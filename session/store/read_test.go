@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -17,11 +18,17 @@ func txID(t *testing.T, s *Store) int {
 	return id
 }
 
-func TestCheckpointCommitsInBoundedTransactions(t *testing.T) {
+// openBounded opens a test store whose checkpoint transactions apply at most 10 operations.
+func openBounded(t *testing.T) *Store {
 	o := testOptions(t, newMem())
 	o.CheckpointOps = 10
 	s, _ := mustOpen(t, o)
-	defer s.Close()
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestCheckpointCommitsInBoundedTransactions(t *testing.T) {
+	s := openBounded(t)
 	var b Batch
 	b.PutSession(&Session{ClientID: "c", Version: 4})
 	mustSync(t, s, &b)
@@ -51,6 +58,42 @@ func TestCheckpointCommitsInBoundedTransactions(t *testing.T) {
 	}
 	if m, err := s.ReadMessage(1 << 40); m != nil || err != nil {
 		t.Fatalf("ReadMessage of an unknown id = %+v, %v; want nil, nil", m, err)
+	}
+}
+
+// Each entry of a list operation counts against CheckpointOps: one record deleting a drained
+// backlog must not make one transaction hold every page it touches.
+func TestCheckpointCountsListEntries(t *testing.T) {
+	s := openBounded(t)
+	var b Batch
+	b.PutSession(&Session{ClientID: "c", Version: 4})
+	for seq := uint64(1); seq <= 100; seq++ {
+		id := s.NextMessageID()
+		b.PutMessage(msg(id, "t"))
+		b.PutEntry("c", &Entry{Seq: seq, MsgID: id, QoS: 1})
+	}
+	mustSync(t, s, &b)
+	if err := s.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 { // 10 records: 10 packet ids, then 10 deletions each
+		for seq := uint64(i*10 + 1); seq <= uint64(i*10+10); seq++ {
+			b.SetPacketID("c", seq, uint16(seq))
+		}
+		for seq := uint64(i*10 + 1); seq <= uint64(i*10+10); seq++ {
+			b.DeleteEntry("c", seq)
+		}
+		mustSync(t, s, &b)
+	}
+	before := txID(t, s)
+	if err := s.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	if n := txID(t, s) - before; n != 10 {
+		t.Fatalf("checkpoint of 10 records of 20 entries each took %d transactions, want 10 (one per record)", n)
+	}
+	if es, err := s.ReadQueued("c", 1, 1000); err != nil || len(es) != 0 {
+		t.Fatalf("ReadQueued after the checkpoint: %d entries, %v", len(es), err)
 	}
 }
 
@@ -117,5 +160,33 @@ func TestThrottleWaitsForTheCheckpointer(t *testing.T) {
 	}
 	if s.sinceCkpt.Load() > maxLag*o.CheckpointBytes {
 		t.Fatalf("%d bytes ahead after the checkpoint began", s.sinceCkpt.Load())
+	}
+}
+
+// The log's padding counts towards CheckpointBytes: at one small record per sync, most of the
+// disk the log takes is padding, and checkpoints must still bound it.
+func TestPaddingCountsTowardsACheckpoint(t *testing.T) {
+	o := testOptions(t, newMem())
+	o.WAL.SegmentSize = 1 << 20
+	o.WAL.PadTo = 4096
+	o.CheckpointBytes = 32 << 10
+	s, _ := mustOpen(t, o)
+	defer s.Close()
+	var b Batch
+	records := 0
+	for i := range 16 { // 16 syncs: 64 KiB of log with padding, 16 records of a few bytes
+		b.PutSession(&Session{ClientID: fmt.Sprint("c", i), Version: 4})
+		records += b.Size()
+		mustSync(t, s, &b)
+	}
+	if records >= int(o.CheckpointBytes)/8 {
+		t.Fatalf("the records alone are %d bytes: the test needs them far below CheckpointBytes", records)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Stats().Checkpoints == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st := s.Stats(); st.Checkpoints == 0 {
+		t.Fatalf("no checkpoint after %d bytes of log (%d of them padding)", st.Log.BytesWritten, st.Log.Padding)
 	}
 }

@@ -23,7 +23,8 @@ type Store struct {
 	db   *bolt.DB
 
 	nextMsgID atomic.Uint64
-	sinceCkpt atomic.Int64 // bytes committed since the last checkpoint began
+	sinceCkpt atomic.Int64 // log bytes (records and padding) since the last checkpoint began
+	padSeen   atomic.Int64 // the log's padding count when sinceCkpt last took it in
 	readSince atomic.Int64 // bytes ReadQueued read through the map since its pages were dropped
 
 	// dbFile is checkpoint.db opened for reading queues back with pread (pages.go) and for
@@ -409,11 +410,19 @@ func (s *Store) Commit(b *Batch) (wal.Pos, error) {
 	if b.n == 0 {
 		return s.wal().LastPos(), nil
 	}
-	p, err := s.wal().Append(b.buf)
+	l := s.wal()
+	p, err := l.Append(b.buf)
 	if err != nil {
 		return 0, fmt.Errorf("store: commit: %w", err)
 	}
-	if s.sinceCkpt.Add(int64(len(b.buf))) >= s.opts.CheckpointBytes {
+	// The log's padding counts too: at one record per sync it can be most of the disk space
+	// the log takes, which checkpoints are there to bound.
+	pad := l.Stats().Padding
+	seen := s.padSeen.Swap(pad)
+	if seen > pad { // a reopened log counts from zero
+		seen = 0
+	}
+	if s.sinceCkpt.Add(int64(len(b.buf))+pad-seen) >= s.opts.CheckpointBytes {
 		select {
 		case s.kick <- struct{}{}:
 		default:

@@ -76,6 +76,31 @@ var roundTripCases = []struct {
 		func(o ops) { o.ReleaseEntry("c", 1, 42); o.DeleteEntry("c", 2) },
 		func(o ops) { o.ReleaseEntry("c", 2, 43); o.DeleteEntry("c", 99) }, // both of absent entries
 	}},
+	{"packet ids and deletions in lists", []func(ops){
+		func(o ops) {
+			o.PutSession(&Session{ClientID: "c", Version: 4})
+			o.PutSession(&Session{ClientID: "d", Version: 4})
+			o.PutMessage(msg(1, "a/1"))
+			for seq := range uint64(6) {
+				o.PutEntry("c", &Entry{Seq: seq + 1, MsgID: 1, QoS: 1})
+				o.PutEntry("d", &Entry{Seq: seq + 1, MsgID: 1, QoS: 1})
+			}
+			o.SetPacketID("c", 1, 11)
+			o.SetPacketID("c", 2, 12)
+			o.SetPacketID("d", 1, 21)
+		},
+		func(o ops) { // "mixed" checkpoints before this one: then the entries are stored
+			o.SetPacketID("c", 3, 13)
+			o.SetPacketID("c", 4, 14)
+			o.SetPacketID("c", 99, 1) // an absent entry
+			o.DeleteEntry("c", 1)
+			o.DeleteEntry("c", 3)
+			o.DeleteEntry("d", 2)
+			o.DeleteEntry("d", 3)
+			o.DeleteEntry("d", 99) // absent
+		},
+		func(o ops) { o.ReleaseEntry("c", 4, 40); o.SetPacketID("c", 4, 41) }, // stays released
+	}},
 	{"one body in many sessions", []func(ops){
 		func(o ops) {
 			o.PutMessage(msg(5, "x"))
