@@ -506,3 +506,47 @@ func TestSharedMemberLeavingWhileSending(t *testing.T) {
 		}
 	}
 }
+
+// Drop-oldest evicting a delivery whose router has not written its record yet: the deletion
+// must follow that record into the log, or the entry outlives the message and comes back
+// after a restart.
+func TestDropOldestOfAHeldDelivery(t *testing.T) {
+	d := startDurable(t, waltest.NewMemFS(), t.TempDir(), func(o *Options) {
+		o.MaxQueued, o.Overflow = 1, DropOldest
+	})
+	parkSubscriber(t, d.addr, codec.V311, "dev", "t", 1)
+	first := &Message{Topic: "t", QoS: 1, Payload: []byte("first")}
+	_, held1, _ := d.b.offerAll(first, false) // routed, its record not yet written
+	second := &Message{Topic: "t", QoS: 1, Payload: []byte("second")}
+	_, held2, _ := d.b.offerAll(second, false) // evicts the first
+	if len(held1) != 1 || len(held2) != 1 {
+		t.Fatalf("held %d and %d deliveries, want 1 and 1", len(held1), len(held2))
+	}
+	d.b.commitHeld(second, held2)
+	d.b.commitHeld(first, held1) // the slower router's record comes last
+	s := d.b.session("dev")
+	p, err := d.b.saveSession(s) // a record after all of them, to wait on
+	if err == nil {
+		err = d.b.store.Wait(p)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.b.Stats().MessagesDropped.Load(); got != 1 {
+		t.Fatalf("%d messages dropped, want 1", got)
+	}
+	rs := d.powerCut(1).b.session("dev")
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if !rs.queue.readAll() {
+		t.Fatal("the recovered queue cannot be read back")
+	}
+	var got []string
+	rs.queue.Each(func(q *delivery) bool {
+		got = append(got, string(q.msg.Payload))
+		return true
+	})
+	if len(got) != 1 || got[0] != "second" {
+		t.Fatalf("recovered queue %q, want only the second message", got)
+	}
+}

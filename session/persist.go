@@ -391,12 +391,17 @@ func (b *Broker) deleteEntries(s *Session, ds []*delivery) {
 }
 
 // release makes held deliveries sendable; pos is (at least) the position of their record.
+// One that drop-oldest evicted meanwhile has its deletion written now, after its record.
 func release(held []target, pos wal.Pos) {
 	for _, t := range held {
 		t.s.mu.Lock()
 		t.d.held, t.d.pos = false, pos
+		evicted := t.d.evicted
 		t.s.kickLocked()
 		t.s.mu.Unlock()
+		if evicted {
+			t.s.b.deleteEntries(t.s, []*delivery{t.d})
+		}
 	}
 }
 

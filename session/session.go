@@ -142,16 +142,23 @@ func (s *Session) offerLocked(d *delivery, mayWait bool, now time.Time) (offerRe
 	}
 	// Drop the oldest until the new one fits in both limits.
 	var evicted []*delivery
+	dropped := 0
 	for s.queue.Len() > 0 && (s.queue.Len() >= s.queue.Cap() || !s.queue.fits(d, maxBytes)) {
 		old, ok := s.queue.Pop()
 		if !ok { // the oldest is on disk and the store cannot read it back: drop the new one
 			break
 		}
+		if dropped++; old.held {
+			// Its record is not written yet: a deletion written now could reach the log
+			// before it, and the entry would outlive the message. release writes it.
+			old.evicted = true
+			continue
+		}
 		evicted = append(evicted, old)
 	}
-	if len(evicted) > 1 { // the first one is counted above
-		s.dropped += uint64(len(evicted) - 1)
-		s.b.stats.MessagesDropped.Add(uint64(len(evicted) - 1))
+	if dropped > 1 { // the first one is counted above
+		s.dropped += uint64(dropped - 1)
+		s.b.stats.MessagesDropped.Add(uint64(dropped - 1))
 	}
 	if !s.queue.Push(d) {
 		return offerDropped, nil, evicted // a queue capacity of 0 holds nothing
