@@ -3,7 +3,6 @@ package wal
 import (
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 )
 
@@ -52,6 +51,12 @@ const (
 	DefaultSyncInterval = time.Second
 	minSegmentSize      = segHeaderSize + frameHeaderSize
 	minPagesPadded      = 4 // the fewest PadTo-sized pages a segment must hold to be padded
+	// DefaultPadTo is the block size of ext4 and f2fs and the page size of the boards this
+	// log is made for. Not the page size of the running kernel: some arm64 kernels use 16 or
+	// 64 KiB pages, and padding to those would multiply the log's disk use.
+	DefaultPadTo = 4096
+	// MaxPadTo bounds Options.PadTo: padding frames must stay far below MaxRecordSize.
+	MaxPadTo = 1 << 20
 )
 
 // Options configure a Log.
@@ -68,9 +73,9 @@ type Options struct {
 	// SyncInterval is the time between syncs under SyncInterval. Default 1s.
 	SyncInterval time.Duration
 	// PadTo: before each sync the segment is padded to a multiple of this many bytes, so that
-	// no page is written by two syncs. 0 means the operating system's page size; a negative
-	// value turns padding off, and so does a SegmentSize under minPagesPadded times PadTo
-	// (padding would make nearly every sync roll the segment).
+	// no block is written by two syncs. 0 means DefaultPadTo; a negative value turns padding
+	// off, and so does a SegmentSize under minPagesPadded times PadTo (padding would make
+	// nearly every sync roll the segment). At most MaxPadTo.
 	PadTo int64
 	// FS is the file system; nil means the operating system's (OSFS).
 	FS FS
@@ -105,7 +110,10 @@ func (o Options) normalized() (Options, error) {
 		return o, fmt.Errorf("wal: Options.SyncInterval %v is negative", o.SyncInterval)
 	}
 	if o.PadTo == 0 {
-		o.PadTo = int64(os.Getpagesize())
+		o.PadTo = DefaultPadTo
+	}
+	if o.PadTo > MaxPadTo {
+		return o, fmt.Errorf("wal: Options.PadTo %d is over the maximum %d", o.PadTo, MaxPadTo)
 	}
 	if o.SegmentSize < minPagesPadded*o.PadTo {
 		o.PadTo = -1

@@ -159,3 +159,24 @@ func TestSmallSegmentsAreNotPadded(t *testing.T) {
 		t.Fatalf("segment is %d bytes, want %d", n, want)
 	}
 }
+
+func TestPadToOverTheMaximum(t *testing.T) {
+	o := memOptions(waltest.NewMemFS(), 1<<30)
+	o.PadTo = wal.MaxPadTo + 1
+	if _, err := wal.Open(o); err == nil {
+		t.Fatal("Open took a PadTo over the maximum")
+	}
+	o.PadTo = wal.MaxPadTo // the largest works, and reopens
+	l := mustOpen(t, o)
+	if _, err := l.AppendSync(record(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = mustOpen(t, o)
+	defer l.Close()
+	if got := replayAll(t, l, 0); len(got) != 1 {
+		t.Fatalf("replayed %d records, want 1", len(got))
+	}
+}

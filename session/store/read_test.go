@@ -190,3 +190,15 @@ func TestPaddingCountsTowardsACheckpoint(t *testing.T) {
 		t.Fatalf("no checkpoint after %d bytes of log (%d of them padding)", st.Log.BytesWritten, st.Log.Padding)
 	}
 }
+
+// Commits racing each other read the log's padding count in any order: each byte of padding
+// is counted once, and a count read late counts nothing again.
+func TestPaddingIsCountedOnce(t *testing.T) {
+	s, _ := mustOpen(t, testOptions(t, newMem()))
+	defer s.Close()
+	for _, step := range []struct{ pad, want int64 }{{100, 100}, {40, 0}, {100, 0}, {150, 50}} {
+		if got := s.newPadding(step.pad); got != step.want {
+			t.Fatalf("newPadding(%d) = %d, want %d", step.pad, got, step.want)
+		}
+	}
+}

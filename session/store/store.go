@@ -391,6 +391,7 @@ func (s *Store) Reopen() error {
 	if err != nil {
 		return logError(s.opts.Dir, err)
 	}
+	s.padSeen.Store(0) // the new log counts its padding from zero; the old one takes no commits
 	s.logp.Store(l)
 	return s.pad(wal.Pos(s.ckptPos.Load()))
 }
@@ -417,18 +418,29 @@ func (s *Store) Commit(b *Batch) (wal.Pos, error) {
 	}
 	// The log's padding counts too: at one record per sync it can be most of the disk space
 	// the log takes, which checkpoints are there to bound.
-	pad := l.Stats().Padding
-	seen := s.padSeen.Swap(pad)
-	if seen > pad { // a reopened log counts from zero
-		seen = 0
-	}
-	if s.sinceCkpt.Add(int64(len(b.buf))+pad-seen) >= s.opts.CheckpointBytes {
+	n := int64(len(b.buf)) + s.newPadding(l.Stats().Padding)
+	if s.sinceCkpt.Add(n) >= s.opts.CheckpointBytes {
 		select {
 		case s.kick <- struct{}{}:
 		default:
 		}
 	}
 	return p, nil
+}
+
+// newPadding returns how much of the log's padding count pad no earlier call took in.
+// Concurrent callers each get a part of it, once: one that read the count before another
+// took it in gets nothing.
+func (s *Store) newPadding(pad int64) int64 {
+	for {
+		seen := s.padSeen.Load()
+		if pad <= seen {
+			return 0
+		}
+		if s.padSeen.CompareAndSwap(seen, pad) {
+			return pad - seen
+		}
+	}
 }
 
 // Throttle makes a writer wait (up to throttleWait) while the log holds more than maxLag times
