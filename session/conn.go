@@ -396,6 +396,9 @@ func (c *conn) connect(cp *codec.Connect) bool {
 		}
 		will = newMessage(&codec.Publish{Topic: cp.WillTopic, Payload: cp.WillPayload, QoS: cp.WillQoS,
 			Retain: cp.WillRetain, Props: cp.WillProps}, c.clientID, b.now())
+		if cp.WillProps.Present.Has(codec.PropMessageExpiry) {
+			will.willExpiry = max(time.Duration(cp.WillProps.MessageExpiry)*time.Second, 1)
+		}
 		if cp.WillProps.Present.Has(codec.PropWillDelay) {
 			willDelay = time.Duration(cp.WillProps.WillDelay) * time.Second
 		}
@@ -925,7 +928,9 @@ func (c *conn) handleDisconnect(p *codec.Disconnect) error {
 		c.s.persistent, c.s.expiry = p.Props.SessionExpiry > 0, exp
 		c.s.mu.Unlock()
 	}
-	c.graceful = p.Reason != codec.DisconnectWithWill
+	// Only a normal disconnection discards the will: 0x04 asks for it, and so does any error
+	// reason [MQTT-3.14.4-3].
+	c.graceful = p.Reason == codec.Success
 	return errClientDisconnect
 }
 
@@ -1273,8 +1278,8 @@ func (c *conn) closeWrite() {
 }
 
 // finish stops the connection's goroutines and detaches it from its session: a clean session ends, a
-// persistent one starts its expiry clock, and the will is scheduled unless the client
-// disconnected normally.
+// persistent one starts its expiry clock, and the will is published or scheduled unless the
+// client disconnected normally.
 func (c *conn) finish() {
 	c.doneOnce.Do(func() { close(c.done) })
 	b := c.b
@@ -1297,16 +1302,17 @@ func (c *conn) finish() {
 	s.disconnectedAt = b.now().UnixNano()
 	shared := s.takeSharedLocked()
 	var will *Message
-	if c.graceful || b.closed {
-		// Normal disconnect discards the will [MQTT-3.14.4-3]; at shutdown it stays with the
-		// session.
+	switch {
+	case c.graceful:
+		s.takeWillLocked() // normal disconnect discards the will [MQTT-3.14.4-3]
+	case s.will != nil && s.persistent && s.willDelay > 0:
+		// At shutdown the delayed will stays with the session, stored: Restore schedules it.
 		if !b.closed {
-			s.takeWillLocked()
+			w := s.will
+			s.willTimer = time.AfterFunc(s.willDelay, func() { b.publishDelayedWill(s, w) })
 		}
-	} else if s.will != nil && s.persistent && s.willDelay > 0 {
-		w := s.will
-		s.willTimer = time.AfterFunc(s.willDelay, func() { b.publishDelayedWill(s, w) })
-	} else if s.persistent {
+	case s.persistent:
+		// A connection the server closes, at shutdown too, sends its will [MQTT-3.1.2-8].
 		will = s.takeWillLocked()
 	}
 	persistent := s.persistent
@@ -1316,7 +1322,7 @@ func (c *conn) finish() {
 	s.mu.Unlock()
 	if !persistent {
 		w := b.endSessionLocked(s)
-		if !c.graceful && !b.closed {
+		if !c.graceful {
 			will = w
 		}
 	}

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
@@ -85,7 +86,11 @@ func startDurableFS(t *testing.T, mem *waltest.MemFS, fsys wal.FS, dir string, t
 	}
 	go b.Serve(ln)
 	t.Cleanup(func() {
-		b.Close(t.Context())
+		// Not t.Context(): it is done before cleanups run, and Close would return before it
+		// stops the sessions' timers, which would keep this broker and its log in memory.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		b.Close(ctx)
 		st.Close()
 	})
 	return &durableBroker{t: t, b: b, addr: ln.Addr().String(), mem: mem, dir: dir}
@@ -95,6 +100,12 @@ func startDurableFS(t *testing.T, mem *waltest.MemFS, fsys wal.FS, dir string, t
 // log keeps only what was synced (plus a random part of the rest), checkpoint.db is copied.
 // The original broker keeps running on its own copy, undisturbed.
 func (d *durableBroker) powerCut(seed int64) *durableBroker {
+	d.t.Helper()
+	return d.powerCutWith(seed, nil)
+}
+
+// powerCutWith is powerCut with the recovered broker's options changed by tweak.
+func (d *durableBroker) powerCutWith(seed int64, tweak func(*Options)) *durableBroker {
 	d.t.Helper()
 	mem := d.mem.Clone()
 	mem.Crash(rand.New(rand.NewPCG(uint64(seed), 0)))
@@ -110,7 +121,7 @@ func (d *durableBroker) powerCut(seed int64) *durableBroker {
 		d.t.Fatal(err)
 	}
 	d.t.Logf("power cut with seed %d", seed)
-	return startDurable(d.t, mem, dir, nil)
+	return startDurable(d.t, mem, dir, tweak)
 }
 
 // Rules 1 and 3 of the durability contract: what was PUBACKed or PUBRECed for a persistent

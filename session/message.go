@@ -21,6 +21,10 @@ type Message struct {
 	Props *codec.Properties
 	// expires is when the 5.0 Message Expiry Interval runs out, in unix nanoseconds; 0 = never.
 	expires int64
+	// willExpiry is a will's Message Expiry Interval, which runs from its publication
+	// (publishNow sets expires then); 0 when none, or not known (a will recovered from the
+	// store, whose expires was set for its publication when it was stored).
+	willExpiry time.Duration
 	// id names the body in the store; set before the message is routed when the broker
 	// persists.
 	id     uint64

@@ -327,6 +327,15 @@ func (s *Session) recordLocked() *store.Session {
 	if s.will != nil {
 		r.Will = s.will.record()
 		r.Will.From = s.will.From
+		if s.will.willExpiry > 0 {
+			// Stored as when it runs out if published when its delay ends, counted from the
+			// disconnection (or from now while connected): a recovered will has no interval.
+			from := s.b.now()
+			if s.disconnectedAt != 0 {
+				from = time.Unix(0, s.disconnectedAt)
+			}
+			r.Will.Expires = from.Add(s.willDelay + s.will.willExpiry).UnixNano()
+		}
 	}
 	return r
 }
@@ -434,8 +443,8 @@ func (b *Broker) Restore(st *store.State) {
 	for _, r := range st.Retained {
 		b.setRetained(msg(r))
 	}
+	var withWill []*Session
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	for id, ss := range st.Sessions {
 		s := newSession(b, id)
 		s.version = codec.Version(ss.Session.Version)
@@ -449,6 +458,7 @@ func (b *Broker) Restore(st *store.State) {
 		s.willDelay = time.Duration(ss.Session.WillDelay)
 		if ss.Session.Will != nil {
 			s.setWillLocked(messageFromRecord(ss.Session.Will))
+			withWill = append(withWill, s)
 		}
 		s.nextSeq = max(ss.NextSeq, 1)
 		for _, r := range ss.Subs {
@@ -485,6 +495,17 @@ func (b *Broker) Restore(st *store.State) {
 			left := s.expiry - now.Sub(time.Unix(0, s.disconnectedAt))
 			s.expiryTimer = time.AfterFunc(max(left, 0), func() { b.expireSession(s) })
 		}
+	}
+	b.mu.Unlock()
+	// A pending will goes out when its delay, counted from the disconnection, runs out (at
+	// once if it did while the broker was down), unless its client comes back first; only
+	// now that every subscription is back.
+	for _, s := range withWill {
+		s.mu.Lock()
+		w := s.will
+		left := s.willDelay - now.Sub(time.Unix(0, s.disconnectedAt))
+		s.willTimer = time.AfterFunc(max(left, 0), func() { b.publishDelayedWill(s, w) })
+		s.mu.Unlock()
 	}
 }
 

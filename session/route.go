@@ -52,6 +52,9 @@ func (b *Broker) offerAll(m *Message, mayWait bool) (queued int, held, waits []t
 // publishNow routes a message no client waits an acknowledgement for (a will): its records are
 // committed before its deliveries are released, but nobody waits for them to be durable.
 func (b *Broker) publishNow(m *Message) int {
+	if m.willExpiry > 0 { // a will's expiry interval runs from its publication
+		m.expires = b.now().Add(m.willExpiry).UnixNano()
+	}
 	queued, held, _ := b.offerAll(m, false)
 	b.commitHeld(m, held)
 	return queued

@@ -35,11 +35,13 @@ type SessionState struct {
 
 // loader reads the state out of checkpoint.db and collects what must be dropped.
 type loader struct {
-	a     *applier
-	now   int64
-	log   *slog.Logger
-	msgs  map[uint64]*Message
-	purge []op // operations that delete expired or dangling data, applied after the scan
+	a    *applier
+	now  int64
+	log  *slog.Logger
+	msgs map[uint64]*Message
+	// purge holds the operations that delete expired or dangling data, and record the
+	// disconnection of sessions connected at the stop, applied after the scan.
+	purge []op
 }
 
 // load reads the state from the buckets of a (after the log is applied), drops expired
@@ -119,7 +121,10 @@ func (l *loader) session(k, v []byte) (*SessionState, error) {
 		return nil, nil
 	}
 	if s.DisconnectedAt == 0 {
-		s.DisconnectedAt = l.now // it was connected when the broker stopped
+		// It was connected when the broker stopped: disconnected now, and stored so, or each
+		// restart before its client returns would start its expiry clock again.
+		s.DisconnectedAt = l.now
+		l.purge = append(l.purge, op{kind: opDisconnected, key: s.ClientID, at: l.now})
 	}
 	if b := l.a.subs.Bucket(k); b != nil {
 		err := b.ForEach(func(_, v []byte) error {

@@ -64,7 +64,8 @@ func dbPath(dir string) string  { return filepath.Join(dir, checkpointFile) }
 // applied to checkpoint.db, as a checkpoint would, and the state is loaded from it. Expired
 // sessions, and expired messages in flight or retained, are dropped (and deleted from disk);
 // queued entries stay on disk, counted, for ReadQueued. A session whose connection was
-// open when the broker stopped comes back with DisconnectedAt set to the time of Open.
+// open when the broker stopped comes back with DisconnectedAt set to the time of Open, which
+// is stored.
 //
 // Recovery is idempotent: a crash or power cut during Open is survived by the next Open. Open
 // fails with an error naming the file and offset, and pointing at Repair, when the log is
