@@ -526,8 +526,12 @@ func (d *decoder) subscribe(v Version) (*Subscribe, error) {
 			return nil, err
 		}
 		sub.QoS = opts & 3
-		if sub.QoS == 3 {
-			return nil, d.fail("subscription options", MalformedPacket) // [MQTT-3.8.3-4] QoS 3
+		if sub.QoS == 3 { // 3.1.1: malformed [MQTT-3.8.3-4]; 5.0: a protocol error (§3.8.3.1)
+			code := MalformedPacket
+			if v >= V5 {
+				code = ProtocolError
+			}
+			return nil, d.fail("subscription options", code)
 		}
 		if v < V5 {
 			if opts&0xFC != 0 {

@@ -272,11 +272,18 @@ var malformed = []struct {
 		0x00, 0x01, 'a', // filter "a"
 		0x04, // options: bit 2, reserved in 3.1.1
 	}, MalformedPacket},
-	{"[MQTT-3.8.3-4] SUBSCRIBE QoS 3", V5, []byte{
+	{"5.0 SUBSCRIBE QoS 3 (a protocol error, §3.8.3.1)", V5, []byte{
 		0x82,       // SUBSCRIBE
 		0x07,       // remaining length 7
 		0x00, 0x01, // packet id 1
 		0x00,            // property length 0
+		0x00, 0x01, 'a', // filter "a"
+		0x03, // options: QoS 3
+	}, ProtocolError},
+	{"[MQTT-3.8.3-4] 3.1.1 SUBSCRIBE QoS 3", V311, []byte{
+		0x82,       // SUBSCRIBE
+		0x06,       // remaining length 6
+		0x00, 0x01, // packet id 1
 		0x00, 0x01, 'a', // filter "a"
 		0x03, // options: QoS 3
 	}, MalformedPacket},

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -626,7 +627,7 @@ func (c *conn) handlePublish(p *codec.Publish) error {
 				if c.aliasIn == nil {
 					c.aliasIn = make(map[uint16]string)
 				}
-				c.aliasIn[a] = p.Topic
+				c.aliasIn[a] = strings.Clone(p.Topic) // not a view of the whole packet body
 			}
 		} else if p.Topic == "" {
 			return codec.ProtocolError
@@ -827,10 +828,12 @@ func (c *conn) settle() {
 		} else {
 			release(p.held, c.pendingPos)
 			if p.ack.Kind != 0 {
-				c.send(&p.ack)
+				// The slot frees before the PUBACK goes: a send that flushes lets the client
+				// send its next publication at once, which must find the slot free.
 				if p.ack.Kind == codec.PUBACK || p.ack.Reason.IsFailure() {
 					c.inflightIn.Add(-1)
 				}
+				c.send(&p.ack)
 			}
 		}
 		c.pending[i] = pendingAck{}
@@ -1048,6 +1051,7 @@ func (c *conn) writeOutbound(o *outbound, m *Message, dup bool) error {
 		return nil
 	}
 	p := &c.outPub
+	fresh := "" // the topic of an alias handed out for the first time
 	*p = codec.Publish{Dup: dup && o.d.qos > 0, QoS: o.d.qos, Retain: o.d.retain, Topic: m.Topic,
 		PacketID: o.id, Payload: m.Payload}
 	if c.version == codec.V5 {
@@ -1060,7 +1064,7 @@ func (c *conn) writeOutbound(o *outbound, m *Message, dup bool) error {
 			p.Props.Present.Set(codec.PropMessageExpiry) // [MQTT-3.3.2-6] the time remaining
 			p.Props.MessageExpiry = uint32(max(1, (left+time.Second-1)/time.Second))
 		}
-		c.applyAlias(p)
+		fresh = c.applyAlias(p)
 	}
 	err := c.send(p)
 	if errors.Is(err, codec.PacketTooLarge) {
@@ -1069,6 +1073,12 @@ func (c *conn) writeOutbound(o *outbound, m *Message, dup bool) error {
 	}
 	if err == nil {
 		c.b.stats.MessagesSent.Add(1)
+		if fresh != "" { // the client knows the alias only once the packet went out
+			if c.aliasOut == nil {
+				c.aliasOut = make(map[string]uint16)
+			}
+			c.aliasOut[fresh] = p.Props.TopicAlias
+		}
 	}
 	return err
 }
@@ -1092,27 +1102,25 @@ func (c *conn) discard(o *outbound) {
 }
 
 // applyAlias replaces a repeated topic by a topic alias when the client allows aliases: bytes
-// matter on cellular links. Aliases are handed out first come, first served, and kept.
-func (c *conn) applyAlias(p *codec.Publish) {
+// matter on cellular links. Aliases are handed out first come, first served, and kept. For an
+// alias handed out now it returns the topic, which the caller records in c.aliasOut once the
+// packet is sent: a packet dropped instead (too large for the client) teaches it nothing.
+func (c *conn) applyAlias(p *codec.Publish) (fresh string) {
 	if c.aliasOutMax == 0 {
-		return
+		return ""
 	}
 	if a, ok := c.aliasOut[p.Topic]; ok {
 		p.Props.Present.Set(codec.PropTopicAlias)
 		p.Props.TopicAlias = a
 		p.Topic = ""
-		return
+		return ""
 	}
 	if len(c.aliasOut) >= int(c.aliasOutMax) {
-		return
+		return ""
 	}
-	if c.aliasOut == nil {
-		c.aliasOut = make(map[string]uint16)
-	}
-	a := uint16(len(c.aliasOut) + 1)
-	c.aliasOut[p.Topic] = a
 	p.Props.Present.Set(codec.PropTopicAlias)
-	p.Props.TopicAlias = a
+	p.Props.TopicAlias = uint16(len(c.aliasOut) + 1)
+	return p.Topic
 }
 
 // send encodes p into the write buffer. It returns codec.PacketTooLarge, leaving the buffer as

@@ -829,3 +829,49 @@ func TestTakenOverPublisherWaitingOnASlowSubscriber(t *testing.T) {
 	}
 	t.Fatalf("the taken-over connection is still open %v after the takeover", limit)
 }
+
+// A PUBLISH dropped for the client's Maximum Packet Size teaches it no topic alias: the next
+// message on that topic must carry the topic, not an alias the client never saw
+// [MQTT-3.1.2-25], [MQTT-3.3.2-12].
+func TestAliasOfADiscardedPublish(t *testing.T) {
+	_, addr := startBroker(t, nil)
+	sub := dial(t, addr, codec.V5)
+	cp := &codec.Connect{ClientID: "sub", CleanStart: true}
+	cp.Props.Present.Set(codec.PropTopicAliasMaximum)
+	cp.Props.TopicAliasMaximum = 4
+	cp.Props.Present.Set(codec.PropMaximumPacketSize)
+	cp.Props.MaximumPacketSize = 100
+	sub.connect(cp)
+	sub.subscribe(1, "t/a", 0)
+	pub, _ := connectClient(t, addr, codec.V5, "pub", true)
+	pub.publish(0, "t/a", 0, strings.Repeat("x", 200)) // too large for sub: discarded
+	pub.publish(0, "t/a", 0, "small")
+	pub.publish(0, "t/a", 0, "again")
+	first, second := sub.receive(), sub.receive()
+	if first.Topic != "t/a" || first.Props.TopicAlias != 1 {
+		t.Fatalf("first PUBLISH received: topic %q alias %d, want t/a setting alias 1", first.Topic, first.Props.TopicAlias)
+	}
+	if second.Topic != "" || second.Props.TopicAlias != 1 || string(second.Payload) != "again" {
+		t.Fatalf("second PUBLISH: topic %q alias %d, want alias 1 alone", second.Topic, second.Props.TopicAlias)
+	}
+}
+
+// A SUBSCRIBE refused as a protocol error (No Local on a shared subscription, [MQTT-3.8.3-4])
+// is never acknowledged: none of its subscriptions may take effect, not even those before
+// the bad one.
+func TestProtocolErrorSubscribeAddsNothing(t *testing.T) {
+	_, addr := startBroker(t, nil)
+	c, _ := connectClient(t, addr, codec.V5, "c", false)
+	c.send(&codec.Subscribe{PacketID: 1, Subs: []codec.Subscription{
+		{Filter: "a/b", QoS: 1},
+		{Filter: "$share/g/x", QoS: 1, NoLocal: true},
+	}})
+	got := c.expectClosed()
+	if len(got) != 1 || got[0].(*codec.Disconnect).Reason != codec.ProtocolError {
+		t.Fatalf("got %v, want DISCONNECT 0x82", got)
+	}
+	again, _ := connectClient(t, addr, codec.V5, "c", false)
+	pub, _ := connectClient(t, addr, codec.V5, "pub", true)
+	pub.publish(1, "a/b", 1, "hello")
+	again.expectNothing(300 * time.Millisecond)
+}

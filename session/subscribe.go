@@ -16,19 +16,22 @@ func (c *conn) handleSubscribe(p *codec.Subscribe) error {
 	if len(p.Props.SubscriptionIDs) > 0 {
 		subID = p.Props.SubscriptionIDs[0]
 	}
+	// A protocol error rejects the whole packet: checked before anything is added.
+	for _, req := range p.Subs {
+		if _, _, shared, err := topic.ParseShared(req.Filter); err == nil && shared && req.NoLocal {
+			return codec.ProtocolError // [MQTT-3.8.3-4]
+		}
+	}
 	reasons := make([]codec.ReasonCode, len(p.Subs))
 	var retained, added []topic.Sub
 	for i, req := range p.Subs {
-		group, filter, shared, err := topic.ParseShared(req.Filter)
+		group, filter, _, err := topic.ParseShared(req.Filter)
 		if err != nil || !codec.ValidTopicFilter(req.Filter) || !c.b.topicWithinLimits(filter) {
 			reasons[i] = codec.UnspecifiedError // 3.1.1's only failure code [MQTT-3.9.3-2]
 			if c.version == codec.V5 {
 				reasons[i] = codec.TopicFilterInvalid
 			}
 			continue
-		}
-		if shared && req.NoLocal {
-			return codec.ProtocolError // [MQTT-3.8.3-4]
 		}
 		if a := c.b.o().Auth; a != nil && !a.CanSubscribe(c.info, filter) { // without $share/NAME/
 			reasons[i] = codec.UnspecifiedError // 3.1.1's only failure code
