@@ -945,7 +945,7 @@ func (c *conn) deliverLoop(resend bool) {
 	s := c.s
 	if resend {
 		s.mu.Lock()
-		again := s.inflightInOrderLocked()
+		again := s.resendLocked(c.sendWindow)
 		msgs := s.bodiesLocked(again, nil)
 		s.mu.Unlock()
 		for i, o := range again {
@@ -959,6 +959,23 @@ func (c *conn) deliverLoop(resend bool) {
 	batch, msgs := c.batch, c.msgs
 	for {
 		s.mu.Lock()
+		if s.conn == c && s.unsent {
+			// What the client's Receive Maximum had no room for at the resend goes first.
+			if batch = s.takeUnsentLocked(c.sendWindow, batch[:0]); len(batch) > 0 {
+				msgs = s.bodiesLocked(batch, msgs[:0])
+				s.mu.Unlock()
+				for i, o := range batch {
+					if c.writeOutbound(o, msgs[i], true) != nil {
+						c.stopDelivering()
+						return
+					}
+					msgs[i] = nil
+				}
+				s.evictSentLocking(batch)
+				clear(batch)
+				continue
+			}
+		}
 		var expired []*delivery
 		var want readRequest
 		if s.conn == c {

@@ -24,6 +24,7 @@ type Session struct {
 	persistent bool          // survives the end of its connection
 	expiry     time.Duration // lifetime after disconnect when persistent; 0 means never expire
 	conn       *conn         // the live connection, nil while offline
+	unsent     bool          // some in-flight message waits to be sent again (outbound.unsent)
 	ended      bool          // removed from the broker; offers are refused
 	stored     bool          // written to the store: its end must be written too
 	// disconnectedAt is when its last connection ended, in unix ns; 0 while connected.
@@ -68,6 +69,9 @@ type outbound struct {
 	id    uint16
 	seq   uint64
 	state outState
+	// unsent (guarded by Session.mu): in flight since an earlier connection and not sent
+	// again on this one yet, for want of room in the client's Receive Maximum.
+	unsent bool
 }
 
 func newSession(b *Broker, id string) *Session {
@@ -265,6 +269,63 @@ func (s *Session) takeBatchLocked(c *conn, out []*outbound, limit int) (_ []*out
 
 // inflightInOrderLocked returns the in-flight messages in the order they were first sent, for
 // resending after a reconnect [MQTT-4.4.0-1].
+// resendLocked returns what a new connection sends again of what is in flight, in order:
+// every PUBREL, and PUBLISHes while the client's Receive Maximum (window) has room
+// [MQTT-3.3.4-7], counting the PUBRELs, whose messages it still counts. The other PUBLISHes
+// are marked unsent, for takeUnsentLocked.
+func (s *Session) resendLocked(window int) []*outbound {
+	all := s.inflightInOrderLocked()
+	room := window
+	for _, o := range all {
+		if o.state == awaitPubcomp {
+			room--
+		}
+	}
+	again := all[:0] // filtered in place: it never passes the element being read
+	s.unsent = false
+	for _, o := range all {
+		o.unsent = o.state != awaitPubcomp && room <= 0
+		if o.unsent {
+			s.unsent = true
+			continue
+		}
+		if o.state != awaitPubcomp {
+			room--
+		}
+		again = append(again, o)
+	}
+	return again
+}
+
+// takeUnsentLocked appends to out, in order, the unsent in-flight PUBLISHes the client's
+// Receive Maximum (window) now has room for, and marks them sent.
+func (s *Session) takeUnsentLocked(window int, out []*outbound) []*outbound {
+	if !s.unsent {
+		return out
+	}
+	all := s.inflightInOrderLocked()
+	waiting := 0
+	for _, o := range all {
+		if o.unsent {
+			waiting++
+		}
+	}
+	room := window - (len(all) - waiting)
+	for _, o := range all {
+		if !o.unsent {
+			continue
+		}
+		if room <= 0 {
+			return out
+		}
+		o.unsent = false
+		room--
+		out = append(out, o)
+	}
+	s.unsent = false // none waits any more
+	return out
+}
+
 func (s *Session) inflightInOrderLocked() []*outbound {
 	out := make([]*outbound, 0, len(s.inflight))
 	for _, o := range s.inflight {

@@ -875,3 +875,60 @@ func TestProtocolErrorSubscribeAddsNothing(t *testing.T) {
 	pub.publish(1, "a/b", 1, "hello")
 	again.expectNothing(300 * time.Millisecond)
 }
+
+// A reconnecting client's Receive Maximum bounds the resend too [MQTT-3.3.4-7]: of what was in
+// flight, every PUBREL goes again (its message still counts) and PUBLISHes only while there is
+// room; the rest follow, in order and with DUP, as acknowledgements free room.
+func TestResendKeepsToTheNewReceiveMaximum(t *testing.T) {
+	_, addr := startBroker(t, nil)
+	sub, _ := connectClient(t, addr, codec.V5, "sub", false)
+	sub.subscribe(1, "t", 2)
+	pub, _ := connectClient(t, addr, codec.V5, "pub", true)
+	pub.send(&codec.Publish{PacketID: 1, Topic: "t", QoS: 2, Payload: []byte("q2")})
+	if a := pub.next().(*codec.Ack); a.Kind != codec.PUBREC {
+		t.Fatalf("got %+v, want PUBREC", a)
+	}
+	pub.send(&codec.Ack{Kind: codec.PUBREL, PacketID: 1})
+	if a := pub.next().(*codec.Ack); a.Kind != codec.PUBCOMP {
+		t.Fatalf("got %+v, want PUBCOMP", a)
+	}
+	q2 := sub.next().(*codec.Publish)
+	sub.send(&codec.Ack{Kind: codec.PUBREC, PacketID: q2.PacketID})
+	if a := sub.next().(*codec.Ack); a.Kind != codec.PUBREL {
+		t.Fatalf("got %+v, want PUBREL", a)
+	}
+	ids := map[string]uint16{}
+	for i := range 5 {
+		pub.publish(uint16(10+i), "t", 1, fmt.Sprint("m", i))
+		p := sub.next().(*codec.Publish) // not acknowledged
+		ids[string(p.Payload)] = p.PacketID
+	}
+	sub.nc.Close()
+	c := dial(t, addr, codec.V5)
+	cp := &codec.Connect{ClientID: "sub", KeepAlive: 60}
+	cp.Props.Present.Set(codec.PropSessionExpiry)
+	cp.Props.SessionExpiry = 3600
+	cp.Props.Present.Set(codec.PropReceiveMaximum)
+	cp.Props.ReceiveMaximum = 2
+	if ack := c.connect(cp); !ack.SessionPresent {
+		t.Fatal("the session is gone")
+	}
+	if rel, ok := c.next().(*codec.Ack); !ok || rel.Kind != codec.PUBREL || rel.PacketID != q2.PacketID {
+		t.Fatalf("got %+v, want PUBREL %d first", rel, q2.PacketID)
+	}
+	expect := func(want string) {
+		t.Helper()
+		p, ok := c.next().(*codec.Publish)
+		if !ok || string(p.Payload) != want || !p.Dup || p.PacketID != ids[want] {
+			t.Fatalf("got %+v, want %s again with DUP and packet id %d", p, want, ids[want])
+		}
+		c.expectNothing(100 * time.Millisecond) // the window is full again
+	}
+	expect("m0") // with the PUBREL's message: two
+	c.send(&codec.Ack{Kind: codec.PUBCOMP, PacketID: q2.PacketID})
+	expect("m1")
+	for i := range 3 {
+		c.send(&codec.Ack{Kind: codec.PUBACK, PacketID: ids[fmt.Sprint("m", i)]})
+		expect(fmt.Sprint("m", i+2))
+	}
+}
