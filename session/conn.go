@@ -948,13 +948,9 @@ func (c *conn) deliverLoop(resend bool) {
 		again := s.resendLocked(c.sendWindow)
 		msgs := s.bodiesLocked(again, nil)
 		s.mu.Unlock()
-		for i, o := range again {
-			if c.writeOutbound(o, msgs[i], true) != nil {
-				c.stopDelivering()
-				return
-			}
+		if !c.writeAll(again, msgs, true) {
+			return
 		}
-		s.evictSentLocking(again)
 	}
 	batch, msgs := c.batch, c.msgs
 	for {
@@ -964,15 +960,9 @@ func (c *conn) deliverLoop(resend bool) {
 			if batch = s.takeUnsentLocked(c.sendWindow, batch[:0]); len(batch) > 0 {
 				msgs = s.bodiesLocked(batch, msgs[:0])
 				s.mu.Unlock()
-				for i, o := range batch {
-					if c.writeOutbound(o, msgs[i], true) != nil {
-						c.stopDelivering()
-						return
-					}
-					msgs[i] = nil
+				if !c.writeAll(batch, msgs, true) {
+					return
 				}
-				s.evictSentLocking(batch)
-				clear(batch)
 				continue
 			}
 		}
@@ -1018,16 +1008,26 @@ func (c *conn) deliverLoop(resend bool) {
 			c.kill(codec.UnspecifiedError)
 			return
 		}
-		for i, o := range batch {
-			if c.writeOutbound(o, msgs[i], false) != nil {
-				c.stopDelivering()
-				return
-			}
-			msgs[i] = nil
+		if !c.writeAll(batch, msgs, false) {
+			return
 		}
-		s.evictSentLocking(batch)
-		clear(batch)
 	}
+}
+
+// writeAll writes the PUBLISHes (or PUBRELs) of batch, whose bodies are msgs, then lets the
+// bodies read back for them go and empties both for reuse. After a failed write it marks the
+// delivery loop stopped and returns false.
+func (c *conn) writeAll(batch []*outbound, msgs []*Message, dup bool) bool {
+	for i, o := range batch {
+		if c.writeOutbound(o, msgs[i], dup) != nil {
+			c.stopDelivering()
+			return false
+		}
+		msgs[i] = nil
+	}
+	c.s.evictSentLocking(batch)
+	clear(batch)
+	return true
 }
 
 // stopDelivering marks the delivery loop stopped after a write failed.
