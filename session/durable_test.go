@@ -66,15 +66,18 @@ func startDurableFS(t *testing.T, mem *waltest.MemFS, fsys wal.FS, dir string, t
 	so.CheckpointBytes = 1 << 30 // no background checkpoint: checkpoint.db can be copied at will
 	so.CheckpointEvery = time.Hour
 	so.WAL.PadTo = 512 // padded as on disk, but to less than a page: mem holds every byte
+	opts := DefaultOptions()
+	if tweak != nil {
+		tweak(&opts)
+	}
+	if opts.Now != nil {
+		so.Now = opts.Now // one clock for the broker and its recovery
+	}
 	st, state, err := store.Open(so)
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := DefaultOptions()
 	opts.Store = st
-	if tweak != nil {
-		tweak(&opts)
-	}
 	b, err := New(opts)
 	if err != nil {
 		t.Fatal(err)

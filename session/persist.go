@@ -328,13 +328,13 @@ func (s *Session) recordLocked() *store.Session {
 		r.Will = s.will.record()
 		r.Will.From = s.will.From
 		if s.will.willExpiry > 0 {
-			// Stored as when it runs out if published when its delay ends, counted from the
-			// disconnection (or from now while connected): a recovered will has no interval.
-			from := s.b.now()
+			// Stored as when it runs out if published when its delay ends: counted from the
+			// disconnection, or relative to it while connected (negative, see store.Message).
+			// A recovered will has an absolute expiry and no interval.
+			r.Will.Expires = -int64(s.willDelay + s.will.willExpiry)
 			if s.disconnectedAt != 0 {
-				from = time.Unix(0, s.disconnectedAt)
+				r.Will.Expires = s.disconnectedAt - r.Will.Expires
 			}
-			r.Will.Expires = from.Add(s.willDelay + s.will.willExpiry).UnixNano()
 		}
 	}
 	return r

@@ -172,3 +172,24 @@ func TestDisconnectionAtARestartIsStored(t *testing.T) {
 		t.Fatalf("disconnected at %d after the second restart, want %d from the first", again.disconnectedAt, at)
 	}
 }
+
+// A will with a Message Expiry stored while its client was connected runs out relative to the
+// disconnection: after a crash during that connection it goes out (at once, no delay) with its
+// whole lifetime, however long the client had been connected.
+func TestWillExpiryAfterACrashWhileConnected(t *testing.T) {
+	d := startDurable(t, waltest.NewMemFS(), t.TempDir(), nil)
+	parkSubscriber(t, d.addr, codec.V5, "watcher", "lwt", 1)
+	dev := dial(t, d.addr, codec.V5)
+	cp := willConnect("dev", false)
+	cp.Props.Present.Set(codec.PropSessionExpiry)
+	cp.Props.SessionExpiry = 3600
+	cp.WillProps.Present.Set(codec.PropMessageExpiry)
+	cp.WillProps.MessageExpiry = 10
+	dev.connect(cp)
+	r := d.powerCutWith(1, aMinuteLater) // the client had been connected a minute
+	watcher, _ := connectClient(t, r.addr, codec.V5, "watcher", false)
+	p := watcher.receive()
+	if string(p.Payload) != "bye dev" || p.Props.MessageExpiry < 9 || p.Props.MessageExpiry > 10 {
+		t.Fatalf("got %q with expiry %d, want the will with about 10 s", p.Payload, p.Props.MessageExpiry)
+	}
+}

@@ -84,6 +84,9 @@
 //	Entry (9):         Seq uint, MsgID uint, QoS uint, Retain bool, SubIDs (array of uint),
 //	                   Group str, Filter str, PacketID uint, Released bool
 //
+// A Session's Will with a negative Expires (format version 2 on) runs out -Expires nanoseconds
+// after the session's DisconnectedAt; Open's State gives it as an absolute time.
+//
 // For example, DeleteEntry of seq 5 of client "c1" is 0a a2 63 31 05; followed by DeleteEntry
 // of seq 6 of the same client, a Batch writes 0f a2 63 31 dc 00 02 05 06 instead. Client ids and retained
 // topics are never empty; message IDs are never 0; arrays hold at most 65536 elements. A record

@@ -126,6 +126,9 @@ func (l *loader) session(k, v []byte) (*SessionState, error) {
 		s.DisconnectedAt = l.now
 		l.purge = append(l.purge, op{kind: opDisconnected, key: s.ClientID, at: l.now})
 	}
+	if w := s.Will; w != nil && w.Expires < 0 {
+		w.Expires = s.DisconnectedAt - w.Expires // relative to the disconnection
+	}
 	if b := l.a.subs.Bucket(k); b != nil {
 		err := b.ForEach(func(_, v []byte) error {
 			var sub Sub

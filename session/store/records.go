@@ -30,7 +30,10 @@ type Message struct {
 	QoS     byte
 	Retain  bool
 	From    string // publisher client id (5.0 No Local)
-	Expires int64  // unix nanoseconds, 0 = never
+	// Expires is in unix nanoseconds, 0 = never. In a Session's Will a negative value is
+	// relative: the will runs out -Expires nanoseconds after the session's disconnection
+	// (written while its client is connected, when that time is not known yet).
+	Expires int64
 
 	// 5.0 properties forwarded to subscribers.
 	PayloadFormat    byte

@@ -511,3 +511,27 @@ func TestExpiryAfterReplayLeavesNothing(t *testing.T) {
 		}
 	}
 }
+
+// A will's negative Expires counts from the session's disconnection: Open gives it as an
+// absolute time, from the stored disconnection or, for a session connected at the stop, from
+// the time of Open.
+func TestRelativeWillExpiry(t *testing.T) {
+	o := testOptions(t, newMem())
+	s, _ := mustOpen(t, o)
+	var b Batch
+	will := func() *Message { return &Message{Topic: "lwt", Payload: []byte("bye"), Expires: -5e9} }
+	b.PutSession(&Session{ClientID: "connected", Version: 5, Will: will()})
+	b.PutSession(&Session{ClientID: "left", Version: 5, DisconnectedAt: 1e18, Will: will()})
+	mustSync(t, s, &b)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, st := mustOpen(t, o)
+	defer s.Close()
+	if got, want := st.Sessions["connected"].Session.Will.Expires, testNow.UnixNano()+5e9; got != want {
+		t.Errorf("connected at the stop: will expires %d, want %d", got, want)
+	}
+	if got, want := st.Sessions["left"].Session.Will.Expires, int64(1e18+5e9); got != want {
+		t.Errorf("disconnected: will expires %d, want %d", got, want)
+	}
+}
