@@ -97,6 +97,9 @@ func (r *Reader) ReadPacket() (Packet, error) {
 		}
 		size++
 		rem |= uint32(b&0x7F) << shift
+		if b == 0 && shift > 0 { // [MQTT-1.5.5-1] the fewest bytes: no trailing zero byte
+			return nil, &packetError{t: t, field: "remaining length", err: MalformedPacket}
+		}
 		if b < 0x80 {
 			break
 		}
@@ -287,6 +290,9 @@ func (d *decoder) varint(field string) (uint32, error) {
 			return 0, err
 		}
 		x |= uint32(c&0x7F) << shift
+		if c == 0 && shift > 0 {
+			break // not the fewest bytes [MQTT-1.5.5-1]
+		}
 		if c < 0x80 {
 			return x, nil
 		}
@@ -397,6 +403,9 @@ func (d *decoder) connect() (*Connect, error) {
 	if c.Version >= V5 {
 		if err = d.props(&c.Props, CONNECT); err != nil {
 			return nil, err
+		}
+		if c.Props.Present.Has(PropAuthData) && !c.Props.Present.Has(PropAuthMethod) {
+			return nil, d.fail("authentication data without a method", ProtocolError) // 5.0 §3.1.2.11.10
 		}
 	}
 	if c.ClientID, err = d.str("client identifier"); err != nil {

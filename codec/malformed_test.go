@@ -272,6 +272,24 @@ var malformed = []struct {
 		0x00, 0x01, 'a', // filter "a"
 		0x04, // options: bit 2, reserved in 3.1.1
 	}, MalformedPacket},
+	{"[MQTT-1.5.5-1] remaining length not in the fewest bytes", V311, []byte{
+		0xC0, 0x80, 0x00, // PINGREQ, remaining length 0 in two bytes
+	}, MalformedPacket},
+	{"[MQTT-1.5.5-1] property length not in the fewest bytes", V5, []byte{
+		0x30, 0x05, // PUBLISH QoS 0, remaining length 5
+		0x00, 0x01, 't', // topic "t"
+		0x80, 0x00, // property length 0 in two bytes
+	}, MalformedPacket},
+	{"5.0 CONNECT with authentication data and no method (§3.1.2.11.10)", V5, []byte{
+		0x10, 0x12, // CONNECT, remaining length 18
+		0x00, 0x04, 'M', 'Q', 'T', 'T', // protocol name
+		0x05,       // level 5
+		0x02,       // clean start
+		0x00, 0x00, // keep alive
+		0x05,                         // property length 5
+		0x16, 0x00, 0x02, 0x01, 0x02, // authentication data, two bytes
+		0x00, 0x00, // client id ""
+	}, ProtocolError},
 	{"5.0 SUBSCRIBE QoS 3 (a protocol error, §3.8.3.1)", V5, []byte{
 		0x82,       // SUBSCRIBE
 		0x07,       // remaining length 7

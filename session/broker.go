@@ -68,8 +68,12 @@ type Stats struct {
 	ClientsConnected atomic.Int64
 	MessagesReceived atomic.Uint64 // PUBLISH packets from clients
 	MessagesSent     atomic.Uint64 // PUBLISH packets to clients
-	MessagesDropped  atomic.Uint64 // dropped by a queue's overflow policy or an expiry
-	MessagesExpired  atomic.Uint64
+	// MessagesDropped counts messages dropped by a queue's overflow policy, as too large for
+	// the client's Maximum Packet Size (both also per session), and QoS 0 ones dropped under
+	// memory pressure (no session's: the publisher's own was refused). Expiries are counted
+	// apart.
+	MessagesDropped atomic.Uint64
+	MessagesExpired atomic.Uint64
 }
 
 // New returns a broker with the given options.
@@ -267,6 +271,7 @@ func (b *Broker) endSessionLocked(s *Session) *Message {
 		delete(b.sessions, s.id)
 	}
 	b.subs.UnsubscribeAll(s.id)
+	b.forgetSysClientLocked(s.id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stored {

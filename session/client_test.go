@@ -181,6 +181,19 @@ func parkSubscriber(t *testing.T, addr string, v codec.Version, id, filter strin
 	c.expectClosed()
 }
 
+// connectLimited connects a clean 5.0 client id with a Maximum Packet Size of maxPacket and
+// subscribes it to filter at QoS 1.
+func connectLimited(t *testing.T, addr, id string, maxPacket uint32, filter string) *client {
+	t.Helper()
+	c := dial(t, addr, codec.V5)
+	cp := &codec.Connect{ClientID: id, CleanStart: true}
+	cp.Props.Present.Set(codec.PropMaximumPacketSize)
+	cp.Props.MaximumPacketSize = maxPacket
+	c.connect(cp)
+	c.subscribe(1, filter, 1)
+	return c
+}
+
 // publish sends a PUBLISH and, for QoS 1, waits for its PUBACK.
 func (c *client) publish(id uint16, topic string, qos byte, payload string) {
 	c.t.Helper()

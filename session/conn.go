@@ -184,6 +184,16 @@ const deniedSilently = codec.ReasonCode(0xff)
 // maxPending bounds the acknowledgements one router keeps before waiting for the log.
 const maxPending = 256
 
+// mayPublish reports whether the client may publish to topic: never under $SYS/, which only
+// the broker writes (as in Mosquitto), and otherwise as the Authorizer, if any, says.
+func (c *conn) mayPublish(topic string) bool {
+	if topic == "$SYS" || strings.HasPrefix(topic, "$SYS/") {
+		return false
+	}
+	a := c.b.o().Auth
+	return a == nil || a.CanPublish(c.info, topic)
+}
+
 // checkPublishProps applies the 5.0 rules on PUBLISH properties a client sends that the
 // codec leaves to the engine.
 func checkPublishProps(p *codec.Properties) error {
@@ -389,8 +399,11 @@ func (c *conn) connect(cp *codec.Connect) bool {
 	var will *Message
 	var willDelay time.Duration
 	if cp.WillFlag {
-		if a := b.o().Auth; a != nil && !a.CanPublish(c.info, cp.WillTopic) {
+		if !c.mayPublish(cp.WillTopic) {
 			return c.refuse(codec.NotAuthorized, "will topic not allowed")
+		}
+		if cp.WillProps.Present.Has(codec.PropResponseTopic) && !codec.ValidTopicName(cp.WillProps.ResponseTopic) {
+			return c.refuse(codec.ProtocolError, "will response topic not a topic name") // [MQTT-3.3.2-14]
 		}
 		if len(cp.WillProps.User) > store.MaxUserProperties {
 			return c.refuse(codec.ImplementationSpecific, "more will user properties than the store keeps")
@@ -649,7 +662,7 @@ func (c *conn) handlePublish(p *codec.Publish) error {
 	}
 	if reject != 0 {
 		in.reject = reject
-	} else if a := c.b.o().Auth; a != nil && !a.CanPublish(c.info, p.Topic) {
+	} else if !c.mayPublish(p.Topic) {
 		// 5.0 says why (0x87); a 3.x client gets its acknowledgement and the message goes
 		// nowhere, as Mosquitto does, so that it does not resend it forever.
 		in.reject = codec.NotAuthorized
@@ -1086,6 +1099,10 @@ func (c *conn) writeOutbound(o *outbound, m *Message, dup bool) error {
 	err := c.send(p)
 	if errors.Is(err, codec.PacketTooLarge) {
 		c.discard(o) // [MQTT-3.1.2-25] a packet over the client's limit is dropped as if delivered
+		c.s.mu.Lock()
+		c.s.dropped++ // counted, per client and in total, as any other drop
+		c.s.mu.Unlock()
+		c.b.stats.MessagesDropped.Add(1)
 		return nil
 	}
 	if err == nil {
@@ -1237,6 +1254,11 @@ func (c *conn) fail(err error) {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			rc = codec.MalformedPacket
 		}
+	}
+	if rc == codec.UnsupportedProtocolVersion {
+		// Only a CONNECT can carry it, and after the first one a CONNECT is a protocol error
+		// [MQTT-3.1.0-2]; 0x84 is no DISCONNECT reason [MQTT-3.14.2-1].
+		rc = codec.ProtocolError
 	}
 	if c.version == codec.V5 && c.s != nil {
 		c.send(&codec.Disconnect{Reason: rc})

@@ -131,12 +131,7 @@ func TestMemoryAccountAddsUp(t *testing.T) {
 // A message dropped instead of sent (over the client's Maximum Packet Size) releases its charge.
 func TestMemoryAccountAfterDiscard(t *testing.T) {
 	b, addr := startBroker(t, func(o *Options) { o.SysInterval = 0 })
-	sub := dial(t, addr, codec.V5)
-	cp := &codec.Connect{ClientID: "small", CleanStart: true}
-	cp.Props.Present.Set(codec.PropMaximumPacketSize)
-	cp.Props.MaximumPacketSize = 200
-	sub.connect(cp)
-	sub.subscribe(1, "t", 1)
+	sub := connectLimited(t, addr, "small", 200, "t")
 	pub, _ := connectClient(t, addr, codec.V311, "pub", true)
 	pub.publish(1, "t", 1, strings.Repeat("x", 1000)) // too large for sub: discarded
 	pub.publish(2, "t", 1, "fits")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime/metrics"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -43,7 +44,7 @@ func (b *Broker) publishSys(start time.Time) {
 		onDisk, diskBytes := s.queue.Spilled()
 		spilled += onDisk
 		spilledBytes += diskBytes
-		if perClient {
+		if perClient && sysClientTopics(id) {
 			clients = append(clients, clientStat{id, n, len(s.inflight), s.dropped})
 		}
 		s.mu.Unlock()
@@ -94,10 +95,31 @@ func (b *Broker) publishSys(start time.Time) {
 		b.publishSysValue("$SYS/broker/"+v.topic, v.value)
 	}
 	for _, c := range clients {
+		if b.session(c.id) == nil {
+			continue // ended since: its values were deleted, and must not come back
+		}
 		prefix := "$SYS/broker/clients/" + c.id + "/"
 		b.publishSysValue(prefix+"queued", c.queued)
 		b.publishSysValue(prefix+"inflight", c.inflight)
 		b.publishSysValue(prefix+"dropped", c.dropped)
+	}
+}
+
+// perClientSysTopics are the per-client values under $SYS/broker/clients/<id>/.
+var perClientSysTopics = [...]string{"queued", "inflight", "dropped"}
+
+// sysClientTopics reports whether a client id can name $SYS topics: one with a wildcard or a
+// level separator would make an invalid or misleading topic name, and is left out.
+func sysClientTopics(id string) bool { return !strings.ContainsAny(id, "+#/") }
+
+// forgetSysClientLocked deletes the retained per-client $SYS values of a session that ended,
+// which would otherwise stay for good. b.mu is held.
+func (b *Broker) forgetSysClientLocked(id string) {
+	if !sysClientTopics(id) {
+		return
+	}
+	for _, t := range perClientSysTopics {
+		b.deleteRetained("$SYS/broker/clients/" + id + "/" + t)
 	}
 }
 

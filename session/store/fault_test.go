@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -239,5 +240,33 @@ func TestReopenAfterFullDisk(t *testing.T) {
 		if st.Sessions[id] == nil {
 			t.Errorf("session %q reported durable is missing", id)
 		}
+	}
+}
+
+// The log's counters ($SYS disk/bytes written, disk/fsyncs) stay cumulative across the Reopen
+// that follows a failed write: the new log starts its own from zero.
+func TestStatsAcrossReopen(t *testing.T) {
+	f := waltest.NewFaultFS(waltest.NewMemFS())
+	s, _ := mustOpen(t, testOptions(t, f))
+	defer s.Close()
+	var b Batch
+	for i := range 20 {
+		b.PutSession(&Session{ClientID: fmt.Sprint("c", i)})
+		mustSync(t, s, &b)
+	}
+	before := s.Stats().Log
+	f.FailAt(1, syscall.ENOSPC, true)
+	b.PutSession(&Session{ClientID: "lost"})
+	if err := s.Sync(&b); err == nil {
+		t.Fatal("a commit succeeded on a full disk")
+	}
+	b.Reset()
+	f.Heal()
+	if err := s.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	after := s.Stats().Log
+	if after.BytesWritten < before.BytesWritten || after.Fsyncs < before.Fsyncs || after.Records < before.Records {
+		t.Fatalf("counters went back across Reopen: %+v, then %+v", before, after)
 	}
 }

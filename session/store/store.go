@@ -25,6 +25,10 @@ type Store struct {
 	nextMsgID atomic.Uint64
 	sinceCkpt atomic.Int64 // log bytes (records and padding) since the last checkpoint began
 	padSeen   atomic.Int64 // the log's padding count when sinceCkpt last took it in
+	// reopened holds the counters of the logs Reopen replaced, so that Stats stays
+	// cumulative.
+	reopenedMu sync.Mutex
+	reopened   wal.Stats
 	readSince atomic.Int64 // bytes ReadQueued read through the map since its pages were dropped
 
 	// dbFile is checkpoint.db opened for reading queues back with pread (pages.go) and for
@@ -50,7 +54,7 @@ type Store struct {
 
 // Stats are counters of a Store since Open.
 type Stats struct {
-	Log           wal.Stats // bytes, records, fsyncs and segments of the log
+	Log           wal.Stats // bytes, records, fsyncs and segments of the log, since Open (across Reopen)
 	Checkpoints   int64     // checkpoints done (recovery counts as one when it applied records)
 	CheckpointPos wal.Pos   // the log position checkpoint.db reflects
 	QueueReads    int64     // reads of queued entries back from checkpoint.db (ReadQueued calls)
@@ -387,13 +391,22 @@ func (s *Store) Reopen() error {
 	if s.closed {
 		return ErrClosed
 	}
-	s.wal().Close() // it failed already; its error says nothing new
+	old := s.wal()
+	old.Close() // it failed already; its error says nothing new
 	l, err := wal.Open(s.opts.WAL)
 	if err != nil {
 		return logError(s.opts.Dir, err)
 	}
 	s.padSeen.Store(0) // the new log counts its padding from zero; the old one takes no commits
+	st := old.Stats()
+	s.reopenedMu.Lock() // with the swap, so that Stats never counts the old log twice
+	s.reopened.Records += st.Records
+	s.reopened.BytesWritten += st.BytesWritten
+	s.reopened.Padding += st.Padding
+	s.reopened.Fsyncs += st.Fsyncs
+	s.reopened.DirSyncs += st.DirSyncs
 	s.logp.Store(l)
+	s.reopenedMu.Unlock()
 	return s.pad(wal.Pos(s.ckptPos.Load()))
 }
 
@@ -572,8 +585,16 @@ func (s *Store) checkpointer() {
 
 // Stats returns the store's counters.
 func (s *Store) Stats() Stats {
+	s.reopenedMu.Lock()
+	log := s.wal().Stats()
+	log.Records += s.reopened.Records
+	log.BytesWritten += s.reopened.BytesWritten
+	log.Padding += s.reopened.Padding
+	log.Fsyncs += s.reopened.Fsyncs
+	log.DirSyncs += s.reopened.DirSyncs
+	s.reopenedMu.Unlock()
 	st := Stats{
-		Log:           s.wal().Stats(),
+		Log:           log,
 		Checkpoints:   s.ckpts.Load(),
 		CheckpointPos: wal.Pos(s.ckptPos.Load()),
 		QueueReads:    s.reads.Load(),
