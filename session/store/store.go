@@ -29,7 +29,7 @@ type Store struct {
 	// cumulative.
 	reopenedMu sync.Mutex
 	reopened   wal.Stats
-	readSince atomic.Int64 // bytes ReadQueued read through the map since its pages were dropped
+	readSince  atomic.Int64 // bytes ReadQueued read through the map since its pages were dropped
 
 	// dbFile is checkpoint.db opened for reading queues back with pread (pages.go) and for
 	// dropping it from the page cache (Options.Lean); nil if it could not be opened, and then
