@@ -148,8 +148,7 @@ func (b *Broker) Reload(r Reloadable) error {
 	for _, s := range b.sessionList() {
 		s.mu.Lock()
 		dropped := s.queue.SetCap(want.MaxQueued)
-		s.dropped += uint64(len(dropped))
-		b.stats.MessagesDropped.Add(uint64(len(dropped)))
+		s.countDropsLocked(len(dropped))
 		s.signalRoomLocked()
 		s.mu.Unlock()
 		b.deleteEntries(s, dropped)

@@ -1100,9 +1100,8 @@ func (c *conn) writeOutbound(o *outbound, m *Message, dup bool) error {
 	if errors.Is(err, codec.PacketTooLarge) {
 		c.discard(o) // [MQTT-3.1.2-25] a packet over the client's limit is dropped as if delivered
 		c.s.mu.Lock()
-		c.s.dropped++ // counted, per client and in total, as any other drop
+		c.s.countDropsLocked(1) // as any other drop
 		c.s.mu.Unlock()
-		c.b.stats.MessagesDropped.Add(1)
 		return nil
 	}
 	if err == nil {

@@ -451,10 +451,9 @@ func (b *Broker) Restore(st *store.State) {
 		s.v5.Store(s.version == codec.V5)
 		s.persistent, s.stored = true, true
 		s.expiry = time.Duration(ss.Session.Expiry)
+		// Never 0: store.Open gives a session connected when the broker stopped the time of
+		// the Open, and stores it.
 		s.disconnectedAt = ss.Session.DisconnectedAt
-		if s.disconnectedAt == 0 {
-			s.disconnectedAt = now.UnixNano() // the broker stopped while it was connected
-		}
 		s.willDelay = time.Duration(ss.Session.WillDelay)
 		if ss.Session.Will != nil {
 			s.setWillLocked(messageFromRecord(ss.Session.Will))

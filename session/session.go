@@ -139,8 +139,7 @@ func (s *Session) offerLocked(d *delivery, mayWait bool, now time.Time) (offerRe
 		s.b.log.Warn("session queue full: dropping messages", "client", s.id, "online", s.conn != nil,
 			"policy", s.b.o().Overflow, "dropped_so_far", s.dropped, "qos", d.qos)
 	}
-	s.dropped++
-	s.b.stats.MessagesDropped.Add(1)
+	s.countDropsLocked(1)
 	if s.b.o().Overflow != DropOldest {
 		return offerDropped, nil, nil
 	}
@@ -161,8 +160,7 @@ func (s *Session) offerLocked(d *delivery, mayWait bool, now time.Time) (offerRe
 		evicted = append(evicted, old)
 	}
 	if dropped > 1 { // the first one is counted above
-		s.dropped += uint64(dropped - 1)
-		s.b.stats.MessagesDropped.Add(uint64(dropped - 1))
+		s.countDropsLocked(dropped - 1)
 	}
 	if !s.queue.Push(d) {
 		return offerDropped, nil, evicted // a queue capacity of 0 holds nothing
@@ -170,6 +168,13 @@ func (s *Session) offerLocked(d *delivery, mayWait bool, now time.Time) (offerRe
 	s.stampLocked(d)
 	s.kickLocked()
 	return offerQueued, nil, evicted
+}
+
+// countDropsLocked counts n messages dropped on their way to s's client, for the session and
+// in total ($SYS/broker/clients/<id>/dropped and publish/messages/dropped). s.mu is held.
+func (s *Session) countDropsLocked(n int) {
+	s.dropped += uint64(n)
+	s.b.stats.MessagesDropped.Add(uint64(n))
 }
 
 // stampLocked gives a newly queued delivery its store sequence number and holds it, when it

@@ -28,9 +28,8 @@ func (b *Broker) sysLoop(every time.Duration) {
 func (b *Broker) publishSys(start time.Time) {
 	queued, bytes, spilled, spilledBytes := 0, int64(0), 0, int64(0)
 	type clientStat struct {
-		id               string
-		queued, inflight int
-		dropped          uint64
+		id     string
+		values [len(perClientSysTopics)]uint64 // in the order of perClientSysTopics
 	}
 	var clients []clientStat
 	perClient := b.o().SysPerClient
@@ -45,7 +44,7 @@ func (b *Broker) publishSys(start time.Time) {
 		spilled += onDisk
 		spilledBytes += diskBytes
 		if perClient && sysClientTopics(id) {
-			clients = append(clients, clientStat{id, n, len(s.inflight), s.dropped})
+			clients = append(clients, clientStat{id, [...]uint64{uint64(n), uint64(len(s.inflight)), s.dropped}})
 		}
 		s.mu.Unlock()
 	}
@@ -98,10 +97,9 @@ func (b *Broker) publishSys(start time.Time) {
 		if b.session(c.id) == nil {
 			continue // ended since: its values were deleted, and must not come back
 		}
-		prefix := "$SYS/broker/clients/" + c.id + "/"
-		b.publishSysValue(prefix+"queued", c.queued)
-		b.publishSysValue(prefix+"inflight", c.inflight)
-		b.publishSysValue(prefix+"dropped", c.dropped)
+		for i, t := range perClientSysTopics {
+			b.publishSysValue("$SYS/broker/clients/"+c.id+"/"+t, c.values[i])
+		}
 	}
 }
 

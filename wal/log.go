@@ -338,6 +338,10 @@ func (l *Log) Stats() Stats {
 	}
 }
 
+// Padding returns the bytes of padding frames written since Open (Stats().Padding, without
+// reading the other counters: the store reads it at every commit).
+func (l *Log) Padding() int64 { return l.padding.Load() }
+
 // fail poisons the log with err; l.mu is held.
 func (l *Log) fail(err error) {
 	if l.err == nil {

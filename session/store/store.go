@@ -432,7 +432,7 @@ func (s *Store) Commit(b *Batch) (wal.Pos, error) {
 	}
 	// The log's padding counts too: at one record per sync it can be most of the disk space
 	// the log takes, which checkpoints are there to bound.
-	n := int64(len(b.buf)) + s.newPadding(l.Stats().Padding)
+	n := int64(len(b.buf)) + s.newPadding(l.Padding())
 	if s.sinceCkpt.Add(n) >= s.opts.CheckpointBytes {
 		select {
 		case s.kick <- struct{}{}:
