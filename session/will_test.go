@@ -93,6 +93,17 @@ func TestDelayedWillAfterARestart(t *testing.T) {
 		}
 		return nil
 	})
+	// The disconnections must be on disk: a record of the session built now and waited for
+	// (the connection's own is only committed, and a power cut may take it).
+	for _, id := range []string{"soon", "later"} {
+		p, err := d.b.saveSession(d.b.session(id))
+		if err == nil {
+			err = d.b.store.Wait(p)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	r := d.powerCutWith(1, aMinuteLater) // to it, the clients left a minute ago
 	watcher, _ := connectClient(t, r.addr, codec.V311, "watcher", false)
 	if p := watcher.receive(); string(p.Payload) != "bye soon" {
