@@ -180,3 +180,82 @@ func TestPadToOverTheMaximum(t *testing.T) {
 		t.Fatalf("replayed %d records, want 1", len(got))
 	}
 }
+
+// A power cut may keep a later page of the last write and lose an earlier one: an SD card
+// persists pages in its own order. Every sync of a padded segment follows a padding frame, so
+// damage with valid records after it but no padding is in a write that was never synced: a
+// torn tail, cut off with those records. With padding after the damage, the damaged write may
+// have been synced: Open fails as before, and the operator runs repair.
+func TestDamageInAnUnsyncedWriteIsATornTail(t *testing.T) {
+	seg, starts, ends := validSegment(t, tableRecs) // each record synced: padding after each
+	n := len(tableRecs)
+	frame := func(i int) []byte { return seg[starts[i]:ends[i]] }
+	// The last three records written at once and not synced: no padding between or after them.
+	unsynced := bytes.Clone(seg[:starts[n-3]])
+	for i := n - 3; i < n; i++ {
+		unsynced = append(unsynced, frame(i)...)
+	}
+	for _, hit := range []int{n - 3, n - 2} {
+		off := starts[n-3]
+		for i := n - 3; i < hit; i++ {
+			off += len(frame(i))
+		}
+		bad := bytes.Clone(unsynced)
+		bad[off+12] ^= 0x01 // the payload's first byte: its checksum fails
+		got, m, err := openAndCount(t, bad)
+		if err != nil || len(got) != hit {
+			t.Fatalf("damage in record %d of the unsynced write: %d records, %v; want %d", hit+1, len(got), err, hit)
+		}
+		if size := len(m.Snapshot(segPath(1))); size != off {
+			t.Fatalf("damage in record %d: file is %d bytes after repair, want %d", hit+1, size, off)
+		}
+	}
+
+	// The same write with its padding: damage in it is not taken for a torn tail.
+	synced := append(bytes.Clone(unsynced), seg[ends[n-1]:]...)
+	if len(synced) == len(unsynced) {
+		t.Fatal("the last record has no padding after it")
+	}
+	synced[starts[n-3]+12] ^= 0x01
+	var ce *wal.CorruptError
+	if _, _, err := openAndCount(t, synced); !errors.As(err, &ce) || ce.Offset != int64(starts[n-3]) {
+		t.Fatalf("damage in a padded write: %v; want a CorruptError at offset %d", err, starts[n-3])
+	}
+
+	// A segment with no padding before the damage gives no such proof (its writer may not
+	// pad): valid records after the damage make it corrupt, as in version 1.
+	first := bytes.Clone(seg[:starts[0]])
+	for i := range 3 {
+		first = append(first, frame(i)...)
+	}
+	first[starts[0]] ^= 0x01 // the first frame's header
+	if _, _, err := openAndCount(t, first); !errors.As(err, &ce) || ce.Offset != int64(starts[0]) {
+		t.Fatalf("damage before any padding: %v; want a CorruptError at offset %d", err, starts[0])
+	}
+}
+
+// A sync that ends less than a frame header before a page boundary, or on one, pads to the
+// boundary after: recovery relies on a padding frame after every sync.
+func TestSyncAtABoundaryStillPads(t *testing.T) {
+	for _, short := range []int{0, 1, 11, 12} {
+		m := waltest.NewMemFS()
+		l := mustOpen(t, memOptions(m, 1<<20))
+		// The header is 28 bytes and a frame 12 plus its payload: this record ends short bytes
+		// before the end of the second block.
+		rec := bytes.Repeat([]byte{'r'}, 2*testPadTo-short-28-12)
+		if _, err := l.AppendSync(rec); err != nil {
+			t.Fatal(err)
+		}
+		end := 28 + 12 + len(rec)
+		want := end + short
+		if short < 12 {
+			want += testPadTo
+		}
+		if got := len(m.Snapshot(segPath(1))); got != want {
+			t.Fatalf("%d bytes short of the boundary: segment is %d bytes, want %d", short, got, want)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
