@@ -63,9 +63,21 @@ type Broker struct {
 	matchPool sync.Pool // *topic.Matches
 }
 
+// connected counts a client in, and in the maximum.
+func (st *Stats) connected() {
+	n := st.ClientsConnected.Add(1)
+	for {
+		m := st.ClientsMaximum.Load()
+		if n <= m || st.ClientsMaximum.CompareAndSwap(m, n) {
+			return
+		}
+	}
+}
+
 // Stats are the broker's running counters. All fields are safe to read at any time.
 type Stats struct {
 	ClientsConnected atomic.Int64
+	ClientsMaximum   atomic.Int64  // the most clients connected at once
 	MessagesReceived atomic.Uint64 // PUBLISH packets from clients
 	MessagesSent     atomic.Uint64 // PUBLISH packets to clients
 	// MessagesDropped counts messages dropped by a queue's overflow policy, as too large for

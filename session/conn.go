@@ -442,7 +442,7 @@ func (c *conn) connect(cp *codec.Connect) bool {
 	// Deliveries wait until CONNACK is out: the loop starts below.
 	c.delivering = true
 	s.mu.Unlock()
-	b.stats.ClientsConnected.Add(1) // attached: detaching it (finish, takeover) counts it out
+	b.stats.connected() // attached: detaching it (finish, takeover) counts it out
 	b.mu.Unlock()
 	saved, saveErr := b.saveSession(s)
 	for _, w := range wills {

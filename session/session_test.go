@@ -566,6 +566,9 @@ func TestSysTopics(t *testing.T) {
 	want := map[string]string{
 		"$SYS/broker/version":               "edgebroker test",
 		"$SYS/broker/clients/connected":     "3",
+		"$SYS/broker/clients/disconnected":  "1", // parked
+		"$SYS/broker/clients/total":         "4",
+		"$SYS/broker/clients/maximum":       "3",
 		"$SYS/broker/clients/all/queued":    "0",
 		"$SYS/broker/clients/parked/queued": "3",
 		"$SYS/broker/store/messages/count":  "3",

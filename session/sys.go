@@ -35,6 +35,8 @@ func (b *Broker) publishSys(start time.Time) {
 	perClient := b.o().SysPerClient
 	b.mu.RLock()
 	sessions := len(b.sessions)
+	// Connections are counted in and out under b.mu: with it held the two agree.
+	disconnected := max(0, int64(sessions)-b.stats.ClientsConnected.Load())
 	for id, s := range b.sessions {
 		s.mu.Lock()
 		n := s.queue.Len()
@@ -60,6 +62,8 @@ func (b *Broker) publishSys(start time.Time) {
 		{"uptime", fmt.Sprintf("%d seconds", int64(b.now().Sub(start).Seconds()))},
 		{"clients/connected", st.ClientsConnected.Load()},
 		{"clients/total", sessions},
+		{"clients/disconnected", disconnected}, // persistent sessions without a connection
+		{"clients/maximum", st.ClientsMaximum.Load()},
 		{"messages/received", st.MessagesReceived.Load()},
 		{"messages/sent", st.MessagesSent.Load()},
 		{"publish/messages/dropped", st.MessagesDropped.Load()},
