@@ -35,14 +35,6 @@
 // Open reads every segment and checks every checksum. Damage that a power cut explains is
 // repaired: a record that is torn, or fails its checksums, at the end of the last segment, with
 // no valid record after it, is cut off (the file is truncated and synced; a warning is logged).
-// So is damage in the last write of a segment whose writer padded (a padding frame comes
-// before the damage) when no padding frame comes after it: since every sync of such a segment
-// follows a padding frame, the records after the damage were never synced, and a power cut
-// may have kept a later page of that write and lost an earlier one (SD cards and other flash
-// persist pages in their own order). Damage followed by padding stays an error even when that
-// write's sync had not finished: recovery cannot tell, and refuses rather than guess. Either
-// rule also cuts damage that is not a power cut's (a bad sector) if it lies where a torn write
-// could: the log cannot tell them apart.
 // Damage anywhere else makes Open fail with a *CorruptError (errors.Is ErrCorrupt) that names the
 // file and the offset; Repair then moves the damaged part aside as <segment>.broken, never
 // deleting anything, and Open succeeds with the records before the damage. Recovery changes the
@@ -91,11 +83,9 @@
 // which is not zero.
 //
 // Version 2 adds padding frames. Before each sync the writer pads the segment to a multiple of
-// the page size (Options.PadTo), so that the next write starts on a fresh page: without it,
-// every sync writes the page the previous sync ended in a second time (twice the flash writes
-// at small batches). When less than a frame header's worth is missing, or nothing, it pads to
-// the multiple after: every sync of a padded segment follows a padding frame (see Recovery).
-// A padding frame is:
+// the page size (Options.PadTo) when at least a frame header's worth is missing, so that the
+// next write starts on a fresh page: without it, every sync writes the page the previous sync
+// ended in a second time (twice the flash writes at small batches). A padding frame is:
 //
 //	offset size  field
 //	0      4     0xFFFFFFFF (a length no record can have)

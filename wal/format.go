@@ -147,13 +147,11 @@ func padHeader(seed uint32, h []byte) (filler int64, ok bool) {
 }
 
 // padSize returns the size of the padding frame that takes a segment of size bytes to the
-// next multiple of align, or to the one after when the gap is too small for a frame header
-// (12 bytes) or there is none: every sync of a padded segment follows a padding frame, which
-// is how recovery tells a write that was synced from one that was not (doc.go).
+// next multiple of align, or 0 when none is needed or none fits (a frame header is 12 bytes).
 func padSize(size, align int64) int {
 	gap := (align - size%align) % align
-	for gap < frameHeaderSize {
-		gap += align
+	if gap < frameHeaderSize {
+		return 0
 	}
 	return int(gap)
 }
@@ -172,11 +170,9 @@ type segReader struct {
 	seed  uint32
 	// padded: the segment's format version allows padding frames (version 2 on).
 	padded bool
-	// sawPadding: next skipped a padding frame, so the segment's writer padded its syncs.
-	sawPadding bool
-	off        int64 // offset of the next frame
-	br         *bufio.Reader
-	buf        []byte
+	off    int64 // offset of the next frame
+	br     *bufio.Reader
+	buf    []byte
 }
 
 // openSegment opens a segment and checks its header against the first position in its name.
@@ -260,7 +256,6 @@ func (r *segReader) next() ([]byte, error) {
 				return nil, err
 			}
 			r.off += frameHeaderSize + filler
-			r.sawPadding = true
 			continue
 		}
 		n, dcrc, ok := frameHeader(r.seed, h[:])
@@ -295,45 +290,30 @@ func (r *segReader) corrupt(reason string) error {
 	return &CorruptError{Path: r.path, Offset: r.off, Reason: reason}
 }
 
-// validRecordFrom reports whether a complete, valid record starts anywhere at or after byte
-// from. Called with the byte after damage: without one, the damage is a torn tail, everything
-// from the damage on being what a power cut left of writes that never completed.
-func (r *segReader) validRecordFrom(from int64) (bool, error) {
-	return r.scanFrom(from, func(at int64, h []byte) (bool, error) {
-		plen, dcrc, ok := frameHeader(r.seed, h)
-		if !ok || plen > r.size-at-frameHeaderSize {
-			return false, nil
-		}
-		payload := make([]byte, plen)
-		if _, err := r.f.ReadAt(payload, at+frameHeaderSize); err != nil && !errors.Is(err, io.EOF) {
-			return false, err
-		}
-		return payloadOK(h, payload, dcrc), nil
-	})
-}
-
-// paddingFrom reports whether a padding frame (its header valid, its filler within the file)
-// starts anywhere at or after byte from.
-func (r *segReader) paddingFrom(from int64) (bool, error) {
-	return r.scanFrom(from, func(at int64, h []byte) (bool, error) {
-		filler, ok := padHeader(r.seed, h)
-		return ok && filler <= r.size-at-frameHeaderSize, nil
-	})
-}
-
-// scanFrom calls found with every offset at or after from where a frame header fits, and the
-// bytes there, until found reports true or fails.
-func (r *segReader) scanFrom(from int64, found func(at int64, h []byte) (bool, error)) (bool, error) {
+// validFrameAfter reports whether a complete, valid record starts anywhere after the damage at
+// r.off. Without one, the damage is a torn tail: everything from r.off on is what a power cut
+// left of writes that never completed.
+func (r *segReader) validFrameAfter() (bool, error) {
 	const window = 64 << 10
 	buf := make([]byte, window+frameHeaderSize-1)
-	for start := from; start+frameHeaderSize <= r.size; start += window {
+	for start := r.off + 1; start+frameHeaderSize <= r.size; start += window {
 		n := min(int64(len(buf)), r.size-start)
 		if _, err := r.f.ReadAt(buf[:n], start); err != nil && !errors.Is(err, io.EOF) {
 			return false, err
 		}
 		for i := int64(0); i+frameHeaderSize <= n && i < window; i++ {
-			if ok, err := found(start+i, buf[i:i+frameHeaderSize]); ok || err != nil {
-				return ok, err
+			h := buf[i : i+frameHeaderSize]
+			plen, dcrc, ok := frameHeader(r.seed, h)
+			at := start + i
+			if !ok || plen > r.size-at-frameHeaderSize {
+				continue
+			}
+			payload := make([]byte, plen)
+			if _, err := r.f.ReadAt(payload, at+frameHeaderSize); err != nil && !errors.Is(err, io.EOF) {
+				return false, err
+			}
+			if payloadOK(h, payload, dcrc) {
+				return true, nil
 			}
 		}
 	}

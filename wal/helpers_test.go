@@ -25,14 +25,13 @@ func memOptions(fsys wal.FS, segSize int64) wal.Options {
 	return o
 }
 
-// padded returns size rounded up as a sync pads it: to the next multiple of testPadTo, or the
-// one after when fewer bytes than a frame header are missing.
+// padded returns size rounded up as a sync pads it: to the next multiple of testPadTo, unless
+// fewer bytes than a frame header are missing.
 func padded(size int) int {
-	gap := (testPadTo - size%testPadTo) % testPadTo
-	for gap < 12 {
-		gap += testPadTo
+	if gap := (testPadTo - size%testPadTo) % testPadTo; gap >= 12 {
+		return size + gap
 	}
-	return size + gap
+	return size
 }
 
 func mustOpen(t testing.TB, o wal.Options) *wal.Log {

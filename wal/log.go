@@ -396,11 +396,11 @@ func (l *Log) flush(sync bool) bool {
 		// Pad the segment to a page boundary before the sync: the next write then starts on
 		// a fresh page instead of dirtying this one again, so each sync writes the partial
 		// page once, not twice (flash wear, and half the page writes at typical batches).
-		// The padding also marks the sync for recovery (torn writes, doc.go).
-		n := padSize(l.segSize, l.opts.PadTo)
-		buf = appendPad(buf, l.seed, n)
-		l.segSize += int64(n)
-		l.padding.Add(int64(n))
+		if n := padSize(l.segSize, l.opts.PadTo); n > 0 {
+			buf = appendPad(buf, l.seed, n)
+			l.segSize += int64(n)
+			l.padding.Add(int64(n))
+		}
 	}
 	l.room.Broadcast()
 	l.mu.Unlock()

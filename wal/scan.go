@@ -88,14 +88,7 @@ func scanSegment(fsys FS, path string, first Pos, br *bufio.Reader) (segState, e
 				return s, err
 			}
 			s.damage = err
-			valid, err := r.validRecordFrom(r.off + 1)
-			if err == nil && valid && r.sawPadding {
-				// This segment's writer padded before every sync: records after the damage
-				// with no padding after them were never synced, and the damage is in the
-				// last write, which the power cut tore, its pages persisted out of order
-				// (doc.go).
-				valid, err = r.paddingFrom(r.off + 1)
-			}
+			valid, err := r.validFrameAfter()
 			s.torn = !valid
 			s.good = r.off
 			return s, err
