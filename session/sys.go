@@ -35,8 +35,9 @@ func (b *Broker) publishSys(start time.Time) {
 	perClient := b.o().SysPerClient
 	b.mu.RLock()
 	sessions := len(b.sessions)
-	// Connections are counted in and out under b.mu: with it held the two agree.
-	disconnected := max(0, int64(sessions)-b.stats.ClientsConnected.Load())
+	// Connections are counted in and out under b.mu: with it held the counts agree.
+	connected := b.stats.ClientsConnected.Load()
+	disconnected := max(0, int64(sessions)-connected)
 	for id, s := range b.sessions {
 		s.mu.Lock()
 		n := s.queue.Len()
@@ -60,7 +61,7 @@ func (b *Broker) publishSys(start time.Time) {
 	}{
 		{"version", "edgebroker " + b.o().Version},
 		{"uptime", fmt.Sprintf("%d seconds", int64(b.now().Sub(start).Seconds()))},
-		{"clients/connected", st.ClientsConnected.Load()},
+		{"clients/connected", connected},
 		{"clients/total", sessions},
 		{"clients/disconnected", disconnected}, // persistent sessions without a connection
 		{"clients/maximum", st.ClientsMaximum.Load()},
