@@ -180,7 +180,16 @@ func (m *MemFS) SyncDir(dir string) error {
 // which can tear the last write anywhere, even inside a frame header; a file truncated since
 // its last Sync comes back either as synced or truncated with part of what followed. Files
 // opened before the crash fail with ErrStale afterwards.
-func (m *MemFS) Crash(rng *rand.Rand) {
+func (m *MemFS) Crash(rng *rand.Rand) { m.crash(rng, false) }
+
+// CrashOutOfOrder is Crash on a disk that persists the sectors of a write in its own order, as
+// SD cards and other flash may: after a file keeps its synced bytes and a random prefix of what
+// followed, each 512-byte sector of that unsynced prefix is lost (reads as zeros) with
+// probability one in four, so that a later sector of a write can survive an earlier one.
+// Synced bytes always survive.
+func (m *MemFS) CrashOutOfOrder(rng *rand.Rand) { m.crash(rng, true) }
+
+func (m *MemFS) crash(rng *rand.Rand, outOfOrder bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.gen++
@@ -194,13 +203,16 @@ func (m *MemFS) Crash(rng *rand.Rand) {
 		for _, n := range ents {
 			if !seen[n] {
 				seen[n] = true
-				n.crash(rng)
+				n.crash(rng, outOfOrder)
 			}
 		}
 	}
 }
 
-func (n *memNode) crash(rng *rand.Rand) {
+// sectorSize is the unit CrashOutOfOrder loses.
+const sectorSize = 512
+
+func (n *memNode) crash(rng *rand.Rand, outOfOrder bool) {
 	common := 0
 	for common < len(n.data) && common < len(n.synced) && n.data[common] == n.synced[common] {
 		common++
@@ -209,6 +221,11 @@ func (n *memNode) crash(rng *rand.Rand) {
 		n.data = slices.Clone(n.synced)
 	} else {
 		n.data = slices.Clone(n.data[:common+rng.IntN(len(n.data)-common+1)])
+		for from := common; outOfOrder && from < len(n.data); from = (from/sectorSize + 1) * sectorSize {
+			if rng.IntN(4) == 0 {
+				clear(n.data[from:min(len(n.data), (from/sectorSize+1)*sectorSize)])
+			}
+		}
 	}
 	n.synced = slices.Clone(n.data)
 }
