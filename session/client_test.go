@@ -181,6 +181,23 @@ func parkSubscriber(t *testing.T, addr string, v codec.Version, id, filter strin
 	c.expectClosed()
 }
 
+// resumeWithReceiveMaximum connects the 5.0 client id to its persistent session (kept an hour
+// after a disconnection) with a Receive Maximum of receiveMax, and fails the test unless the
+// session was there (Session Present).
+func resumeWithReceiveMaximum(t *testing.T, addr, id string, receiveMax uint16) *client {
+	t.Helper()
+	c := dial(t, addr, codec.V5)
+	cp := &codec.Connect{ClientID: id, KeepAlive: 60}
+	cp.Props.Present.Set(codec.PropSessionExpiry)
+	cp.Props.SessionExpiry = 3600
+	cp.Props.Present.Set(codec.PropReceiveMaximum)
+	cp.Props.ReceiveMaximum = receiveMax
+	if ack := c.connect(cp); !ack.SessionPresent {
+		t.Fatalf("%s: Session Present = 0, want its session back", id)
+	}
+	return c
+}
+
 // connectLimited connects a clean 5.0 client id with a Maximum Packet Size of maxPacket and
 // subscribes it to filter at QoS 1.
 func connectLimited(t *testing.T, addr, id string, maxPacket uint32, filter string) *client {

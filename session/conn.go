@@ -1354,8 +1354,7 @@ func (c *conn) finish() {
 	case s.will != nil && s.persistent && s.willDelay > 0:
 		// At shutdown the delayed will stays with the session, stored: Restore schedules it.
 		if !b.closed {
-			w := s.will
-			s.willTimer = time.AfterFunc(s.willDelay, func() { b.publishDelayedWill(s, w) })
+			s.scheduleWillLocked(s.willDelay)
 		}
 	case s.persistent:
 		// A connection the server closes, at shutdown too, sends its will [MQTT-3.1.2-8].

@@ -152,15 +152,7 @@ func TestAcknowledgedMessagesSurvivePowerCut(t *testing.T) {
 
 			r := d.powerCut(seed)
 			// Receive Maximum 1: one message at a time, so that each exchange can be checked.
-			sub := dial(t, r.addr, codec.V5)
-			cp := &codec.Connect{ClientID: "sub"}
-			cp.Props.Present.Set(codec.PropSessionExpiry)
-			cp.Props.SessionExpiry = 3600
-			cp.Props.Present.Set(codec.PropReceiveMaximum)
-			cp.Props.ReceiveMaximum = 1
-			if ack := sub.connect(cp); !ack.SessionPresent {
-				t.Fatal("Session Present = 0 after the power cut")
-			}
+			sub := resumeWithReceiveMaximum(t, r.addr, "sub", 1)
 			for i, w := range want {
 				if got := sub.receive(); string(got.Payload) != w || got.QoS != byte(1+i%2) {
 					t.Fatalf("message %d: got %q QoS %d, want %q", i, got.Payload, got.QoS, w)

@@ -501,9 +501,7 @@ func (b *Broker) Restore(st *store.State) {
 	// now that every subscription is back.
 	for _, s := range withWill {
 		s.mu.Lock()
-		w := s.will
-		left := s.willDelay - now.Sub(time.Unix(0, s.disconnectedAt))
-		s.willTimer = time.AfterFunc(max(left, 0), func() { b.publishDelayedWill(s, w) })
+		s.scheduleWillLocked(s.willDelay - now.Sub(time.Unix(0, s.disconnectedAt)))
 		s.mu.Unlock()
 	}
 }

@@ -272,8 +272,6 @@ func (s *Session) takeBatchLocked(c *conn, out []*outbound, limit int) (_ []*out
 	return out, expired, want
 }
 
-// inflightInOrderLocked returns the in-flight messages in the order they were first sent, for
-// resending after a reconnect [MQTT-4.4.0-1].
 // resendLocked returns what a new connection sends again of what is in flight, in order:
 // every PUBREL, and PUBLISHes while the client's Receive Maximum (window) has room
 // [MQTT-3.3.4-7], counting the PUBRELs, whose messages it still counts. The other PUBLISHes
@@ -331,6 +329,8 @@ func (s *Session) takeUnsentLocked(window int, out []*outbound) []*outbound {
 	return out
 }
 
+// inflightInOrderLocked returns the in-flight messages in the order they were first sent, for
+// resending after a reconnect [MQTT-4.4.0-1].
 func (s *Session) inflightInOrderLocked() []*outbound {
 	out := make([]*outbound, 0, len(s.inflight))
 	for _, o := range s.inflight {
@@ -388,6 +388,13 @@ func (s *Session) putInflightLocked(o *outbound) {
 func (s *Session) deleteInflightLocked(o *outbound) {
 	delete(s.inflight, o.id)
 	s.holdLocked(-deliverySize(o.d))
+}
+
+// scheduleWillLocked publishes the pending will after the given time, unless its client comes
+// back or the session ends first (publishDelayedWill).
+func (s *Session) scheduleWillLocked(after time.Duration) {
+	w := s.will
+	s.willTimer = time.AfterFunc(max(after, 0), func() { s.b.publishDelayedWill(s, w) })
 }
 
 // takeWillLocked returns the pending will, if any, and forgets it.

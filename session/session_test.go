@@ -910,15 +910,7 @@ func TestResendKeepsToTheNewReceiveMaximum(t *testing.T) {
 		ids[string(p.Payload)] = p.PacketID
 	}
 	sub.nc.Close()
-	c := dial(t, addr, codec.V5)
-	cp := &codec.Connect{ClientID: "sub", KeepAlive: 60}
-	cp.Props.Present.Set(codec.PropSessionExpiry)
-	cp.Props.SessionExpiry = 3600
-	cp.Props.Present.Set(codec.PropReceiveMaximum)
-	cp.Props.ReceiveMaximum = 2
-	if ack := c.connect(cp); !ack.SessionPresent {
-		t.Fatal("the session is gone")
-	}
+	c := resumeWithReceiveMaximum(t, addr, "sub", 2)
 	if rel, ok := c.next().(*codec.Ack); !ok || rel.Kind != codec.PUBREL || rel.PacketID != q2.PacketID {
 		t.Fatalf("got %+v, want PUBREL %d first", rel, q2.PacketID)
 	}

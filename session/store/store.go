@@ -397,14 +397,9 @@ func (s *Store) Reopen() error {
 	if err != nil {
 		return logError(s.opts.Dir, err)
 	}
-	s.padSeen.Store(0) // the new log counts its padding from zero; the old one takes no commits
-	st := old.Stats()
+	s.padSeen.Store(0)  // the new log counts its padding from zero; the old one takes no commits
 	s.reopenedMu.Lock() // with the swap, so that Stats never counts the old log twice
-	s.reopened.Records += st.Records
-	s.reopened.BytesWritten += st.BytesWritten
-	s.reopened.Padding += st.Padding
-	s.reopened.Fsyncs += st.Fsyncs
-	s.reopened.DirSyncs += st.DirSyncs
+	addCounts(&s.reopened, old.Stats())
 	s.logp.Store(l)
 	s.reopenedMu.Unlock()
 	return s.pad(wal.Pos(s.ckptPos.Load()))
@@ -583,15 +578,20 @@ func (s *Store) checkpointer() {
 	}
 }
 
+// addCounts adds the cumulative counters of from (not its segment count) to into.
+func addCounts(into *wal.Stats, from wal.Stats) {
+	into.Records += from.Records
+	into.BytesWritten += from.BytesWritten
+	into.Padding += from.Padding
+	into.Fsyncs += from.Fsyncs
+	into.DirSyncs += from.DirSyncs
+}
+
 // Stats returns the store's counters.
 func (s *Store) Stats() Stats {
 	s.reopenedMu.Lock()
 	log := s.wal().Stats()
-	log.Records += s.reopened.Records
-	log.BytesWritten += s.reopened.BytesWritten
-	log.Padding += s.reopened.Padding
-	log.Fsyncs += s.reopened.Fsyncs
-	log.DirSyncs += s.reopened.DirSyncs
+	addCounts(&log, s.reopened)
 	s.reopenedMu.Unlock()
 	st := Stats{
 		Log:           log,
