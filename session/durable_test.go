@@ -113,8 +113,10 @@ func (d *durableBroker) powerCutWith(seed int64, tweak func(*Options)) *durableB
 	mem := d.mem.Clone()
 	mem.Crash(rand.New(rand.NewPCG(uint64(seed), 0)))
 	dir := d.t.TempDir()
-	if err := mem.CopyDir(filepath.Join(d.dir, "wal"), filepath.Join(dir, "wal")); err != nil {
-		d.t.Fatal(err)
+	for _, sub := range []string{"wal", "bodies"} { // the log and the body files
+		if err := mem.CopyDir(filepath.Join(d.dir, sub), filepath.Join(dir, sub)); err != nil {
+			d.t.Fatal(err)
+		}
 	}
 	db, err := os.ReadFile(filepath.Join(d.dir, "checkpoint.db"))
 	if err != nil {

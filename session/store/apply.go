@@ -22,6 +22,8 @@ var (
 	bucketInQoS2   = []byte("inqos2")
 	bucketMessages = []byte("messages")
 	bucketRetained = []byte("retained")
+	// bucketBodyFiles is new in layout 2: body file number → live bytes.
+	bucketBodyFiles = []byte("bodyfiles")
 
 	keyFormat     = []byte("format")     // uint32: dbFormat
 	keyCheckpoint = []byte("checkpoint") // uint64: the log position C applied
@@ -30,7 +32,7 @@ var (
 )
 
 // dbFormat is the layout version of checkpoint.db. NEVER CHANGE its meaning; bump it.
-const dbFormat = 1
+const dbFormat = 2
 
 var topBuckets = [][]byte{bucketMeta, bucketSessions, bucketSubs, bucketEntries, bucketInQoS2,
 	bucketMessages, bucketRetained}
@@ -53,11 +55,23 @@ type applier struct {
 	bodies  map[uint64][]byte                  // message id -> encoded Message
 	pending map[string]map[uint64]pendingEntry // client id -> seq -> entry
 	scratch []byte
+	// The body files settle appends the bodies to; the location of each body it stored
+	// there (for the hints of the entries it writes next); and the change of each file's live
+	// bytes.
+	spill     *bodyFiles
+	locs      map[uint64]bodyLoc
+	live      map[uint32]int64
+	bodyFiles *bolt.Bucket
+	doomed    []uint32 // body files to remove once the transaction commits (removeDoomed)
 }
 
-func newApplier(tx *bolt.Tx) (*applier, error) {
+func newApplier(tx *bolt.Tx, spill *bodyFiles) (*applier, error) {
 	a := &applier{tx: tx, refs: map[uint64]int64{}, nextSeq: map[string]uint64{}, storedNext: map[string]uint64{},
-		bodies: map[uint64][]byte{}, pending: map[string]map[uint64]pendingEntry{}}
+		bodies: map[uint64][]byte{}, pending: map[string]map[uint64]pendingEntry{},
+		spill: spill, locs: map[uint64]bodyLoc{}, live: map[uint32]int64{}, bodyFiles: tx.Bucket(bucketBodyFiles)}
+	if a.bodyFiles == nil {
+		return nil, fmt.Errorf("%w: bucket %q missing", ErrDamaged, bucketBodyFiles)
+	}
 	bs := []**bolt.Bucket{&a.meta, &a.sessions, &a.subs, &a.entries, &a.inqos2, &a.msgs, &a.retain}
 	for i, name := range topBuckets {
 		if *bs[i] = tx.Bucket(name); *bs[i] == nil {
@@ -304,7 +318,8 @@ func (a *applier) setPacketID(key []byte, seq uint64, packetID uint16, release b
 		return nil
 	}
 	var e Entry
-	if _, err := e.UnmarshalMsg(v); err != nil {
+	rest, err := e.UnmarshalMsg(v)
+	if err != nil {
 		return fmt.Errorf("%w: entry %d of %q: %w", ErrDamaged, seq, key, err)
 	}
 	e.PacketID = packetID
@@ -313,6 +328,7 @@ func (a *applier) setPacketID(key []byte, seq uint64, packetID uint16, release b
 	if err != nil {
 		return err
 	}
+	nv = append(nv, rest...)
 	a.setPending(key, seq, nv, stored)
 	return nil
 }
@@ -346,6 +362,13 @@ func (a *applier) finish(c wal.Pos) error {
 // referred to and deleting the stored ones nobody refers to), the NextSeq of the sessions that
 // used new sequence numbers and the highest message ID.
 func (a *applier) settle() error {
+	// Ascending: new bodies are appended to the B+tree; in map order every insert would shift
+	// a node's keys (quadratic on a long log, as in a recovery).
+	for _, id := range slices.Sorted(maps.Keys(a.refs)) {
+		if err := a.settleBody(id, a.refs[id]); err != nil {
+			return err
+		}
+	}
 	for _, client := range slices.Sorted(maps.Keys(a.pending)) { // ascending, as below
 		m := a.pending[client]
 		if len(m) == 0 {
@@ -357,21 +380,22 @@ func (a *applier) settle() error {
 		}
 		b.FillPercent = 0.9
 		for _, seq := range slices.Sorted(maps.Keys(m)) { // ascending: bbolt appends
-			if err := b.Put(seqKey(seq), m[seq].raw); err != nil {
+			if err := b.Put(seqKey(seq), a.withHint(m[seq].raw, len(a.locs) > 0)); err != nil {
 				return err
 			}
 		}
 	}
 	clear(a.pending)
-	// Ascending: new bodies are appended to the B+tree; in map order every insert would shift
-	// a node's keys (quadratic on a long log, as in a recovery).
-	for _, id := range slices.Sorted(maps.Keys(a.refs)) {
-		if err := a.settleBody(id, a.refs[id]); err != nil {
-			return err
-		}
-	}
+	clear(a.locs)
 	clear(a.refs)
 	clear(a.bodies)
+	// What the B+tree is about to say is in the body files must be there first.
+	if err := a.spill.sync(); err != nil {
+		return err
+	}
+	if err := a.settleLive(); err != nil {
+		return err
+	}
 	for _, client := range slices.Sorted(maps.Keys(a.nextSeq)) {
 		next := a.nextSeq[client]
 		// Created if need be: entries put and deleted within these records still used
@@ -412,6 +436,7 @@ func (a *applier) settleBody(id uint64, d int64) error {
 	raw, put := a.bodies[id]
 	switch {
 	case n <= 0 && len(v) >= 4:
+		a.unlocate(v[4:])
 		return a.msgs.Delete(k)
 	case n <= 0:
 		return nil // put and dropped within these records, or a reference to a body never stored
@@ -420,10 +445,81 @@ func (a *applier) settleBody(id uint64, d int64) error {
 	case !put && d == 0:
 		return nil
 	case !put:
-		raw = v[4:]
+		raw = v[4:] // the body, or its location, unchanged
+	default:
+		if len(v) >= 4 {
+			a.unlocate(v[4:]) // put again: the new copy replaces it
+		}
+		l, err := a.spill.add(id, raw)
+		if err != nil {
+			return err
+		}
+		a.live[l.file] += l.size()
+		a.locs[id] = l
+		raw = l.append(nil)
 	}
 	nv := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(raw)), uint32(n))
 	return a.msgs.Put(k, append(nv, raw...))
+}
+
+// unlocate drops the live bytes of a body leaving the messages bucket, when v (a value after
+// its reference count) is the location of one in a body file.
+func (a *applier) unlocate(v []byte) {
+	if l, ok := parseBodyLoc(v); ok {
+		a.live[l.file] -= l.size()
+	}
+}
+
+// withHint returns the encoded entry raw with the location of its body after it, when settle
+// just stored that body in a body file (maybe says it may have): a read of the queue then
+// goes to the body without a lookup in the messages bucket.
+func (a *applier) withHint(raw []byte, maybe bool) []byte {
+	if !maybe {
+		return raw
+	}
+	var e Entry
+	rest, err := e.UnmarshalMsg(raw)
+	if err != nil || len(rest) != 0 {
+		return raw
+	}
+	if l, ok := a.locs[e.MsgID]; ok {
+		return l.append(raw[:len(raw):len(raw)])
+	}
+	return raw
+}
+
+// settleLive stores the live bytes of the body files whose bodies came or went. A file none
+// of whose bodies is live any more is removed once the transaction commits, unless appends
+// still go to it.
+func (a *applier) settleLive() error {
+	cur, appending := a.spill.current()
+	for _, n := range slices.Sorted(maps.Keys(a.live)) {
+		k := binary.BigEndian.AppendUint32(nil, n)
+		live := int64(getUint64(a.bodyFiles, k)) + a.live[n]
+		if live > 0 || (appending && n == cur) {
+			if err := a.bodyFiles.Put(k, binary.BigEndian.AppendUint64(nil, uint64(max(live, 0)))); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := a.bodyFiles.Delete(k); err != nil {
+			return err
+		}
+		a.doomed = append(a.doomed, n)
+	}
+	clear(a.live)
+	return nil
+}
+
+// removeDoomed removes the body files the committed transaction stopped listing. Should it
+// fail, the next Open removes them.
+func (a *applier) removeDoomed() error {
+	var errs []error
+	for _, n := range a.doomed {
+		errs = append(errs, a.spill.remove(n))
+	}
+	a.doomed = a.doomed[:0]
+	return errors.Join(errs...)
 }
 
 // getUint64 reads a big-endian uint64 value, 0 if absent or malformed.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -313,29 +312,15 @@ func cloneStore(t *testing.T, o Options) Options {
 	}
 	dst.Close()
 	c.WAL.FS = o.WAL.FS.(*waltest.MemFS).Clone()
-	// The log's directory name is derived from Dir: move the log under the new one.
+	// The directories of the log and the body files are named after Dir: copy them under
+	// the new one.
 	mem := c.WAL.FS.(*waltest.MemFS)
-	moveLog(t, mem, walPath(o.Dir), walPath(c.Dir))
-	return c
-}
-
-// moveLog copies the durable files of the log directory from to the log directory to.
-func moveLog(t *testing.T, mem *waltest.MemFS, from, to string) {
-	t.Helper()
-	names, err := mem.ReadDir(from)
-	if errors.Is(err, fs.ErrNotExist) {
-		return // the cut came before the log directory was made
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	if err := mem.MkdirAll(to, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range names {
-		if err := mem.WriteFile(filepath.Join(to, n), mem.Snapshot(filepath.Join(from, n))); err != nil {
+	for _, dir := range []string{walDir, bodyDirName} {
+		if err := mem.CopyDir(filepath.Join(o.Dir, dir), filepath.Join(c.Dir, dir)); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return c
 }
 
 func opCount(t *testing.T, work func(*driver) error) int {

@@ -29,6 +29,7 @@
 //
 //	DIR/wal/               the log: segment files of package wal
 //	DIR/checkpoint.db      the bbolt checkpoint
+//	DIR/bodies/            body files: the bodies of checkpointed messages
 //
 // # Log record format, versions 1 and 2
 //
@@ -93,22 +94,61 @@
 // that breaks any of this, or does not decode, is ErrBadRecord naming the byte offset; the log's
 // CRC makes that damage in practice impossible, so recovery stops on it.
 //
-// # Checkpoint layout (checkpoint.db), version 1
+// # Checkpoint layout (checkpoint.db), version 2
 //
 // All integers in keys and values are big endian, so that keys sort numerically. Buckets:
 //
-//	meta                 "format" → uint32 1; "checkpoint" → uint64 C, the last log position
+//	meta                 "format" → uint32 2; "checkpoint" → uint64 C, the last log position
 //	                     applied; "maxmsgid" → uint64, the highest message ID ever stored
 //	sessions             client id → Session (msgpack, as in the log)
 //	subs/<client id>     group NUL filter → Sub
-//	entries/<client id>  seq (uint64) → Entry; "next" → uint64 NextSeq
+//	entries/<client id>  seq (uint64) → Entry, then (optional) a body location; "next" →
+//	                     uint64 NextSeq
 //	inqos2/<client id>   packet id (uint16) → empty
-//	messages             message id (uint64) → reference count (uint32), Message
+//	messages             message id (uint64) → reference count (uint32), then a body location
+//	                     or (layout 1) the Message itself
 //	retained             topic → message id (uint64)
+//	bodyfiles            body file number (uint32) → live bytes (uint64)
+//
+// A body location is 13 bytes: 0xc1 (a byte msgpack never uses, which tells it from a
+// Message), the body file number (uint32), the offset of the body's record in it (uint32) and
+// the length of the body (uint32). After an entry it is a hint, written when the body was
+// stored in the same transaction: a read of the queue goes straight to the body, and falls
+// back to the messages bucket when the record there is not that body's (compaction moved it
+// and removed the file). The messages bucket's location is always current.
 //
 // A message body's reference count is the number of entries and retained topics that refer to
 // it; a checkpoint deletes a body whose count is zero, including one that was put and dropped
-// within the records it applies.
+// within the records it applies. A body file's live bytes are the records (header included)
+// of the bodies the messages bucket locates in it. Layout 1 is layout 2 without bodyfiles,
+// every body inside its messages value; Open upgrades it by adding the bucket, and reads
+// those bodies where they are.
+//
+// # Body files (DIR/bodies/NNNNNNNN.body), version 1
+//
+// A checkpoint appends each body it stores to the body file being filled, fdatasyncs it (and
+// the directory, for a new file) before its transaction commits, and starts a new file when
+// the next record would take this one past the log's segment size. Files are numbered in hex
+// (8 digits); a file starts with the 8 bytes "ebbody" 00 01 and then holds records:
+//
+//	offset size  field
+//	0      4     body length n
+//	4      4     CRC-32C (Castagnoli) of bytes 8 to 16+n
+//	8      8     message id
+//	16     n     the Message, msgpack as in the log
+//
+// A file none of whose bodies is live is removed after the transaction that made it so
+// commits (unless it is being filled); one whose live bytes are under a quarter of its size
+// is compacted after a checkpoint: its live bodies are appended again, their locations
+// changed, in one transaction, and it is removed. Open removes the files bodyfiles does not
+// list (written by a checkpoint that never committed, or emptied by one whose removal did not
+// happen) and appends to a new file. A record that does not check (length, id, CRC), or a
+// listed file that is missing, is damage: the messages that refer to it are missing, and
+// are dropped with a warning; an error reading a file is an error, and drops nothing.
+//
+// The files are read with pread and never mapped: the page cache keeps what was written or
+// read recently without counting against the process's RSS, which Options.Lean protects by
+// dropping checkpoint.db (which is mapped) from it.
 //
 // # Checkpoints and recovery
 //

@@ -1,10 +1,12 @@
 package store
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -25,6 +27,16 @@ type Report struct {
 	Messages int             // message bodies in checkpoint.db
 	Retained int             // retained topics in checkpoint.db
 	Log      wal.Info        // the log's segments; records after CheckpointPos are not counted above
+	// BodyFiles are the body files checkpoint.db lists, in order; a listed file that is
+	// missing has Size -1.
+	BodyFiles []BodyFileReport
+}
+
+// BodyFileReport describes one body file.
+type BodyFileReport struct {
+	Path      string
+	Size      int64 // bytes; -1 if the file is missing
+	LiveBytes int64 // bytes of the bodies checkpoint.db still refers to
 }
 
 // SessionReport describes one session in checkpoint.db.
@@ -134,6 +146,19 @@ func (r *Report) read(tx *bolt.Tx) error {
 		}
 		return n
 	}
+	if files := tx.Bucket(bucketBodyFiles); files != nil { // layout 1 has none
+		files.ForEach(func(k, v []byte) error {
+			if len(k) == 4 && len(v) == 8 {
+				f := BodyFileReport{Path: bodyPath(filepath.Join(r.Dir, bodyDirName), binary.BigEndian.Uint32(k)),
+					Size: -1, LiveBytes: int64(binary.BigEndian.Uint64(v))}
+				if fi, err := os.Stat(f.Path); err == nil {
+					f.Size = fi.Size()
+				}
+				r.BodyFiles = append(r.BodyFiles, f)
+			}
+			return nil
+		})
+	}
 	r.Messages = count(tx.Bucket(bucketMessages), 0)
 	r.Retained = count(tx.Bucket(bucketRetained), 0)
 	subs, entries, inqos2 := tx.Bucket(bucketSubs), tx.Bucket(bucketEntries), tx.Bucket(bucketInQoS2)
@@ -202,6 +227,16 @@ func (r Report) String() string {
 	}
 	if r.Log.Damage != nil {
 		fmt.Fprintf(&b, "log damaged: %v\n", r.Log.Damage)
+	}
+	var size, live int64
+	for _, f := range r.BodyFiles {
+		size, live = size+max(f.Size, 0), live+f.LiveBytes
+	}
+	fmt.Fprintf(&b, "body files: %d, %d bytes, %d of them live\n", len(r.BodyFiles), size, live)
+	for _, f := range r.BodyFiles {
+		if f.Size < 0 {
+			fmt.Fprintf(&b, "  %s: MISSING (%d live bytes; their messages are lost)\n", f.Path, f.LiveBytes)
+		}
 	}
 	for _, s := range r.Sessions {
 		conn := "connected"

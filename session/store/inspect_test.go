@@ -31,7 +31,10 @@ func TestInspect(t *testing.T) {
 		r.Messages != 1 || r.Retained != 1 || r.CheckpointPos != 1 || r.Log.LastPos != 2 {
 		t.Fatalf("live report %+v:\n%s", r, text)
 	}
-	for _, want := range []string{`session "c": v5`, "2 queued (1 awaiting PUBCOMP)", "1 after the checkpoint", "read from a copy"} {
+	if len(r.BodyFiles) != 1 || r.BodyFiles[0].Size <= r.BodyFiles[0].LiveBytes || r.BodyFiles[0].LiveBytes != int64(bodyHdrSize+len(msgBytes(t, 1, "t"))) {
+		t.Fatalf("body files %+v; want one holding message 1", r.BodyFiles)
+	}
+	for _, want := range []string{`session "c": v5`, "2 queued (1 awaiting PUBCOMP)", "1 after the checkpoint", "read from a copy", "body files: 1,"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("report lacks %q:\n%s", want, text)
 		}
@@ -46,4 +49,14 @@ func TestInspect(t *testing.T) {
 	if r, err := Inspect(t.TempDir()); err != nil || len(r.Sessions) != 0 || r.DBSize != 0 {
 		t.Fatalf("report of an empty directory %+v, %v", r, err)
 	}
+}
+
+// msgBytes is the encoded msg(id, topic).
+func msgBytes(t *testing.T, id uint64, topic string) []byte {
+	t.Helper()
+	b, err := msg(id, topic).MarshalMsg(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -76,7 +77,10 @@ func load(a *applier, now time.Time, log *slog.Logger) (*State, error) {
 		if len(v) != 8 {
 			return fmt.Errorf("%w: retained %q: value of %d bytes", ErrDamaged, k, len(v))
 		}
-		switch m := l.message(binary.BigEndian.Uint64(v)); {
+		m, err := l.message(binary.BigEndian.Uint64(v))
+		switch {
+		case err != nil:
+			return err
 		case m == nil:
 			l.drop(opDeleteRetained, string(k), 0, "retained message missing")
 		case l.expired(m):
@@ -180,7 +184,10 @@ func (l *loader) entry(ss *SessionState, k, v []byte) error {
 		ss.Queued++
 		return nil
 	}
-	switch m := l.message(e.MsgID); {
+	m, err := l.message(e.MsgID)
+	switch {
+	case err != nil:
+		return err
 	case m == nil:
 		l.drop(opDeleteEntry, ss.Session.ClientID, e.Seq, "an entry whose message is missing")
 	case l.expired(m) && !e.Released: // a released entry still owes its PUBREL
@@ -192,17 +199,20 @@ func (l *loader) entry(ss *SessionState, k, v []byte) error {
 	return nil
 }
 
-// message returns the stored message id, nil if there is none (or it does not decode, which
-// is reported).
-func (l *loader) message(id uint64) *Message {
+// message returns the stored message id, nil if there is none (or it is damaged, which is
+// reported). An error is one of reading a body file, which may pass: the body is not dropped.
+func (l *loader) message(id uint64) (*Message, error) {
 	if m, ok := l.msgs[id]; ok {
-		return m
+		return m, nil
 	}
-	m, err := decodeBody(l.a.msgs.Get(seqKey(id)))
+	m, err := decodeBody(l.a.spill, id, l.a.msgs.Get(seqKey(id)))
+	if err != nil && !errors.Is(err, errBodyDamaged) {
+		return nil, fmt.Errorf("store: message %d: %w", id, err)
+	}
 	if err != nil || (m != nil && m.ID != id) {
-		l.log.Warn("store: message body does not decode", "id", id, "err", err)
+		l.log.Warn("store: message body damaged", "id", id, "err", err)
 		m = nil
 	}
 	l.msgs[id] = m
-	return m
+	return m, nil
 }

@@ -113,6 +113,12 @@ func (o Options) normalized() (Options, error) {
 		o.Now = time.Now
 	}
 	o.WAL.Dir = walPath(o.Dir)
+	if o.WAL.FS == nil {
+		o.WAL.FS = wal.OSFS()
+	}
+	if o.WAL.SegmentSize <= 0 {
+		o.WAL.SegmentSize = wal.DefaultSegmentSize // body files are as big
+	}
 	if o.WAL.Logger == nil {
 		o.WAL.Logger = o.Logger
 	}

@@ -261,18 +261,18 @@ func TestReadQueuedPagesMatchesMap(t *testing.T) {
 			client := fmt.Sprint("client-", c)
 			for range 20 {
 				from, max := uint64(rng.IntN(320)), 1+rng.IntN(64)
-				mapped, _, err := readQueuedMapped(tx, client, from, max)
+				mapped, _, err := readQueuedMapped(s.spill, tx, client, from, max)
 				if err != nil {
 					t.Fatal(err)
 				}
-				read, err := readQueuedPages(tx, pf, client, from, max)
+				read, err := readQueuedPages(s.spill, tx, pf, client, from, max)
 				if err != nil {
 					t.Fatal(err)
 				}
 				// The next read reuses the page buffers of this one: nothing it returned may
 				// point into them.
 				pf.release()
-				if _, err := readQueuedPages(tx, pf, client, 0, 64); err != nil {
+				if _, err := readQueuedPages(s.spill, tx, pf, client, 0, 64); err != nil {
 					t.Fatal(err)
 				}
 				pf.release()

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -20,7 +21,9 @@ import (
 // have its buckets on pages of their own) is handed back (MADV_DONTNEED, which on a shared
 // file mapping only drops the pages from the process) after every checkpoint transaction and
 // once reads took residentLimit bytes; with Options.Lean the file is also dropped from the
-// page cache (FADV_DONTNEED: the next fault reads just its page).
+// page cache (FADV_DONTNEED: the next fault reads just its page). The bodies are not in
+// checkpoint.db but in body files (bodyfile.go), read with pread too, whose page cache is
+// kept.
 
 // residentLimit is how many bytes of checkpoint.db the store reads through the memory map
 // before it drops the map's resident pages.
@@ -45,16 +48,18 @@ func (s *Store) CheckpointSoon() {
 func (s *Store) ReadQueued(client string, from uint64, max int) ([]Entry, error) {
 	s.reads.Add(1)
 	var out []Entry
+	s.spill.readMu.RLock()
+	defer s.spill.readMu.RUnlock()
 	err := guard(func() error {
 		return s.db.View(func(tx *bolt.Tx) error {
 			var err error
 			if pf := s.pageFile(tx); pf != nil {
 				defer pf.release()
-				out, err = readQueuedPages(tx, pf, client, from, max)
+				out, err = readQueuedPages(s.spill, tx, pf, client, from, max)
 				return err
 			}
 			var read int
-			out, read, err = readQueuedMapped(tx, client, from, max)
+			out, read, err = readQueuedMapped(s.spill, tx, client, from, max)
 			s.afterRead(tx, read)
 			return err
 		})
@@ -69,6 +74,8 @@ func (s *Store) ReadQueued(client string, from uint64, max int) ([]Entry, error)
 // not there. A body is there while an entry at or below CheckpointPos refers to it.
 func (s *Store) ReadMessage(id uint64) (*Message, error) {
 	var m *Message
+	s.spill.readMu.RLock()
+	defer s.spill.readMu.RUnlock()
 	err := guard(func() error {
 		return s.db.View(func(tx *bolt.Tx) error {
 			var v []byte
@@ -84,8 +91,11 @@ func (s *Store) ReadMessage(id uint64) (*Message, error) {
 				s.afterRead(tx, len(v))
 			}
 			var err error
-			if m, err = decodeBody(v); err != nil {
+			switch m, err = decodeBody(s.spill, id, v); {
+			case errors.Is(err, errBodyDamaged):
 				return fmt.Errorf("%w: message %d: %w", ErrDamaged, id, err)
+			case err != nil:
+				return fmt.Errorf("message %d: %w", id, err)
 			}
 			return nil
 		})
@@ -96,15 +106,24 @@ func (s *Store) ReadMessage(id uint64) (*Message, error) {
 	return m, nil
 }
 
-// decodeBody decodes a value of the messages bucket (its reference count in 4 bytes, then the
-// Message); nil for a value too short to hold one (none).
-func decodeBody(v []byte) (*Message, error) {
+// decodeBody decodes the value of message id in the messages bucket (its reference count in 4
+// bytes, then the Message or the location of its body in spill); nil for a value too short to
+// hold one (none). Call it with spill.readMu held.
+func decodeBody(spill *bodyFiles, id uint64, v []byte) (*Message, error) {
 	if len(v) < 4 {
 		return nil, nil
 	}
+	raw := v[4:]
+	if l, ok := parseBodyLoc(raw); ok {
+		rec, err := spill.read(id, l, nil)
+		if err != nil {
+			return nil, err
+		}
+		raw = rec[bodyHdrSize:]
+	}
 	m := &Message{}
-	if _, err := m.UnmarshalMsg(v[4:]); err != nil {
-		return nil, err
+	if _, err := m.UnmarshalMsg(raw); err != nil {
+		return nil, fmt.Errorf("%w: %w", errBodyDamaged, err)
 	}
 	return m, nil
 }
@@ -129,9 +148,10 @@ type kv struct{ k, v []byte }
 // collectQueued does the work of ReadQueued over a walk of a session's entries bucket (first,
 // then next) and a lookup of bodies, whichever way they read checkpoint.db, and returns the
 // bytes of the values it decoded.
-func collectQueued(first, next func() (kv, error), body func(id uint64) ([]byte, error), max int) (out []Entry, read int, err error) {
+func collectQueued(spill *bodyFiles, first, next func() (kv, error), body func(id uint64) ([]byte, error), max int) (out []Entry, read int, err error) {
 	out = make([]Entry, 0, min(max, typicalRead))
 	shared := map[uint64]*Message{}
+	var scratch []byte // records read from body files: decoding copies what it keeps
 	e, err := first()
 	for ; err == nil && e.k != nil && len(out) < max; e, err = next() {
 		if len(e.k) != 8 {
@@ -139,27 +159,55 @@ func collectQueued(first, next func() (kv, error), body func(id uint64) ([]byte,
 		}
 		read += len(e.v)
 		var q Entry
-		if _, err := q.UnmarshalMsg(e.v); err != nil || q.PacketID != 0 {
+		hint, err := q.UnmarshalMsg(e.v)
+		if err != nil || q.PacketID != 0 {
 			continue // Open decoded it already; in-flight entries are in State
 		}
 		m, ok := shared[q.MsgID]
+		if !ok {
+			m, ok = hinted(spill, q.MsgID, hint, &scratch)
+		}
 		if !ok {
 			v, err := body(q.MsgID)
 			if err != nil {
 				return nil, read, err
 			}
 			read += len(v)
-			m, _ = decodeBody(v) // one that does not decode is missing: the engine drops it
-			shared[q.MsgID] = m
+			// One that is damaged is missing: the engine drops it. Failing to read it is
+			// an error: it may pass.
+			if m, err = decodeBody(spill, q.MsgID, v); err != nil && !errors.Is(err, errBodyDamaged) {
+				return nil, read, err
+			}
 		}
+		shared[q.MsgID] = m
 		q.Msg = m
 		out = append(out, q)
 	}
 	return out, read, err
 }
 
+// hinted reads the body of message id from the location after its entry (hint), if there
+// is one and it holds that body, into *scratch. A hint can be out of date (compaction moved
+// the body): the messages bucket has the body's location.
+func hinted(spill *bodyFiles, id uint64, hint []byte, scratch *[]byte) (*Message, bool) {
+	l, ok := parseBodyLoc(hint)
+	if !ok {
+		return nil, false
+	}
+	rec, err := spill.read(id, l, *scratch)
+	if err != nil {
+		return nil, false
+	}
+	*scratch = rec
+	m := &Message{}
+	if _, err := m.UnmarshalMsg(rec[bodyHdrSize:]); err != nil || m.ID != id {
+		return nil, false
+	}
+	return m, true
+}
+
 // readQueuedPages does the work of ReadQueued inside tx, reading pages with pf.
-func readQueuedPages(tx *bolt.Tx, pf *pageFile, client string, from uint64, max int) ([]Entry, error) {
+func readQueuedPages(spill *bodyFiles, tx *bolt.Tx, pf *pageFile, client string, from uint64, max int) ([]Entry, error) {
 	out, err := func() ([]Entry, error) {
 		entries := &treeCursor{pf: pf, root: uint64(tx.Bucket(bucketEntries).Root())}
 		v, flags, err := entries.Get([]byte(client))
@@ -172,7 +220,7 @@ func readQueuedPages(tx *bolt.Tx, pf *pageFile, client string, from uint64, max 
 		}
 		msgs := &treeCursor{pf: pf, root: uint64(tx.Bucket(bucketMessages).Root())}
 		step := func(k, v []byte, _ uint32, err error) (kv, error) { return kv{k, v}, err }
-		out, _, err := collectQueued(
+		out, _, err := collectQueued(spill,
 			func() (kv, error) { return step(c.Seek(seqKey(from))) },
 			func() (kv, error) { return step(c.Next()) },
 			func(id uint64) ([]byte, error) { v, _, err := msgs.Get(seqKey(id)); return v, err },
@@ -187,14 +235,14 @@ func readQueuedPages(tx *bolt.Tx, pf *pageFile, client string, from uint64, max 
 
 // readQueuedMapped does the work of ReadQueued inside tx, through the map, and returns how
 // many bytes it read.
-func readQueuedMapped(tx *bolt.Tx, client string, from uint64, max int) ([]Entry, int, error) {
+func readQueuedMapped(spill *bodyFiles, tx *bolt.Tx, client string, from uint64, max int) ([]Entry, int, error) {
 	b := tx.Bucket(bucketEntries).Bucket([]byte(client))
 	if b == nil {
 		return nil, 0, nil
 	}
 	msgs, c := tx.Bucket(bucketMessages), b.Cursor()
 	step := func(k, v []byte) (kv, error) { return kv{k, v}, nil }
-	return collectQueued(
+	return collectQueued(spill,
 		func() (kv, error) { return step(c.Seek(seqKey(from))) },
 		func() (kv, error) { return step(c.Next()) },
 		func(id uint64) ([]byte, error) { return msgs.Get(seqKey(id)), nil },

@@ -21,6 +21,10 @@ type Store struct {
 	opts Options
 	logp atomic.Pointer[wal.Log] // replaced by Reopen after a failure
 	db   *bolt.DB
+	// spill holds the bodies checkpoints store (bodyfile.go); stuck lists the files
+	// compaction could not empty (their damage is logged once), on ckptMu.
+	spill *bodyFiles
+	stuck map[uint32]bool
 
 	nextMsgID atomic.Uint64
 	sinceCkpt atomic.Int64 // log bytes (records and padding) since the last checkpoint began
@@ -91,9 +95,14 @@ func Open(opts Options) (*Store, *State, error) {
 		db.Close()
 		return nil, nil, logError(opts.Dir, err)
 	}
-	s := &Store{opts: opts, db: db, kick: make(chan struct{}, 1),
+	s := &Store{opts: opts, db: db, stuck: map[uint32]bool{}, kick: make(chan struct{}, 1),
 		quit: make(chan struct{}), done: make(chan struct{}), ckptBegan: make(chan struct{})}
 	s.logp.Store(l)
+	if s.spill, err = openSpill(opts, db); err != nil {
+		l.Close()
+		db.Close()
+		return nil, nil, err
+	}
 	s.dbFile, _ = os.Open(dbPath(opts.Dir)) // without it the store is merely less lean
 	st, err := s.recover()
 	if err != nil {
@@ -152,13 +161,18 @@ func openDB(opts Options, readOnly bool) (db *bolt.DB, err error) {
 		}
 		meta := tx.Bucket(bucketMeta)
 		v := meta.Get(keyFormat)
-		if v == nil && !readOnly {
+		switch {
+		case (v == nil || (len(v) == 4 && binary.BigEndian.Uint32(v) == 1)) && !readOnly:
+			// New, or layout 1: that keeps every body in the messages bucket, which layout 2
+			// still reads; what is stored from now on goes to the body files.
+			if _, err := tx.CreateBucketIfNotExists(bucketBodyFiles); err != nil {
+				return err
+			}
 			return meta.Put(keyFormat, binary.BigEndian.AppendUint32(nil, dbFormat))
+		case len(v) == 4 && (binary.BigEndian.Uint32(v) == dbFormat || binary.BigEndian.Uint32(v) == 1):
+			return nil
 		}
-		if len(v) != 4 || binary.BigEndian.Uint32(v) != dbFormat {
-			return fmt.Errorf("%w: %s: layout version %x, want %d", ErrDamaged, path, v, dbFormat)
-		}
-		return nil
+		return fmt.Errorf("%w: %s: layout version %x, want %d (written by a newer edgebroker?)", ErrDamaged, path, v, dbFormat)
 	}
 	if readOnly {
 		err = guard(func() error { return db.View(check) })
@@ -215,9 +229,11 @@ func (s *Store) recover() (*State, error) {
 	}
 	d := s.wal().LastPos()
 	var st *State
+	var a *applier
 	err = guard(func() error {
 		return s.db.Update(func(tx *bolt.Tx) error {
-			a, err := newApplier(tx)
+			var err error
+			a, err = newApplier(tx, s.spill)
 			if err != nil {
 				return err
 			}
@@ -242,6 +258,9 @@ func (s *Store) recover() (*State, error) {
 		s.ckpts.Add(1)
 	}
 	s.dropResidentNow()
+	if err := a.removeDoomed(); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
 	if err := s.wal().TruncateBefore(d + 1); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -319,7 +338,7 @@ func (s *Store) applyBounded(c, d wal.Pos, stop func() bool) (err error) {
 		if tx, err = s.db.Begin(true); err != nil {
 			return err
 		}
-		a, err = newApplier(tx)
+		a, err = newApplier(tx, s.spill)
 		return err
 	}
 	commit := func(p wal.Pos) error {
@@ -333,7 +352,7 @@ func (s *Store) applyBounded(c, d wal.Pos, stop func() bool) (err error) {
 		}
 		s.ckptPos.Store(uint64(p))
 		s.dropResidentNow() // the transaction read the pages it changed
-		return nil
+		return a.removeDoomed()
 	}
 	defer func() {
 		if tx != nil {
@@ -539,6 +558,9 @@ func (s *Store) checkpoint(stop func() bool) error {
 	if err := s.wal().TruncateBefore(s.CheckpointPos() + 1); err != nil {
 		return fmt.Errorf("store: checkpoint: %w", err)
 	}
+	if err := guard(s.compactBodies); err != nil {
+		return fmt.Errorf("store: compact body files: %w", err)
+	}
 	return nil
 }
 
@@ -621,7 +643,32 @@ func (s *Store) Close() error {
 	deadline := time.Now().Add(closeCheckpointTime)
 	err := s.checkpoint(func() bool { return time.Now().After(deadline) })
 	s.closeDBFile()
+	s.spill.close()
 	return errors.Join(err, s.wal().Close(), s.db.Close())
+}
+
+// openSpill opens the body files of the store, those checkpoint.db lists as live.
+func openSpill(opts Options, db *bolt.DB) (*bodyFiles, error) {
+	live := map[uint32]int64{}
+	err := guard(func() error {
+		return db.View(func(tx *bolt.Tx) error {
+			return tx.Bucket(bucketBodyFiles).ForEach(func(k, v []byte) error {
+				if len(k) != 4 || len(v) != 8 {
+					return fmt.Errorf("%w: body file entry %x", ErrDamaged, k)
+				}
+				live[binary.BigEndian.Uint32(k)] = int64(binary.BigEndian.Uint64(v))
+				return nil
+			})
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	b, err := openBodyFiles(opts.WAL.FS, opts.Dir, opts.WAL.SegmentSize, live)
+	if err != nil {
+		return nil, fmt.Errorf("store: open body files: %w", err)
+	}
+	return b, nil
 }
 
 func (s *Store) closeDBFile() {

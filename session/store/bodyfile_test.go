@@ -1,0 +1,333 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"edgebroker/wal/waltest"
+)
+
+// bodyFileNames returns the body files of the store in o, sorted.
+func bodyFileNames(t *testing.T, o Options) []string {
+	t.Helper()
+	names, err := o.WAL.FS.ReadDir(filepath.Join(o.Dir, bodyDirName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+// messageValue returns the value of message id in the messages bucket.
+func messageValue(t *testing.T, s *Store, id uint64) []byte {
+	t.Helper()
+	var v []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v = slices.Clone(tx.Bucket(bucketMessages).Get(seqKey(id)))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// queueOffline commits n messages (ids from, from+1, ...) queued for offline client c, with
+// payloads of size bytes, and checkpoints them.
+func queueOffline(t *testing.T, s *Store, c string, from uint64, n, size int) {
+	t.Helper()
+	var b Batch
+	b.PutSession(&Session{ClientID: c, Version: 5, DisconnectedAt: testNow.UnixNano(), Expiry: -1})
+	for i := range uint64(n) {
+		m := msg(from+i, "t/"+c)
+		m.Payload = make([]byte, size)
+		m.Payload[0] = byte(from + i)
+		b.PutMessage(m)
+		b.PutEntry(c, &Entry{Seq: from + i, MsgID: from + i, QoS: 1})
+	}
+	mustSync(t, s, &b)
+	if err := s.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A checkpoint stores a body in a body file and only its location in checkpoint.db; its entry
+// carries the location too. Queue reads, ReadMessage and Open all find the body there.
+func TestBodiesGoToBodyFiles(t *testing.T) {
+	o := testOptions(t, newMem())
+	s, _ := mustOpen(t, o)
+	queueOffline(t, s, "c", 1, 3, 100)
+	var b Batch
+	b.PutMessage(msg(10, "r"))
+	b.PutRetained("r", 10)
+	b.PutEntry("c", &Entry{Seq: 10, MsgID: 10, QoS: 1, PacketID: 5}) // in flight
+	mustSync(t, s, &b)
+	if err := s.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	if v := messageValue(t, s, 1); len(v) != 4+bodyLocSize || v[4] != bodyMarker {
+		t.Fatalf("message 1's value is %x; want a reference count and a location", v)
+	}
+	if names := bodyFileNames(t, o); len(names) == 0 {
+		t.Fatal("no body file")
+	}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketEntries).Bucket([]byte("c")).Get(seqKey(2))
+		var e Entry
+		rest, err := e.UnmarshalMsg(v)
+		if _, ok := parseBodyLoc(rest); err != nil || !ok {
+			t.Fatalf("entry 2 is %x (%v); want the entry and its body's location", v, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := s.ReadQueued("c", 0, 10)
+	if err != nil || len(es) != 3 {
+		t.Fatalf("ReadQueued = %d entries, %v", len(es), err)
+	}
+	for i, e := range es {
+		if e.Msg == nil || e.Msg.ID != uint64(i+1) || len(e.Msg.Payload) != 100 || e.Msg.Payload[0] != byte(i+1) {
+			t.Fatalf("entry %d: message %+v", i, e.Msg)
+		}
+	}
+	if m, err := s.ReadMessage(10); err != nil || m == nil || m.Topic != "r" {
+		t.Fatalf("ReadMessage(10) = %+v, %v", m, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, st := mustOpen(t, o)
+	defer s.Close()
+	if m := st.Retained["r"]; m == nil || m.ID != 10 {
+		t.Fatalf("retained after reopen: %+v", m)
+	}
+	if ss := st.Sessions["c"]; ss == nil || len(ss.Entries) != 1 || ss.Entries[0].Msg == nil || ss.Queued != 3 {
+		t.Fatalf("session after reopen: %+v", ss)
+	}
+}
+
+// A body file whose bodies are all acknowledged goes; one whose live bodies are few is
+// compacted: they move to the file being filled, and a queue read still finds them through
+// the messages bucket when its entry's location is out of date.
+func TestBodyFilesRemovedAndCompacted(t *testing.T) {
+	o := testOptions(t, newMem())
+	o.WAL.SegmentSize = 4 << 10 // body files of 4 KiB: ten bodies of 400 bytes
+	s, _ := mustOpen(t, o)
+	defer s.Close()
+	queueOffline(t, s, "gone", 1, 10, 400)
+	queueOffline(t, s, "kept", 100, 10, 400)
+	queueOffline(t, s, "more", 200, 20, 400)
+	first := bodyFileNames(t, o)
+	if len(first) < 4 {
+		t.Fatalf("body files %v; want at least 4 of 4 KiB", first)
+	}
+	var b Batch
+	for seq := uint64(1); seq <= 10; seq++ {
+		b.DeleteEntry("gone", seq)
+	}
+	for seq := uint64(101); seq <= 109; seq++ { // 100 stays
+		b.DeleteEntry("kept", seq)
+	}
+	mustSync(t, s, &b)
+	if err := s.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	now := bodyFileNames(t, o)
+	for _, n := range first[:2] {
+		if slices.Contains(now, n) {
+			t.Fatalf("body file %s stayed (files now %v); its bodies are gone or moved", n, now)
+		}
+	}
+	es, err := s.ReadQueued("kept", 0, 10)
+	if err != nil || len(es) != 1 || es[0].Msg == nil || es[0].Msg.ID != 100 || es[0].Msg.Payload[0] != 100 {
+		t.Fatalf("ReadQueued(kept) = %+v, %v; want message 100, moved", es, err)
+	}
+	l, _ := parseBodyLoc(messageValue(t, s, 100)[4:])
+	if name := filepath.Base(bodyPath("", l.file)); slices.Contains(first[:2], name) {
+		t.Fatalf("message 100 is still in %s", name)
+	}
+	if es, err := s.ReadQueued("more", 0, 100); err != nil || len(es) != 20 || es[19].Msg == nil {
+		t.Fatalf("ReadQueued(more) = %d entries, %v", len(es), err)
+	}
+}
+
+// A file of the bodies directory that checkpoint.db does not list (a checkpoint wrote it and
+// never committed) is removed at Open.
+func TestStrayBodyFileRemoved(t *testing.T) {
+	mem := newMem()
+	o := testOptions(t, mem)
+	s, _ := mustOpen(t, o)
+	queueOffline(t, s, "c", 1, 2, 10)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stray := bodyPath(filepath.Join(o.Dir, bodyDirName), 0x99)
+	if err := mem.WriteFile(stray, []byte(bodyFileMagic)); err != nil {
+		t.Fatal(err)
+	}
+	s, _ = mustOpen(t, o)
+	defer s.Close()
+	if slices.Contains(bodyFileNames(t, o), filepath.Base(stray)) {
+		t.Fatal("the stray body file is still there")
+	}
+	if es, err := s.ReadQueued("c", 0, 10); err != nil || len(es) != 2 || es[1].Msg == nil {
+		t.Fatalf("ReadQueued = %+v, %v", es, err)
+	}
+}
+
+// Damaged body files: a flipped bit, a truncated file, a missing one. The bodies they held are
+// missing (a queue read gives a nil message, Open drops what refers to them, with a warning);
+// the others are there; nothing panics.
+func TestDamagedBodyFiles(t *testing.T) {
+	for _, damage := range []string{"flip", "truncate", "remove"} {
+		t.Run(damage, func(t *testing.T) {
+			mem := newMem()
+			o := testOptions(t, mem)
+			s, _ := mustOpen(t, o)
+			queueOffline(t, s, "a", 1, 2, 50)
+			var b Batch
+			b.PutMessage(msg(10, "r"))
+			b.PutRetained("r", 10)
+			mustSync(t, s, &b)
+			if err := s.Checkpoint(); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			names := bodyFileNames(t, o)
+			if len(names) != 1 {
+				t.Fatalf("body files %v; want one", names)
+			}
+			path := filepath.Join(o.Dir, bodyDirName, names[0])
+			data := mem.Snapshot(path)
+			switch damage {
+			case "flip":
+				data[len(bodyFileMagic)+bodyHdrSize+3] ^= 0x10 // message 1's body
+			case "truncate":
+				data = data[:len(data)-5] // the retained body's tail
+			}
+			if damage == "remove" {
+				if err := mem.Remove(path); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := mem.WriteFile(path, data); err != nil {
+				t.Fatal(err)
+			}
+			s, st := mustOpen(t, o)
+			defer s.Close()
+			es, err := s.ReadQueued("a", 0, 10)
+			if err != nil || len(es) != 2 {
+				t.Fatalf("ReadQueued = %+v, %v", es, err)
+			}
+			want := map[string][2]bool{"flip": {false, true}, "truncate": {true, true}, "remove": {false, false}}[damage]
+			for i, e := range es {
+				if (e.Msg != nil) != want[i] {
+					t.Fatalf("entry %d: message %+v; want present %v", i, e.Msg, want[i])
+				}
+			}
+			if _, ok := st.Retained["r"]; ok != (damage == "flip") {
+				t.Fatalf("retained present %v after %s", ok, damage)
+			}
+		})
+	}
+}
+
+// A checkpoint.db of layout 1, with bodies in the messages bucket, still opens: those bodies
+// are read where they are, and new ones go to body files.
+func TestLayout1Bodies(t *testing.T) {
+	o := testOptions(t, newMem())
+	s, _ := mustOpen(t, o)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(dbPath(o.Dir), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		tx.Bucket(bucketMeta).Put(keyFormat, binary.BigEndian.AppendUint32(nil, 1))
+		tx.Bucket(bucketMeta).Put(keyMaxMsgID, binary.BigEndian.AppendUint64(nil, 1))
+		if err := tx.DeleteBucket(bucketBodyFiles); err != nil {
+			return err
+		}
+		sess, _ := (&Session{ClientID: "c", Version: 5, DisconnectedAt: 1, Expiry: -1}).MarshalMsg(nil)
+		tx.Bucket(bucketSessions).Put([]byte("c"), sess)
+		body, _ := msg(1, "old").MarshalMsg(binary.BigEndian.AppendUint32(nil, 2))
+		tx.Bucket(bucketMessages).Put(seqKey(1), body)
+		q, err := tx.Bucket(bucketEntries).CreateBucket([]byte("c"))
+		if err != nil {
+			return err
+		}
+		for seq := range uint64(2) {
+			e, _ := (&Entry{Seq: seq + 1, MsgID: 1, QoS: 1}).MarshalMsg(nil)
+			q.Put(seqKey(seq+1), e)
+		}
+		return q.Put(keyNextSeq, binary.BigEndian.AppendUint64(nil, 3))
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, st := mustOpen(t, o)
+	defer s.Close()
+	if st.Sessions["c"] == nil || st.Sessions["c"].Queued != 2 {
+		t.Fatalf("session c: %+v", st.Sessions["c"])
+	}
+	var b Batch
+	b.PutMessage(msg(2, "new"))
+	b.PutEntry("c", &Entry{Seq: 3, MsgID: 2, QoS: 1})
+	b.DeleteEntry("c", 1)
+	mustSync(t, s, &b)
+	if err := s.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	es, err := s.ReadQueued("c", 0, 10)
+	if err != nil || len(es) != 2 || es[0].Msg.Topic != "old" || es[1].Msg.Topic != "new" {
+		t.Fatalf("ReadQueued = %+v, %v", es, err)
+	}
+	if v := messageValue(t, s, 1); len(v) < 5 || v[4] == bodyMarker || binary.BigEndian.Uint32(v) != 1 {
+		t.Fatalf("the layout-1 body's value is %x; want it in place with one reference", v)
+	}
+	if v := messageValue(t, s, 2); len(v) != 4+bodyLocSize {
+		t.Fatalf("the new body's value is %x; want a location", v)
+	}
+	var format uint32
+	s.db.View(func(tx *bolt.Tx) error {
+		format = binary.BigEndian.Uint32(tx.Bucket(bucketMeta).Get(keyFormat))
+		return nil
+	})
+	if format != dbFormat {
+		t.Fatalf("layout %d after Open; want %d", format, dbFormat)
+	}
+}
+
+// A read of a body file that fails (not damage: the disk said no) is an error of ReadQueued,
+// not a missing message.
+func TestBodyReadErrorIsNoDamage(t *testing.T) {
+	f := waltest.NewFaultFS(newMem())
+	o := testOptions(t, f)
+	s, _ := mustOpen(t, o)
+	defer s.Close()
+	queueOffline(t, s, "c", 1, 1, 10)
+	s.spill.mu.Lock()
+	for n, r := range s.spill.readers { // the next read opens the file again
+		r.Close()
+		delete(s.spill.readers, n)
+	}
+	s.spill.mu.Unlock()
+	f.FailAt(1, fmt.Errorf("i/o error"), true)
+	if es, err := s.ReadQueued("c", 0, 10); err == nil {
+		t.Fatalf("ReadQueued = %+v, nil; want the read's error", es)
+	}
+	f.Heal()
+	if es, err := s.ReadQueued("c", 0, 10); err != nil || len(es) != 1 || es[0].Msg == nil {
+		t.Fatalf("after the disk healed: %+v, %v", es, err)
+	}
+}
