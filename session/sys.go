@@ -28,7 +28,7 @@ func (b *Broker) sysLoop(every time.Duration) {
 func (b *Broker) publishSys(start time.Time) {
 	queued, bytes, spilled, spilledBytes := 0, int64(0), 0, int64(0)
 	type clientStat struct {
-		id     string
+		s      *Session
 		values [len(perClientSysTopics)]uint64 // in the order of perClientSysTopics
 	}
 	var clients []clientStat
@@ -47,7 +47,7 @@ func (b *Broker) publishSys(start time.Time) {
 		spilled += onDisk
 		spilledBytes += diskBytes
 		if perClient && sysClientTopics(id) {
-			clients = append(clients, clientStat{id, [...]uint64{uint64(n), uint64(len(s.inflight)), s.dropped}})
+			clients = append(clients, clientStat{s, [...]uint64{uint64(n), uint64(len(s.inflight)), s.dropped}})
 		}
 		s.mu.Unlock()
 	}
@@ -99,12 +99,20 @@ func (b *Broker) publishSys(start time.Time) {
 		b.publishSysValue("$SYS/broker/"+v.topic, v.value)
 	}
 	for _, c := range clients {
-		if b.session(c.id) == nil {
+		if b.session(c.s.id) != c.s {
 			continue // ended since: its values were deleted, and must not come back
 		}
 		for i, t := range perClientSysTopics {
-			b.publishSysValue("$SYS/broker/clients/"+c.id+"/"+t, c.values[i])
+			b.publishSysValue("$SYS/broker/clients/"+c.s.id+"/"+t, c.values[i])
 		}
+		// Had the session ended while they went out, its values could have come back after
+		// it deleted them: delete them again. (A session ending from here on deletes them
+		// itself.)
+		b.mu.Lock()
+		if b.sessions[c.s.id] != c.s {
+			b.forgetSysClientLocked(c.s.id)
+		}
+		b.mu.Unlock()
 	}
 }
 
