@@ -354,6 +354,9 @@ func (d *decoder) reasonTail(r *ReasonCode, p *Properties) error {
 	if err != nil {
 		return err
 	}
+	if !validReason(d.t, ReasonCode(c)) {
+		return d.fail("reason code", MalformedPacket)
+	}
 	*r = ReasonCode(c)
 	if len(d.b) == 0 {
 		return nil

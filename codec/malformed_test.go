@@ -440,6 +440,20 @@ var malformed = []struct {
 		0x04,                   // property length 4
 		0x1F, 0x00, 0x01, 0x00, // reason string "\x00"
 	}, MalformedPacket},
+	// Reason codes a packet may not carry [MQTT-2.4] table 2-6.
+	{"[MQTT-2.4] PUBACK reason 0x92", V5, []byte{
+		0x40, 0x03, // PUBACK, remaining length 3
+		0x00, 0x01, // packet id 1
+		0x92, // Packet Identifier not found: PUBREL and PUBCOMP only
+	}, MalformedPacket},
+	{"[MQTT-2.4] PUBREC reason 0x01", V5, []byte{0x50, 0x03, 0x00, 0x01, 0x01}, MalformedPacket},
+	{"[MQTT-2.4] PUBREL reason 0x10", V5, []byte{0x62, 0x03, 0x00, 0x01, 0x10}, MalformedPacket},
+	{"[MQTT-2.4] PUBCOMP reason 0x80", V5, []byte{0x70, 0x03, 0x00, 0x01, 0x80}, MalformedPacket},
+	{"[MQTT-2.4] DISCONNECT reason 0x84", V5, []byte{
+		0xE0, 0x01, // DISCONNECT, remaining length 1
+		0x84, // Unsupported Protocol Version: CONNACK only
+	}, MalformedPacket},
+	{"[MQTT-2.4] AUTH reason 0x87", V5, []byte{0xF0, 0x01, 0x87}, MalformedPacket},
 }
 
 // connect311 is a 3.1.1 CONNECT with the given connect flags and nothing after the client id.
@@ -470,5 +484,36 @@ func TestMalformed(t *testing.T) {
 				t.Fatalf("packet %#v returned with the error", p)
 			}
 		})
+	}
+}
+
+// Every reason code table 2-6 allows a packet decodes, and gives that code back.
+func TestReasonCodesAllowed(t *testing.T) {
+	for typ, codes := range reasonsOf {
+		for _, rc := range codes {
+			raw := []byte{byte(typ) << 4, 0x03, 0x00, 0x01, byte(rc)} // an ack: packet id 1
+			switch typ {
+			case PUBREL:
+				raw[0] |= 0x02 // [MQTT-3.6.1-1]
+			case DISCONNECT, AUTH:
+				raw = []byte{byte(typ) << 4, 0x01, byte(rc)}
+			}
+			p, err := readOne(raw, V5)
+			if err != nil {
+				t.Fatalf("%v with reason %v: %v", typ, rc, err)
+			}
+			var got ReasonCode
+			switch p := p.(type) {
+			case *Ack:
+				got = p.Reason
+			case *Disconnect:
+				got = p.Reason
+			case *Auth:
+				got = p.Reason
+			}
+			if got != rc {
+				t.Fatalf("%v with reason %v decoded as %#v", typ, rc, p)
+			}
+		}
 	}
 }

@@ -1,6 +1,9 @@
 package codec
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // ReasonCode is a 5.0 reason code (or a 3.x CONNACK return code). Values of 0x80 and above are
 // failures; a ReasonCode is an error so that a decoder or the engine can return the exact code
@@ -141,3 +144,28 @@ var reasonNames = map[ReasonCode]string{
 	SubscriptionIDNotSupported: "subscription identifiers not supported",
 	WildcardSubNotSupported:    "wildcard subscriptions not supported",
 }
+
+// reasonsOf lists the reason codes each packet with a reason code may carry [MQTT-2.4],
+// table 2-6; any other is a Malformed Packet.
+var reasonsOf = map[Type][]ReasonCode{
+	PUBACK:  publishReasons,
+	PUBREC:  publishReasons,
+	PUBREL:  {Success, PacketIDNotFound},
+	PUBCOMP: {Success, PacketIDNotFound},
+	DISCONNECT: {Success, DisconnectWithWill, UnspecifiedError, MalformedPacket, ProtocolError,
+		ImplementationSpecific, NotAuthorized, ServerBusy, ServerShuttingDown, KeepAliveTimeout,
+		SessionTakenOver, TopicFilterInvalid, TopicNameInvalid, ReceiveMaximumExceeded,
+		TopicAliasInvalid, PacketTooLarge, MessageRateTooHigh, QuotaExceeded, AdministrativeAction,
+		PayloadFormatInvalid, RetainNotSupported, QoSNotSupported, UseAnotherServer, ServerMoved,
+		SharedSubNotSupported, ConnectionRateExceeded, MaximumConnectTime,
+		SubscriptionIDNotSupported, WildcardSubNotSupported},
+	AUTH: {Success, ContinueAuthentication, ReAuthenticate},
+}
+
+// publishReasons are the reason codes of PUBACK and PUBREC.
+var publishReasons = []ReasonCode{Success, NoMatchingSubscribers, UnspecifiedError,
+	ImplementationSpecific, NotAuthorized, TopicNameInvalid, PacketIDInUse, QuotaExceeded,
+	PayloadFormatInvalid}
+
+// validReason reports whether a packet of type t may carry reason code r.
+func validReason(t Type, r ReasonCode) bool { return slices.Contains(reasonsOf[t], r) }
