@@ -33,6 +33,8 @@ const (
 	// (after its reference count) holds either an encoded Message or a location.
 	bodyMarker  = 0xc1
 	bodyLocSize = 13 // marker, file u32, offset u32, length u32
+	// maxBodyFileSize bounds a body file: offsets in locations are 32 bits.
+	maxBodyFileSize = 1 << 30
 	// bodyWriteBuffer is how much the files buffer before writing.
 	bodyWriteBuffer = 64 << 10
 )
@@ -42,6 +44,9 @@ var crc32c = crc32.MakeTable(crc32.Castagnoli)
 // errBodyDamaged reports a body record that is not what its location says, or a missing body
 // file: damage, where other errors of reading a body may pass.
 var errBodyDamaged = errors.New("body damaged")
+
+// errBodyRead wraps an error of reading a body file that is not damage: it may pass.
+var errBodyRead = errors.New("reading a body file")
 
 // bodyLoc is where a body is: file number, offset of its record, length of the body.
 type bodyLoc struct {
@@ -81,15 +86,18 @@ type bodyFiles struct {
 	dir     string
 	maxSize int64 // a file takes no more records once it is this big
 
-	mu      sync.Mutex
-	cur     wal.File // appended to; nil until the first append after Open or a failure
+	mu      sync.Mutex // the appends; held across their writes and syncs
+	cur     wal.File   // appended to; nil until the first append after Open or a failure
 	curNum  uint32
 	curSize int64 // written to cur, buffered bytes included
 	curNew  bool  // cur's directory entry is not durable yet
 	buf     []byte
-	dirty   bool                // written since the last sync
-	next    uint32              // the number of the next file
-	readers map[uint32]wal.File // open for reading
+	dirty   bool   // written since the last sync
+	next    uint32 // the number of the next file
+
+	readersMu sync.Mutex // the files open for reading; never held across a write or sync
+	readers   map[uint32]wal.File
+	closed    bool // close was called: no file opens any more
 
 	// readMu is held for reading by every reader of checkpoint.db that may follow a location,
 	// and for writing to remove a file: a reader in a transaction older than a removal's may
@@ -123,12 +131,15 @@ func openBodyFiles(fsys wal.FS, dataDir string, maxSize int64, live map[uint32]i
 	if err != nil {
 		return nil, err
 	}
-	b := &bodyFiles{fsys: fsys, dir: dir, maxSize: maxSize, readers: map[uint32]wal.File{}}
-	removed := false
+	b := &bodyFiles{fsys: fsys, dir: dir, maxSize: min(maxSize, maxBodyFileSize), readers: map[uint32]wal.File{}}
+	removed, present := false, 0
 	for _, name := range names {
 		n, ok := parseBodyName(name)
 		if !ok {
 			continue
+		}
+		if live[n] > 0 {
+			present++
 		}
 		b.next = max(b.next, n+1)
 		if _, ok := live[n]; !ok {
@@ -138,8 +149,17 @@ func openBodyFiles(fsys wal.FS, dataDir string, maxSize int64, live map[uint32]i
 			removed = true
 		}
 	}
-	for n := range live {
+	listed := 0
+	for n, bytes := range live {
 		b.next = max(b.next, n+1)
+		if bytes > 0 {
+			listed++
+		}
+	}
+	if listed > 0 && present == 0 {
+		return nil, fmt.Errorf("%w: checkpoint.db refers to %d body files and %s holds none of them "+
+			"(restore it from the backup the rest came from, or move checkpoint.db aside to start empty)",
+			ErrDamaged, listed, dir)
 	}
 	if removed {
 		if err := fsys.SyncDir(dir); err != nil {
@@ -208,9 +228,12 @@ func (b *bodyFiles) flushLocked() error {
 	return err
 }
 
+// abandonLocked gives up the file being filled. What it held unsynced belongs to transactions
+// that failed with the write or sync (every caller gives up on such an error): nothing will
+// refer to it.
 func (b *bodyFiles) abandonLocked() {
 	b.cur.Close()
-	b.cur, b.buf = nil, b.buf[:0]
+	b.cur, b.buf, b.dirty = nil, b.buf[:0], false
 }
 
 // sync makes every record added so far durable, the new file's directory entry included.
@@ -223,9 +246,6 @@ func (b *bodyFiles) sync() error {
 func (b *bodyFiles) syncLocked() error {
 	if !b.dirty {
 		return nil
-	}
-	if b.cur == nil {
-		return errors.New("body file abandoned after a failed write")
 	}
 	if err := b.flushLocked(); err != nil {
 		return err
@@ -254,8 +274,11 @@ func (b *bodyFiles) current() (uint32, bool) {
 
 // reader returns file n open for reading.
 func (b *bodyFiles) reader(n uint32) (wal.File, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	b.readersMu.Lock()
+	defer b.readersMu.Unlock()
+	if b.closed {
+		return nil, ErrClosed
+	}
 	if f := b.readers[n]; f != nil {
 		return f, nil
 	}
@@ -275,6 +298,9 @@ func (b *bodyFiles) read(id uint64, l bodyLoc, buf []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: body file %08x is missing", errBodyDamaged, l.file)
 	} else if err != nil {
 		return nil, err
+	}
+	if l.len > wal.MaxRecordSize { // no body is larger than the log record that carried it
+		return nil, fmt.Errorf("%w: body file %08x offset %d: a body of %d bytes", errBodyDamaged, l.file, l.off, l.len)
 	}
 	rec := buf[:0]
 	if n := int(l.size()); cap(rec) < n {
@@ -329,7 +355,7 @@ func (b *bodyFiles) scan(n uint32, fn func(l bodyLoc, id uint64, body []byte) er
 			return err
 		}
 		n64 := int64(binary.BigEndian.Uint32(hdr))
-		if off+bodyHdrSize+n64 > size {
+		if off+bodyHdrSize+n64 > size || n64 > wal.MaxRecordSize {
 			return nil
 		}
 		rec := make([]byte, bodyHdrSize+n64)
@@ -361,12 +387,12 @@ func (b *bodyFiles) size(n uint32) (int64, error) {
 func (b *bodyFiles) remove(n uint32) error {
 	b.readMu.Lock()
 	defer b.readMu.Unlock()
-	b.mu.Lock()
+	b.readersMu.Lock()
 	if f := b.readers[n]; f != nil {
 		f.Close()
 		delete(b.readers, n)
 	}
-	b.mu.Unlock()
+	b.readersMu.Unlock()
 	err := b.fsys.Remove(bodyPath(b.dir, n))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -374,13 +400,18 @@ func (b *bodyFiles) remove(n uint32) error {
 	return err
 }
 
-// close closes every open file.
+// close closes every open file, once no reader is reading; no file opens after it.
 func (b *bodyFiles) close() {
+	b.readMu.Lock()
+	defer b.readMu.Unlock()
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.cur != nil {
 		b.abandonLocked()
 	}
+	b.mu.Unlock()
+	b.readersMu.Lock()
+	defer b.readersMu.Unlock()
+	b.closed = true
 	for n, f := range b.readers {
 		f.Close()
 		delete(b.readers, n)

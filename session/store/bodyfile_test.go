@@ -2,9 +2,11 @@ package store
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -183,13 +185,18 @@ func TestStrayBodyFileRemoved(t *testing.T) {
 
 // Damaged body files: a flipped bit, a truncated file, a missing one. The bodies they held are
 // missing (a queue read gives a nil message, Open drops what refers to them, with a warning);
-// the others are there; nothing panics.
+// the others are there; nothing panics. (With every body file gone, Open refuses: see
+// TestBodyDirectoryLost.)
 func TestDamagedBodyFiles(t *testing.T) {
 	for _, damage := range []string{"flip", "truncate", "remove"} {
 		t.Run(damage, func(t *testing.T) {
 			mem := newMem()
 			o := testOptions(t, mem)
 			s, _ := mustOpen(t, o)
+			queueOffline(t, s, "other", 100, 1, 50) // in a file of its own, which stays
+			s.spill.mu.Lock()
+			s.spill.abandonLocked() // the next bodies start a new file
+			s.spill.mu.Unlock()
 			queueOffline(t, s, "a", 1, 2, 50)
 			var b Batch
 			b.PutMessage(msg(10, "r"))
@@ -202,10 +209,10 @@ func TestDamagedBodyFiles(t *testing.T) {
 				t.Fatal(err)
 			}
 			names := bodyFileNames(t, o)
-			if len(names) != 1 {
-				t.Fatalf("body files %v; want one", names)
+			if len(names) != 2 {
+				t.Fatalf("body files %v; want two", names)
 			}
-			path := filepath.Join(o.Dir, bodyDirName, names[0])
+			path := filepath.Join(o.Dir, bodyDirName, names[1])
 			data := mem.Snapshot(path)
 			switch damage {
 			case "flip":
@@ -235,7 +242,31 @@ func TestDamagedBodyFiles(t *testing.T) {
 			if _, ok := st.Retained["r"]; ok != (damage == "flip") {
 				t.Fatalf("retained present %v after %s", ok, damage)
 			}
+			if es, err := s.ReadQueued("other", 0, 10); err != nil || len(es) != 1 || es[0].Msg == nil {
+				t.Fatalf("the undamaged file's body: %+v, %v", es, err)
+			}
 		})
+	}
+}
+
+// A data directory whose body files are all gone (a restore that left bodies/ out) does not
+// open: every stored body would be dropped. The error says what to do.
+func TestBodyDirectoryLost(t *testing.T) {
+	mem := newMem()
+	o := testOptions(t, mem)
+	s, _ := mustOpen(t, o)
+	queueOffline(t, s, "a", 1, 2, 50)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range bodyFileNames(t, o) {
+		if err := mem.Remove(filepath.Join(o.Dir, bodyDirName, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, _, err := Open(o)
+	if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "restore it from the backup") {
+		t.Fatalf("Open = %v; want damage with what to do", err)
 	}
 }
 
@@ -309,25 +340,116 @@ func TestLayout1Bodies(t *testing.T) {
 }
 
 // A read of a body file that fails (not damage: the disk said no) is an error of ReadQueued,
-// not a missing message.
+// neither a missing message nor damage; with the disk back, the read succeeds.
 func TestBodyReadErrorIsNoDamage(t *testing.T) {
-	f := waltest.NewFaultFS(newMem())
-	o := testOptions(t, f)
-	s, _ := mustOpen(t, o)
-	defer s.Close()
-	queueOffline(t, s, "c", 1, 1, 10)
-	s.spill.mu.Lock()
-	for n, r := range s.spill.readers { // the next read opens the file again
-		r.Close()
-		delete(s.spill.readers, n)
+	for _, n := range []int{1, 200} { // read through the map, and with pread of the pages
+		f := waltest.NewFaultFS(newMem())
+		o := testOptions(t, f)
+		s, _ := mustOpen(t, o)
+		queueOffline(t, s, "c", 1, n, 10)
+		s.spill.readersMu.Lock()
+		for n, r := range s.spill.readers { // the next read opens the file again
+			r.Close()
+			delete(s.spill.readers, n)
+		}
+		s.spill.readersMu.Unlock()
+		f.FailAt(1, fmt.Errorf("i/o error"), true)
+		if es, err := s.ReadQueued("c", 0, n); err == nil || errors.Is(err, ErrDamaged) {
+			t.Fatalf("%d entries: ReadQueued = %d entries, %v; want the read's error, not damage", n, len(es), err)
+		}
+		f.Heal()
+		if es, err := s.ReadQueued("c", 0, n); err != nil || len(es) != n || es[n-1].Msg == nil {
+			t.Fatalf("%d entries, after the disk healed: %d entries, %v", n, len(es), err)
+		}
+		s.Close()
 	}
-	s.spill.mu.Unlock()
-	f.FailAt(1, fmt.Errorf("i/o error"), true)
-	if es, err := s.ReadQueued("c", 0, 10); err == nil {
-		t.Fatalf("ReadQueued = %+v, nil; want the read's error", es)
+}
+
+// One file operation failing once, anywhere in a checkpoint, does not stop the next one: a
+// body file whose write or sync failed is given up, and the next bodies go to a new one.
+func TestCheckpointAfterATransientFailure(t *testing.T) {
+	for k := 1; ; k++ {
+		f := waltest.NewFaultFS(newMem())
+		o := testOptions(t, f)
+		s, _ := mustOpen(t, o)
+		var b Batch
+		b.PutSession(&Session{ClientID: "c", Version: 5, DisconnectedAt: 1, Expiry: -1})
+		for seq := range uint64(3) {
+			b.PutMessage(msg(seq+1, "t"))
+			b.PutEntry("c", &Entry{Seq: seq + 1, MsgID: seq + 1, QoS: 1})
+		}
+		mustSync(t, s, &b)
+		f.FailAt(k, fmt.Errorf("transient"), false)
+		cerr := s.Checkpoint()
+		if !f.Fired() {
+			s.Close()
+			if k < 3 {
+				t.Fatal("the checkpoint did no file operation")
+			}
+			return
+		}
+		f.Heal()
+		// All three acknowledged: the next checkpoint stores no body (and must still sync
+		// none of the failed file's).
+		b.DeleteEntry("c", 1)
+		b.DeleteEntry("c", 2)
+		b.DeleteEntry("c", 3)
+		if err := s.Sync(&b); err != nil {
+			s.Close() // the log failed: that is Reopen's business, not this test's
+			continue
+		}
+		if err := s.Checkpoint(); err != nil {
+			t.Fatalf("k=%d: the checkpoint after a failed one (%v): %v", k, cerr, err)
+		}
+		b.PutMessage(msg(4, "t"))
+		b.PutEntry("c", &Entry{Seq: 4, MsgID: 4, QoS: 1})
+		mustSync(t, s, &b)
+		if err := s.Checkpoint(); err != nil {
+			t.Fatalf("k=%d: a checkpoint storing a body after a failed one: %v", k, err)
+		}
+		if es, err := s.ReadQueued("c", 0, 10); err != nil || len(es) != 1 || es[0].Msg == nil {
+			t.Fatalf("k=%d: ReadQueued = %+v, %v", k, es, err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("k=%d: Close: %v", k, err)
+		}
 	}
-	f.Heal()
-	if es, err := s.ReadQueued("c", 0, 10); err != nil || len(es) != 1 || es[0].Msg == nil {
-		t.Fatalf("after the disk healed: %+v, %v", es, err)
+}
+
+// A body file whose write or sync failed is given up: a sync after it has nothing to make
+// durable (what the file held unsynced belongs to the transaction that failed), and the next
+// body goes to a new file.
+func TestBodyFileGivenUpAfterAFailure(t *testing.T) {
+	for _, op := range []int{1, 2} { // the write, the sync
+		f := waltest.NewFaultFS(newMem())
+		b, err := openBodyFiles(f, t.TempDir(), 1<<20, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.add(1, []byte("lost")); err != nil { // opens the file
+			t.Fatal(err)
+		}
+		f.FailAt(op, fmt.Errorf("transient"), false)
+		if err := b.sync(); err == nil {
+			t.Fatalf("op %d: sync did not fail", op)
+		}
+		f.Heal()
+		if err := b.sync(); err != nil {
+			t.Fatalf("op %d: a sync after the failure: %v", op, err)
+		}
+		l, err := b.add(2, []byte("kept"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.sync(); err != nil {
+			t.Fatal(err)
+		}
+		if l.file == 0 {
+			t.Fatalf("op %d: the next body went to the failed file", op)
+		}
+		if rec, err := b.read(2, l, nil); err != nil || string(rec[bodyHdrSize:]) != "kept" {
+			t.Fatalf("op %d: read back %q, %v", op, rec, err)
+		}
+		b.close()
 	}
 }

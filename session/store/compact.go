@@ -61,6 +61,7 @@ func (s *Store) compactBodies() error {
 		s.opts.Logger.Warn("store: a body file is damaged; it stays", "err", err)
 		return nil
 	} else if err != nil {
+		s.stuck[victim] = true // not retried at every checkpoint; the next start tries again
 		return err
 	}
 	if live > 0 {

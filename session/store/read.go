@@ -176,7 +176,7 @@ func collectQueued(spill *bodyFiles, first, next func() (kv, error), body func(i
 			// One that is damaged is missing: the engine drops it. Failing to read it is
 			// an error: it may pass.
 			if m, err = decodeBody(spill, q.MsgID, v); err != nil && !errors.Is(err, errBodyDamaged) {
-				return nil, read, err
+				return nil, read, fmt.Errorf("%w: %w", errBodyRead, err)
 			}
 		}
 		shared[q.MsgID] = m
@@ -227,10 +227,10 @@ func readQueuedPages(spill *bodyFiles, tx *bolt.Tx, pf *pageFile, client string,
 			max)
 		return out, err
 	}()
-	if err != nil {
+	if err != nil && !errors.Is(err, errBodyRead) { // the pages': damage
 		return nil, fmt.Errorf("%w: %w", ErrDamaged, err)
 	}
-	return out, nil
+	return out, err
 }
 
 // readQueuedMapped does the work of ReadQueued inside tx, through the map, and returns how

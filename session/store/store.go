@@ -109,6 +109,7 @@ func Open(opts Options) (*Store, *State, error) {
 		l.Close()
 		db.Close()
 		s.closeDBFile()
+		s.spill.close()
 		return nil, nil, err
 	}
 	go s.checkpointer()
@@ -305,6 +306,7 @@ func (s *Store) pad(c wal.Pos) error {
 }
 
 var (
+	errCompact = errors.New("compacting a body file failed")
 	errStop    = errors.New("stop")
 	errStopped = errors.New("checkpoint left unfinished")
 	errLocked  = errors.New("store: locked by another process")
@@ -559,7 +561,7 @@ func (s *Store) checkpoint(stop func() bool) error {
 		return fmt.Errorf("store: checkpoint: %w", err)
 	}
 	if err := guard(s.compactBodies); err != nil {
-		return fmt.Errorf("store: compact body files: %w", err)
+		return fmt.Errorf("store: %w: %w", errCompact, err)
 	}
 	return nil
 }
@@ -594,7 +596,10 @@ func (s *Store) checkpointer() {
 		case <-s.kick:
 		case <-t.C:
 		}
-		if err := s.backgroundCheckpoint(); err != nil && !errors.Is(err, ErrClosed) {
+		switch err := s.backgroundCheckpoint(); {
+		case errors.Is(err, errCompact):
+			s.opts.Logger.Warn("store: the checkpoint is done; the body file stays until a restart", "err", err)
+		case err != nil && !errors.Is(err, ErrClosed):
 			s.opts.Logger.Error("store: checkpoint failed; the log keeps everything until one succeeds", "err", err)
 		}
 	}
