@@ -284,7 +284,7 @@ func (c *conn) releaseBuffers() {
 
 // handshake reads and answers CONNECT. It reports whether the connection was accepted.
 func (c *conn) handshake() bool {
-	c.nc.SetReadDeadline(c.b.now().Add(c.b.o().ConnectTimeout))
+	c.nc.SetReadDeadline(time.Now().Add(c.b.o().ConnectTimeout))
 	p, err := c.r.ReadPacket()
 	if err != nil {
 		var lvl *codec.UnsupportedLevelError
@@ -1231,7 +1231,7 @@ func (c *conn) flushLocked() error {
 	if len(c.wbuf) == 0 {
 		return nil
 	}
-	c.nc.SetWriteDeadline(c.b.now().Add(writeTimeout))
+	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 	_, err := c.nc.Write(c.wbuf)
 	putWriteBuffer(c.wbuf)
 	c.wbuf = nil
@@ -1273,7 +1273,7 @@ func (c *conn) setReadDeadline() {
 		return // kill set it
 	}
 	if c.keepAlive > 0 {
-		c.nc.SetReadDeadline(c.b.now().Add(c.keepAlive))
+		c.nc.SetReadDeadline(time.Now().Add(c.keepAlive))
 	} else {
 		c.nc.SetReadDeadline(time.Time{})
 	}

@@ -100,7 +100,8 @@ type Options struct {
 	PeerName func(net.Conn) (string, bool)
 	// Logger receives the engine's log lines; nil discards them.
 	Logger *slog.Logger
-	// Now returns the current time; nil means time.Now. Tests may replace it.
+	// Now returns the current time of the protocol's clocks (expiry, will delays); nil means
+	// time.Now. Tests may replace it. Socket deadlines always follow the wall clock.
 	Now func() time.Time
 }
 

@@ -930,3 +930,17 @@ func TestResendKeepsToTheNewReceiveMaximum(t *testing.T) {
 		expect(fmt.Sprint("m", i+2))
 	}
 }
+
+// Socket deadlines follow the wall clock whatever Options.Now says: a broker whose protocol
+// clock is an hour behind still lets clients connect (the connect timeout would otherwise
+// have passed already) and keeps them (their keep-alive deadline too).
+func TestSocketDeadlinesFollowTheWallClock(t *testing.T) {
+	_, addr := startBroker(t, func(o *Options) { o.Now = func() time.Time { return time.Now().Add(-time.Hour) } })
+	sub, _ := connectClient(t, addr, codec.V311, "sub", true)
+	sub.subscribe(1, "a", 1)
+	pub, _ := connectClient(t, addr, codec.V311, "pub", true)
+	pub.publish(1, "a", 1, "on time")
+	if p := sub.receive(); string(p.Payload) != "on time" {
+		t.Fatalf("received %q", p.Payload)
+	}
+}
