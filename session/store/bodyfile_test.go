@@ -453,3 +453,43 @@ func TestBodyFileGivenUpAfterAFailure(t *testing.T) {
 		b.close()
 	}
 }
+
+// checkBodyAccounting checks that checkpoint.db's live bytes of each body file are those of the
+// bodies its messages bucket locates there, and that every file it lists exists.
+func checkBodyAccounting(t *testing.T, s *Store) {
+	t.Helper()
+	err := s.db.View(func(tx *bolt.Tx) error {
+		want := map[uint32]int64{}
+		tx.Bucket(bucketMessages).ForEach(func(k, v []byte) error {
+			if len(v) >= 4 {
+				if l, ok := parseBodyLoc(v[4:]); ok {
+					want[l.file] += l.size()
+				}
+			}
+			return nil
+		})
+		got := map[uint32]int64{}
+		tx.Bucket(bucketBodyFiles).ForEach(func(k, v []byte) error {
+			n := binary.BigEndian.Uint32(k)
+			got[n] = int64(binary.BigEndian.Uint64(v))
+			if _, err := s.spill.size(n); err != nil {
+				t.Errorf("body file %08x is listed but cannot be read: %v", n, err)
+			}
+			return nil
+		})
+		for n, w := range want {
+			if got[n] != w {
+				t.Errorf("body file %08x: %d live bytes listed, %d located", n, got[n], w)
+			}
+		}
+		for n, g := range got {
+			if _, ok := want[n]; !ok && g != 0 {
+				t.Errorf("body file %08x: %d live bytes listed, none located", n, g)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -269,6 +269,7 @@ func verify(t *testing.T, o Options, h *history) {
 		t.Fatalf("Open after the cut: %v", err)
 	}
 	assertShared(t, st)
+	checkBodyAccounting(t, s)
 	got := dump(withQueued(t, s, st))
 	if !slices.Contains(h.snaps[h.durable:], got) {
 		t.Fatalf("recovered state is no prefix from durable batch %d of %d; lines differing from the last durable state:\n%s",
