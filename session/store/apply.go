@@ -253,8 +253,10 @@ func (a *applier) putMessage(o *op) error {
 // pendingEntry is an entry put by the records applied so far; stored says the bucket holds an
 // older version of it, which a delete must remove.
 type pendingEntry struct {
-	raw    []byte // encoded Entry
+	raw    []byte // encoded Entry, and the location of its body when one follows (hinted)
 	stored bool
+	msgID  uint64 // the entry's MsgID
+	hinted bool
 }
 
 // entry returns the current entry seq of client key: the pending one, else the one in the
@@ -283,14 +285,14 @@ func (a *applier) entry(key []byte, seq uint64) (raw []byte, stored bool) {
 	return raw, raw != nil
 }
 
-// setPending makes raw the pending entry seq of client key.
-func (a *applier) setPending(key []byte, seq uint64, raw []byte, stored bool) {
+// setPending makes p the pending entry seq of client key.
+func (a *applier) setPending(key []byte, seq uint64, p pendingEntry) {
 	m := a.pending[string(key)]
 	if m == nil {
 		m = map[uint64]pendingEntry{}
 		a.pending[string(key)] = m
 	}
-	m[seq] = pendingEntry{raw: raw, stored: stored}
+	m[seq] = p
 }
 
 func (a *applier) putEntry(key []byte, o *op) error {
@@ -306,7 +308,7 @@ func (a *applier) putEntry(key []byte, o *op) error {
 	if n := o.entry.Seq + 1; n > a.nextSeq[o.key] {
 		a.nextSeq[o.key] = n
 	}
-	a.setPending(key, o.entry.Seq, bytes.Clone(o.raw), stored)
+	a.setPending(key, o.entry.Seq, pendingEntry{raw: bytes.Clone(o.raw), stored: stored, msgID: o.msgID})
 	return nil
 }
 
@@ -329,7 +331,7 @@ func (a *applier) setPacketID(key []byte, seq uint64, packetID uint16, release b
 		return err
 	}
 	nv = append(nv, rest...)
-	a.setPending(key, seq, nv, stored)
+	a.setPending(key, seq, pendingEntry{raw: nv, stored: stored, msgID: e.MsgID, hinted: len(rest) > 0})
 	return nil
 }
 
@@ -380,7 +382,7 @@ func (a *applier) settle() error {
 		}
 		b.FillPercent = 0.9
 		for _, seq := range slices.Sorted(maps.Keys(m)) { // ascending: bbolt appends
-			if err := b.Put(seqKey(seq), a.withHint(m[seq].raw, len(a.locs) > 0)); err != nil {
+			if err := b.Put(seqKey(seq), a.withHint(m[seq])); err != nil {
 				return err
 			}
 		}
@@ -470,22 +472,14 @@ func (a *applier) unlocate(v []byte) {
 	}
 }
 
-// withHint returns the encoded entry raw with the location of its body after it, when settle
-// just stored that body in a body file (maybe says it may have): a read of the queue then
-// goes to the body without a lookup in the messages bucket.
-func (a *applier) withHint(raw []byte, maybe bool) []byte {
-	if !maybe {
-		return raw
+// withHint returns the encoded entry of p with the location of its body after it, when settle
+// just stored that body in a body file: a read of the queue then goes to the body without a
+// lookup in the messages bucket.
+func (a *applier) withHint(p pendingEntry) []byte {
+	if l, ok := a.locs[p.msgID]; ok && !p.hinted {
+		return l.append(p.raw[:len(p.raw):len(p.raw)])
 	}
-	var e Entry
-	rest, err := e.UnmarshalMsg(raw)
-	if err != nil || len(rest) != 0 {
-		return raw
-	}
-	if l, ok := a.locs[e.MsgID]; ok {
-		return l.append(raw[:len(raw):len(raw)])
-	}
-	return raw
+	return p.raw
 }
 
 // settleLive stores the live bytes of the body files whose bodies came or went. A file none

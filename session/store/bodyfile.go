@@ -95,7 +95,7 @@ type bodyFiles struct {
 	dirty   bool   // written since the last sync
 	next    uint32 // the number of the next file
 
-	readersMu sync.Mutex // the files open for reading; never held across a write or sync
+	readersMu sync.RWMutex // the files open for reading; never held across a write or sync
 	readers   map[uint32]wal.File
 	closed    bool // close was called: no file opens any more
 
@@ -173,7 +173,7 @@ func openBodyFiles(fsys wal.FS, dataDir string, maxSize int64, live map[uint32]i
 func (b *bodyFiles) add(id uint64, body []byte) (bodyLoc, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	rec := int64(bodyHdrSize + len(body))
+	rec := bodyLoc{len: uint32(len(body))}.size()
 	if b.cur != nil && b.curSize+rec > b.maxSize && b.curSize > int64(len(bodyFileMagic)) {
 		if err := b.syncLocked(); err != nil {
 			return bodyLoc{}, err
@@ -274,6 +274,12 @@ func (b *bodyFiles) current() (uint32, bool) {
 
 // reader returns file n open for reading.
 func (b *bodyFiles) reader(n uint32) (wal.File, error) {
+	b.readersMu.RLock()
+	f, closed := b.readers[n], b.closed
+	b.readersMu.RUnlock()
+	if f != nil && !closed {
+		return f, nil // every body read but the first of a file
+	}
 	b.readersMu.Lock()
 	defer b.readersMu.Unlock()
 	if b.closed {

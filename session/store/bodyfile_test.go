@@ -57,6 +57,20 @@ func queueOffline(t *testing.T, s *Store, c string, from uint64, n, size int) {
 	}
 }
 
+// closedWithQueue returns a closed store on a memory file system whose client c has two
+// checkpointed messages queued, their bodies in a body file.
+func closedWithQueue(t *testing.T, c string) (*waltest.MemFS, Options) {
+	t.Helper()
+	mem := newMem()
+	o := testOptions(t, mem)
+	s, _ := mustOpen(t, o)
+	queueOffline(t, s, c, 1, 2, 50)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return mem, o
+}
+
 // A checkpoint stores a body in a body file and only its location in checkpoint.db; its entry
 // carries the location too. Queue reads, ReadMessage and Open all find the body there.
 func TestBodiesGoToBodyFiles(t *testing.T) {
@@ -162,18 +176,12 @@ func TestBodyFilesRemovedAndCompacted(t *testing.T) {
 // A file of the bodies directory that checkpoint.db does not list (a checkpoint wrote it and
 // never committed) is removed at Open.
 func TestStrayBodyFileRemoved(t *testing.T) {
-	mem := newMem()
-	o := testOptions(t, mem)
-	s, _ := mustOpen(t, o)
-	queueOffline(t, s, "c", 1, 2, 10)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
+	mem, o := closedWithQueue(t, "c")
 	stray := bodyPath(filepath.Join(o.Dir, bodyDirName), 0x99)
 	if err := mem.WriteFile(stray, []byte(bodyFileMagic)); err != nil {
 		t.Fatal(err)
 	}
-	s, _ = mustOpen(t, o)
+	s, _ := mustOpen(t, o)
 	defer s.Close()
 	if slices.Contains(bodyFileNames(t, o), filepath.Base(stray)) {
 		t.Fatal("the stray body file is still there")
@@ -252,13 +260,7 @@ func TestDamagedBodyFiles(t *testing.T) {
 // A data directory whose body files are all gone (a restore that left bodies/ out) does not
 // open: every stored body would be dropped. The error says what to do.
 func TestBodyDirectoryLost(t *testing.T) {
-	mem := newMem()
-	o := testOptions(t, mem)
-	s, _ := mustOpen(t, o)
-	queueOffline(t, s, "a", 1, 2, 50)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
+	mem, o := closedWithQueue(t, "a")
 	for _, n := range bodyFileNames(t, o) {
 		if err := mem.Remove(filepath.Join(o.Dir, bodyDirName, n)); err != nil {
 			t.Fatal(err)

@@ -33,11 +33,13 @@ const (
 
 // Options configure a Store. Get them from DefaultOptions.
 type Options struct {
-	// Dir is the data directory: the log goes to Dir/wal/ and the checkpoint to
-	// Dir/checkpoint.db. Open creates it if missing. Required.
+	// Dir is the data directory: the log goes to Dir/wal/, the checkpoint to
+	// Dir/checkpoint.db and the bodies it stores to Dir/bodies/. Open creates it if missing.
+	// Required.
 	Dir string
 	// WAL configures the log: Sync (the fsync policy), SyncInterval, SegmentSize, FS. Its Dir
-	// is set by the store. Only wal.SyncAlways keeps the durability promise of Store.Wait
+	// is set by the store. The body files are as big as a segment (at most 1 GiB), and on
+	// the same FS. Only wal.SyncAlways keeps the durability promise of Store.Wait
 	// across a power cut.
 	WAL wal.Options
 	// CheckpointBytes starts a background checkpoint once this much log (records and the

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -162,15 +163,22 @@ func openDB(opts Options, readOnly bool) (db *bolt.DB, err error) {
 		}
 		meta := tx.Bucket(bucketMeta)
 		v := meta.Get(keyFormat)
+		version := uint32(0) // none yet: a new file
+		if v != nil {
+			version = math.MaxUint32
+			if len(v) == 4 {
+				version = binary.BigEndian.Uint32(v)
+			}
+		}
 		switch {
-		case (v == nil || (len(v) == 4 && binary.BigEndian.Uint32(v) == 1)) && !readOnly:
+		case (version == 0 || version == 1) && !readOnly:
 			// New, or layout 1: that keeps every body in the messages bucket, which layout 2
 			// still reads; what is stored from now on goes to the body files.
 			if _, err := tx.CreateBucketIfNotExists(bucketBodyFiles); err != nil {
 				return err
 			}
 			return meta.Put(keyFormat, binary.BigEndian.AppendUint32(nil, dbFormat))
-		case len(v) == 4 && (binary.BigEndian.Uint32(v) == dbFormat || binary.BigEndian.Uint32(v) == 1):
+		case version == 1 || version == dbFormat:
 			return nil
 		}
 		return fmt.Errorf("%w: %s: layout version %x, want %d (written by a newer edgebroker?)", ErrDamaged, path, v, dbFormat)
