@@ -75,3 +75,23 @@ func BenchmarkSizePublishV5Props(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodeAck decodes a 3.1.1 PUBACK into a new Ack each time.
+func BenchmarkDecodeAck(b *testing.B) { benchDecode(b, &Ack{Kind: PUBACK, PacketID: 42}, V311) }
+
+// BenchmarkDecodeAckReused decodes a 3.1.1 PUBACK with Reader.ReuseAcks, as the broker does.
+func BenchmarkDecodeAckReused(b *testing.B) {
+	enc, err := (&Ack{Kind: PUBACK, PacketID: 42}).Encode(nil, V311)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := NewReader(bufio.NewReaderSize(&endless{b: enc}, 4096), 0)
+	r.ReuseAcks()
+	b.SetBytes(int64(len(enc)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.ReadPacket(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

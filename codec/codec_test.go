@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -525,5 +526,73 @@ func TestTypeString(t *testing.T) {
 		if got := typ.String(); got != want {
 			t.Errorf("Type(%d).String() = %q, want %q", byte(typ), got, want)
 		}
+	}
+}
+
+// TestReuseAcks reads acknowledgements of both versions, small and with properties larger than
+// the Reader's own body buffer, through one Reader with ReuseAcks: each decodes as it would
+// without it, into the same Ack, with nothing left over from the one before.
+func TestReuseAcks(t *testing.T) {
+	long := Properties{Present: pset(PropReasonString), ReasonString: strings.Repeat("r", 2*reusedAckBody),
+		User: []UserProperty{{"k", "v"}}}
+	for _, v := range []Version{V311, V5} {
+		acks := []*Ack{
+			{Kind: PUBACK, PacketID: 1},
+			{Kind: PUBREC, PacketID: 2},
+			{Kind: PUBREL, PacketID: 3},
+			{Kind: PUBCOMP, PacketID: 4},
+		}
+		if v == V5 {
+			acks = append(acks,
+				&Ack{Kind: PUBACK, PacketID: 5, Reason: NoMatchingSubscribers, Props: long},
+				&Ack{Kind: PUBACK, PacketID: 6},
+				&Ack{Kind: PUBREC, PacketID: 7, Reason: QuotaExceeded, Props: Properties{Present: pset(PropReasonString), ReasonString: "q"}},
+				&Ack{Kind: PUBCOMP, PacketID: 8})
+		}
+		var stream []byte
+		for _, a := range acks {
+			var err error
+			if stream, err = a.Encode(stream, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		stream, _ = (&Pingresp{}).Encode(stream, v) // a packet of another kind is still new
+		r := NewReader(&oneByteReader{b: stream}, 0)
+		r.SetVersion(v)
+		r.ReuseAcks()
+		var first Packet
+		for i, want := range acks {
+			got, err := r.ReadPacket()
+			if err != nil {
+				t.Fatalf("v%d ack %d: %v", v, i, err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("v%d ack %d: got %#v, want %#v", v, i, got, want)
+			}
+			if i == 0 {
+				first = got
+			} else if got != first {
+				t.Fatalf("v%d ack %d: a new Ack, want the reused one", v, i)
+			}
+		}
+		if p, err := r.ReadPacket(); err != nil || p.Type() != PINGRESP {
+			t.Fatalf("v%d after the acks: %v, %v; want PINGRESP", v, p, err)
+		}
+	}
+}
+
+// TestReuseAcksMalformed: a malformed acknowledgement read into the reused Ack is still an
+// error, whatever the Ack held before.
+func TestReuseAcksMalformed(t *testing.T) {
+	stream, _ := (&Ack{Kind: PUBACK, PacketID: 9}).Encode(nil, V311)
+	stream = append(stream, 0x40, 0x00) // PUBACK without its packet id
+	r := NewReader(&oneByteReader{b: stream}, 0)
+	r.ReuseAcks()
+	if _, err := r.ReadPacket(); err != nil {
+		t.Fatal(err)
+	}
+	var rc ReasonCode
+	if _, err := r.ReadPacket(); !errors.As(err, &rc) || rc != MalformedPacket {
+		t.Fatalf("PUBACK without a packet id: %v, want MalformedPacket", err)
 	}
 }

@@ -49,7 +49,16 @@ type Reader struct {
 	max uint32
 	v   Version
 	hdr [1]byte // scratch for fixed-header bytes when r is not an io.ByteReader
+	// With ReuseAcks, acknowledgements are decoded into ack from a body read into ackBody.
+	reuseAcks bool
+	ack       Ack
+	ackBody   [reusedAckBody]byte
 }
+
+// reusedAckBody is the largest acknowledgement body ReuseAcks reads into the Reader's own
+// buffer: a 5.0 one with a reason code and a short property or two. Larger ones (long reason
+// strings, user properties) get a body of their own, and still the reused Ack.
+const reusedAckBody = 64
 
 // NewReader returns a Reader that decodes packets from r, refusing any packet whose total size
 // (fixed header plus remaining length) exceeds maxPacketSize; 0 means the protocol's own maximum.
@@ -63,6 +72,12 @@ func NewReader(r io.Reader, maxPacketSize uint32) *Reader {
 // SetVersion sets the protocol version used for every packet after CONNECT. A CONNECT is always
 // decoded by its own protocol level.
 func (r *Reader) SetVersion(v Version) { r.v = v }
+
+// ReuseAcks makes ReadPacket decode every PUBACK, PUBREC, PUBREL and PUBCOMP into one Ack
+// the Reader owns, from a body it owns when the body is small: such a packet, and every
+// []byte and string in it, is valid only until the next ReadPacket. For a caller that handles
+// each acknowledgement at once, it spares the allocations of one per message.
+func (r *Reader) ReuseAcks() { r.reuseAcks = true }
 
 // SetMaxPacketSize changes the size limit for the packets read from now on; 0 means no limit
 // beyond the protocol's.
@@ -110,12 +125,27 @@ func (r *Reader) ReadPacket() (Packet, error) {
 	if r.max != 0 && size+uint64(rem) > uint64(r.max) {
 		return nil, tooLarge[t]
 	}
+	if r.reuseAcks && isAck(t) {
+		body := r.ackBody[:min(int(rem), reusedAckBody)]
+		if rem > reusedAckBody {
+			body, err = readBody(r.r, int(rem))
+		} else {
+			_, err = io.ReadFull(r.r, body)
+		}
+		if err != nil {
+			return nil, noEOF(err)
+		}
+		return decodeWith(first, body, r.v, &r.ack)
+	}
 	body, err := readBody(r.r, int(rem))
 	if err != nil {
 		return nil, noEOF(err)
 	}
 	return decode(first, body, r.v)
 }
+
+// isAck reports whether t is a PUBACK, PUBREC, PUBREL or PUBCOMP.
+func isAck(t Type) bool { return t == PUBACK || t == PUBREC || t == PUBREL || t == PUBCOMP }
 
 // A packet's body is allocated as its bytes arrive, so that a peer that announces a large
 // packet and sends little holds little: bodyChunk at first, then four times what arrived, up
@@ -168,8 +198,13 @@ func noEOF(err error) error {
 // decode decodes a packet from its first fixed-header byte and its body. v is the session's
 // protocol version; CONNECT ignores it.
 func decode(first byte, body []byte, v Version) (Packet, error) {
+	return decodeWith(first, body, v, nil)
+}
+
+// decodeWith is decode, decoding an acknowledgement into ack when ack is not nil.
+func decodeWith(first byte, body []byte, v Version, ack *Ack) (Packet, error) {
 	t, flags := Type(first>>4), first&0x0F
-	d := decoder{b: body, t: t}
+	d := decoder{b: body, t: t, into: ack}
 	// [MQTT-2.1.3-1] reserved flag bits: 0010 on PUBREL [MQTT-3.6.1-1], SUBSCRIBE [MQTT-3.8.1-1]
 	// and UNSUBSCRIBE [MQTT-3.10.1-1], 0000 on every other type but PUBLISH.
 	want := byte(0)
@@ -230,8 +265,9 @@ func decode(first byte, body []byte, v Version) (Packet, error) {
 // decoder reads fields from a packet body with bounds checks; a field that runs past the end of
 // the body is a malformed packet.
 type decoder struct {
-	b []byte // the unread rest of the body
-	t Type
+	b    []byte // the unread rest of the body
+	t    Type
+	into *Ack // where an acknowledgement is decoded; nil: a new one
 }
 
 // UnsupportedLevelError is the error of a CONNECT whose protocol name and level this codec does
@@ -501,7 +537,11 @@ func (d *decoder) publish(flags byte, v Version) (*Publish, error) {
 }
 
 func (d *decoder) ack(v Version) (*Ack, error) {
-	a := &Ack{Kind: d.t}
+	a := d.into
+	if a == nil {
+		a = &Ack{}
+	}
+	*a = Ack{Kind: d.t}
 	var err error
 	if a.PacketID, err = d.packetID(); err != nil {
 		return nil, err

@@ -19,7 +19,8 @@ func addSeeds(f *testing.F) {
 }
 
 // checkStream decodes data twice, whole and split in two at split (so the Reader sees short
-// reads), and requires both to agree packet by packet. Every decoded packet must re-encode to
+// reads; that Reader also reuses acknowledgements, Reader.ReuseAcks), and requires both to
+// agree packet by packet. Every decoded packet must re-encode to
 // its Size and decode back to an equal packet; every error must be an end of stream or carry a
 // reason code.
 func checkStream(t *testing.T, data []byte, v Version, split int) {
@@ -28,6 +29,7 @@ func checkStream(t *testing.T, data []byte, v Version, split int) {
 	halves := NewReader(io.MultiReader(bytes.NewReader(data[:split]), bytes.NewReader(data[split:])), 1<<16)
 	whole.SetVersion(v)
 	halves.SetVersion(v)
+	halves.ReuseAcks()
 	for range 64 {
 		p, err := whole.ReadPacket()
 		q, qerr := halves.ReadPacket()

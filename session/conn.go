@@ -251,6 +251,7 @@ func (b *Broker) serveConn(nc net.Conn) {
 
 	c.br = bufio.NewReaderSize(nc, readBufferSize)
 	c.r = codec.NewReader(c.br, b.o().MaxPacketSize)
+	c.r.ReuseAcks() // handleAck is done with an acknowledgement before the next read
 	accepted := c.handshake()
 	if overBudget {
 		b.handshakesOver.Add(-1)
