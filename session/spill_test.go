@@ -3,6 +3,8 @@ package session
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -441,5 +443,38 @@ func TestSharedReadBackStaysWhenItsMemberLeaves(t *testing.T) {
 	sub.expectNothing(300 * time.Millisecond)
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("received %v, want %v", got, want)
+	}
+}
+
+// The disk's $SYS values count the body files: their size, and what was written to them with
+// the log.
+func TestSysDiskCountsBodyFiles(t *testing.T) {
+	d := startDurable(t, waltest.NewMemFS(), t.TempDir(), func(o *Options) { o.SysInterval = 20 * time.Millisecond })
+	parkSubscriber(t, d.addr, codec.V311, "sub", "s", 1)
+	pub, _ := connectClient(t, d.addr, codec.V311, "pub", true)
+	for i := range 5 {
+		pub.publish(uint16(i+1), "s", 1, strings.Repeat("x", 300))
+	}
+	if err := d.b.store.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	st := d.b.store.Stats()
+	if st.BodyBytes < 5*300 {
+		t.Fatalf("body files hold %d bytes after a checkpoint of five 300-byte bodies", st.BodyBytes)
+	}
+	c, _ := connectClient(t, d.addr, codec.V311, "watcher", true)
+	c.subscribe(1, "$SYS/broker/disk/#", 0)
+	got := map[string]int64{}
+	for n := 0; got["bodies bytes"] != st.BodyBytes || got["bytes written"] < st.BodyWritten+st.Log.BytesWritten; n++ {
+		if n == 500 {
+			t.Fatalf("after %d $SYS messages: %v; want bodies bytes %d, bytes written at least %d (log) + %d (bodies)",
+				n, got, st.BodyBytes, st.Log.BytesWritten, st.BodyWritten)
+		}
+		p := c.receive()
+		v, err := strconv.ParseInt(string(p.Payload), 10, 64)
+		if err != nil {
+			t.Fatalf("%s: %q is not a number", p.Topic, p.Payload)
+		}
+		got[strings.TrimPrefix(p.Topic, "$SYS/broker/disk/")] = v
 	}
 }

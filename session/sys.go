@@ -88,10 +88,11 @@ func (b *Broker) publishSys(start time.Time) {
 			topic string
 			value any
 		}{
-			{"disk/bytes written", ss.Log.BytesWritten},
+			{"disk/bytes written", ss.Log.BytesWritten + ss.BodyWritten},
 			{"disk/fsyncs", ss.Log.Fsyncs},
 			{"disk/checkpoints", ss.Checkpoints},
 			{"disk/checkpoint bytes", ss.DBSize},
+			{"disk/bodies bytes", ss.BodyBytes},
 			{"disk/failed", down},
 		}...)
 	}

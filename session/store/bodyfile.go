@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"edgebroker/wal"
 )
@@ -92,8 +93,9 @@ type bodyFiles struct {
 	curSize int64 // written to cur, buffered bytes included
 	curNew  bool  // cur's directory entry is not durable yet
 	buf     []byte
-	dirty   bool   // written since the last sync
-	next    uint32 // the number of the next file
+	dirty   bool         // written since the last sync
+	next    uint32       // the number of the next file
+	written atomic.Int64 // bytes written to body files since Open, for Stats
 
 	readersMu sync.RWMutex // the files open for reading; never held across a write or sync
 	readers   map[uint32]wal.File
@@ -220,7 +222,8 @@ func (b *bodyFiles) flushLocked() error {
 	if len(b.buf) == 0 {
 		return nil
 	}
-	_, err := b.cur.Write(b.buf)
+	n, err := b.cur.Write(b.buf)
+	b.written.Add(int64(n))
 	b.buf = b.buf[:0]
 	if err != nil {
 		b.abandonLocked()
@@ -378,6 +381,32 @@ func (b *bodyFiles) scan(n uint32, fn func(l bodyLoc, id uint64, body []byte) er
 		off += bodyHdrSize + n64
 	}
 	return nil
+}
+
+// diskSize returns the size of the body files on disk, those being removed or failed
+// included: what they take of the data dir.
+func (b *bodyFiles) diskSize() int64 {
+	names, err := b.fsys.ReadDir(b.dir)
+	if err != nil {
+		return 0
+	}
+	var total int64
+	for _, name := range names {
+		if _, ok := parseBodyName(name); !ok {
+			continue
+		}
+		// Opened for the moment, not kept among the readers: a file being removed stays
+		// removed.
+		f, err := b.fsys.OpenFile(filepath.Join(b.dir, name), os.O_RDONLY, 0)
+		if err != nil {
+			continue // removed since ReadDir
+		}
+		if size, err := f.Size(); err == nil {
+			total += size
+		}
+		f.Close()
+	}
+	return total
 }
 
 // size returns the size of file n.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -530,4 +531,67 @@ func FuzzBodyFile(f *testing.F) {
 		})
 		bf.read(7, bodyLoc{file: 0, off: off, len: n}, nil)
 	})
+}
+
+// bodyFilesSize sums the sizes of the files in o's bodies directory.
+func bodyFilesSize(t *testing.T, o Options) int64 {
+	t.Helper()
+	var total int64
+	for _, name := range bodyFileNames(t, o) {
+		f, err := o.WAL.FS.OpenFile(filepath.Join(o.Dir, bodyDirName, name), os.O_RDONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		size, err := f.Size()
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += size
+	}
+	return total
+}
+
+// Stats reports what the body files take on disk, and what was written to them since Open
+// ($SYS disk/bodies bytes and part of disk/bytes written).
+func TestBodyFileStats(t *testing.T) {
+	o := testOptions(t, newMem())
+	o.WAL.SegmentSize = 4 << 10 // body files of 4 KiB: ten bodies of 400 bytes
+	s, _ := mustOpen(t, o)
+	if st := s.Stats(); st.BodyBytes != 0 || st.BodyWritten != 0 {
+		t.Fatalf("empty store: body bytes %d, written %d; want 0, 0", st.BodyBytes, st.BodyWritten)
+	}
+	queueOffline(t, s, "a", 1, 10, 400)
+	queueOffline(t, s, "b", 100, 10, 400)
+	st := s.Stats()
+	if want := bodyFilesSize(t, o); st.BodyBytes != want || want < 20*400 {
+		t.Fatalf("body bytes %d; the files hold %d (at least %d)", st.BodyBytes, want, 20*400)
+	}
+	if st.BodyWritten != st.BodyBytes {
+		t.Fatalf("written %d; want %d, all of it still on disk", st.BodyWritten, st.BodyBytes)
+	}
+	var b Batch
+	for seq := uint64(1); seq <= 10; seq++ {
+		b.DeleteEntry("a", seq)
+	}
+	mustSync(t, s, &b)
+	if err := s.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	after := s.Stats()
+	if want := bodyFilesSize(t, o); after.BodyBytes != want || want >= st.BodyBytes {
+		t.Fatalf("after a's bodies went: body bytes %d; the files hold %d, before %d", after.BodyBytes, want, st.BodyBytes)
+	}
+	if after.BodyWritten < st.BodyWritten {
+		t.Fatalf("written fell from %d to %d", st.BodyWritten, after.BodyWritten)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, _ = mustOpen(t, o)
+	defer s.Close()
+	if re := s.Stats(); re.BodyBytes != bodyFilesSize(t, o) || re.BodyWritten != 0 {
+		t.Fatalf("reopened: body bytes %d (files %d), written %d (want 0: since Open)",
+			re.BodyBytes, bodyFilesSize(t, o), re.BodyWritten)
+	}
 }

@@ -64,6 +64,8 @@ type Stats struct {
 	CheckpointPos wal.Pos   // the log position checkpoint.db reflects
 	QueueReads    int64     // reads of queued entries back from checkpoint.db (ReadQueued calls)
 	DBSize        int64     // size of checkpoint.db in bytes
+	BodyBytes     int64     // size of the body files (bodies/) in bytes
+	BodyWritten   int64     // bytes written to the body files since Open
 }
 
 func walPath(dir string) string { return filepath.Join(dir, walDir) }
@@ -633,6 +635,8 @@ func (s *Store) Stats() Stats {
 		Checkpoints:   s.ckpts.Load(),
 		CheckpointPos: wal.Pos(s.ckptPos.Load()),
 		QueueReads:    s.reads.Load(),
+		BodyBytes:     s.spill.diskSize(),
+		BodyWritten:   s.spill.written.Load(),
 	}
 	if fi, err := os.Stat(dbPath(s.opts.Dir)); err == nil {
 		st.DBSize = fi.Size()
