@@ -225,6 +225,9 @@ func (b *bodyFiles) flushLocked() error {
 	n, err := b.cur.Write(b.buf)
 	b.written.Add(int64(n))
 	b.buf = b.buf[:0]
+	if cap(b.buf) > 2*bodyWriteBuffer {
+		b.buf = nil // a large body went through: its room is not kept
+	}
 	if err != nil {
 		b.abandonLocked()
 	}

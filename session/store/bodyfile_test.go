@@ -595,3 +595,22 @@ func TestBodyFileStats(t *testing.T) {
 			re.BodyBytes, bodyFilesSize(t, o), re.BodyWritten)
 	}
 }
+
+// A large body passes through the body files' write buffer without the buffer keeping its
+// size.
+func TestBodyWriteBufferShrinks(t *testing.T) {
+	o := testOptions(t, newMem())
+	s, _ := mustOpen(t, o)
+	defer s.Close()
+	queueOffline(t, s, "big", 1, 1, 1<<20)
+	if c := cap(s.spill.buf); c > 2*bodyWriteBuffer {
+		t.Fatalf("write buffer of %d bytes kept after a 1 MiB body; want at most %d", c, 2*bodyWriteBuffer)
+	}
+	queueOffline(t, s, "small", 10, 3, 100)
+	if es, err := s.ReadQueued("big", 0, 10); err != nil || len(es) != 1 || es[0].Msg == nil || len(es[0].Msg.Payload) != 1<<20 {
+		t.Fatalf("ReadQueued(big) = %d entries, %v; want the 1 MiB body", len(es), err)
+	}
+	if es, err := s.ReadQueued("small", 0, 10); err != nil || len(es) != 3 || es[2].Msg == nil {
+		t.Fatalf("ReadQueued(small) = %d entries, %v; want 3", len(es), err)
+	}
+}
