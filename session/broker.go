@@ -53,9 +53,11 @@ type Broker struct {
 	pressure       atomic.Bool   // memory is near Options.MemoryLimit: see pressure.go
 	heapMax        atomic.Uint64 // the largest heap watchMemory saw
 	// starved holds the connected sessions whose queue head is on disk and that did not read
-	// it back because memory was short: watchMemory wakes them (pressure.go).
+	// it back because memory was short: watchMemory wakes them (pressure.go). readSlots holds
+	// the sessions that may read back while memory is short, at most maxReadSlots.
 	starvedMu sync.Mutex
 	starved   map[*Session]struct{}
+	readSlots map[*Session]struct{}
 
 	wg    sync.WaitGroup // connection goroutines
 	stats Stats
@@ -107,6 +109,7 @@ func New(opts Options) (*Broker, error) {
 		goneSessions:  make(map[string]struct{}),
 		dirtyRetained: make(map[string]struct{}),
 		starved:       make(map[*Session]struct{}),
+		readSlots:     make(map[*Session]struct{}),
 		closing:       make(chan struct{}),
 	}
 	if b.log == nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"edgebroker/codec"
+	"edgebroker/limits"
 )
 
 // heldDrift recomputes from s's state what it should hold in the memory budget and returns
@@ -255,4 +256,63 @@ func TestHandshakesPastTheBudgetAreBounded(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// While memory is short, maxReadSlots connected sessions read their queues back from disk and
+// the rest wait; a slot whose session went offline, or has nothing more on disk, passes to a
+// waiting one.
+func TestReadSlots(t *testing.T) {
+	// A broker without its goroutines: no memory watcher turns the pressure off or wakes
+	// sessions behind the test's back.
+	b := &Broker{mem: limits.NewBudget(0), starved: map[*Session]struct{}{}, readSlots: map[*Session]struct{}{}}
+	opts := DefaultOptions()
+	b.opts.Store(&opts)
+	b.pressure.Store(true)
+	reading := func(id string) *Session {
+		s := newSession(b, id)
+		s.conn = &conn{delivering: true} // connected; a kick finds its loop already running
+		s.queue.disk.n = 1               // its queue's head is on disk
+		return s
+	}
+	mayRead := func(s *Session) bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.mayReadBackLocked()
+	}
+	var holders []*Session
+	for i := range maxReadSlots {
+		s := reading(fmt.Sprint("holder", i))
+		if !mayRead(s) {
+			t.Fatalf("session %d of %d may not read back", i+1, maxReadSlots)
+		}
+		holders = append(holders, s)
+	}
+	if !mayRead(holders[0]) {
+		t.Fatal("a slot holder may not read its next batch")
+	}
+	waiting, later := reading("waiting"), reading("later")
+	if mayRead(waiting) || mayRead(later) {
+		t.Fatal("a session beyond the slots may read back")
+	}
+	b.freeReadSlots() // every holder still has work: nothing changes
+	if waiting.readGrant || later.readGrant {
+		t.Fatal("woken while every slot is held")
+	}
+	holders[0].conn = nil             // went offline
+	holders[1].queue.disk = spilled{} // read everything back
+	b.freeReadSlots()
+	if !waiting.readGrant || !later.readGrant {
+		t.Fatalf("after two slots were freed: woken %v, %v; want both", waiting.readGrant, later.readGrant)
+	}
+	waiting.readGrant, later.readGrant = false, false
+	if !mayRead(waiting) || !mayRead(later) {
+		t.Fatal("the woken sessions may not take the freed slots")
+	}
+	if third := reading("third"); mayRead(third) {
+		t.Fatal("a slot taken twice")
+	}
+	b.pressure.Store(false)
+	if third := reading("fourth"); !mayRead(third) {
+		t.Fatal("without memory pressure a session may not read back")
+	}
 }

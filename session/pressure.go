@@ -3,7 +3,9 @@ package session
 import (
 	"context"
 	"errors"
+	"maps"
 	"runtime/metrics"
+	"slices"
 	"time"
 
 	"edgebroker/codec"
@@ -19,9 +21,9 @@ import (
 //     disk;
 //   - above pressureHigh, until the heap is back under pressureLow, QoS 1/2 publications from
 //     5.0 clients are refused with 0x97 (quota exceeded), 3.x publishers are slowed by not
-//     reading from their sockets, QoS 0 publications are dropped (counted), and queues read
-//     back from disk only a few at a time (starve). Subscribers keep draining what is in
-//     RAM, which is what relieves it.
+//     reading from their sockets, QoS 0 publications are dropped (counted), and queues are
+//     read back from disk by maxReadSlots sessions at a time, the others waiting (starved)
+//     for a slot. Subscribers keep draining what is in RAM, which is what relieves it.
 //
 // The Go runtime's soft limit is set 4 MiB above the budget (cmd/edgebroker), room for the
 // runtime's own memory, so that the collector runs as often as it takes to keep the whole heap,
@@ -30,8 +32,14 @@ const (
 	pressureEvery = 5 * time.Millisecond
 	pressureHigh  = 0.80
 	pressureLow   = 0.65
+	// maxReadSlots is how many sessions may read their queues back from disk while the
+	// pressure lasts: each holds a slot until it goes offline or its queue has nothing more on
+	// disk, and reads a batch at a time, so what the reads hold in RAM stays bounded while
+	// draining goes on at full speed.
+	maxReadSlots = 16
 	// starvedWakes is how many sessions starved of reading back are let read one batch per
-	// spillEvery while the pressure lasts, so that draining never stops altogether.
+	// spillEvery besides, so that draining never stops altogether (slot holders whose clients
+	// do not acknowledge can hold every slot).
 	starvedWakes = 8
 	// pressureLogEvery is the least time between two warnings about memory pressure.
 	pressureLogEvery = 10 * time.Second
@@ -79,6 +87,8 @@ func (b *Broker) watchMemory() {
 		}
 		if !b.pressure.Load() {
 			b.wakeStarved(-1)
+		} else {
+			b.freeReadSlots()
 		}
 		if used > limit*spillAt && time.Since(lastSpill) >= spillEvery {
 			lastSpill = time.Now()
@@ -104,12 +114,47 @@ func sampleUint(s metrics.Sample) uint64 {
 	return s.Value.Uint64()
 }
 
-// starveLocked records that s did not read its queue back from disk because memory is short;
-// s.mu is held. The caller's delivery loop then stops until wakeStarved lets it go on.
-func (b *Broker) starveLocked(s *Session) {
+// readSlotLocked reports whether s holds one of the read slots or now takes one; if not, it
+// records s as starved, and the caller's delivery loop stops until wakeStarved lets it go on.
+// s.mu is held.
+func (b *Broker) readSlotLocked(s *Session) bool {
 	b.starvedMu.Lock()
+	defer b.starvedMu.Unlock()
+	if _, ok := b.readSlots[s]; ok {
+		return true
+	}
+	if len(b.readSlots) < maxReadSlots {
+		b.readSlots[s] = struct{}{}
+		return true
+	}
 	b.starved[s] = struct{}{}
+	return false
+}
+
+// freeReadSlots frees the read slots of sessions that went offline or have nothing more on
+// disk, and wakes as many starved sessions, which then take them.
+func (b *Broker) freeReadSlots() {
+	b.starvedMu.Lock()
+	holders := slices.Collect(maps.Keys(b.readSlots))
 	b.starvedMu.Unlock()
+	var done []*Session
+	for _, s := range holders { // not under starvedMu: the lock order is s.mu, then starvedMu
+		s.mu.Lock()
+		if s.conn == nil || s.queue.disk.n == 0 {
+			done = append(done, s)
+		}
+		s.mu.Unlock()
+	}
+	if len(done) == 0 {
+		return
+	}
+	b.starvedMu.Lock()
+	for _, s := range done {
+		delete(b.readSlots, s)
+	}
+	free := maxReadSlots - len(b.readSlots)
+	b.starvedMu.Unlock()
+	b.wakeStarved(free)
 }
 
 // wakeStarved lets up to n starved sessions (all if n < 0) read one batch back, whatever the
@@ -137,15 +182,15 @@ func (b *Broker) wakeStarved(n int) {
 	}
 }
 
-// mayReadBackLocked reports whether the session may read its queue head back from disk now;
-// if not, it is recorded as starved. s.mu is held.
+// mayReadBackLocked reports whether the session may read its queue head back from disk now:
+// memory is not short, it was granted one read, or it holds a read slot; if not, it is
+// recorded as starved. s.mu is held.
 func (s *Session) mayReadBackLocked() bool {
 	if !s.b.pressure.Load() || s.readGrant {
 		s.readGrant = false
 		return true
 	}
-	s.b.starveLocked(s)
-	return false
+	return s.b.readSlotLocked(s)
 }
 
 // underPressure applies memory pressure to an arriving publication, as memoryShort says: a
