@@ -43,8 +43,10 @@ func (s *Store) CheckpointSoon() {
 
 // ReadQueued reads up to max entries of client's queue with Seq at least from, in Seq order,
 // from checkpoint.db, each with its message (Msg nil when the body is missing or does not
-// decode, which only damage explains). Entries in flight (PacketID set) are left out: State
-// has them. Only records at or below CheckpointPos are there; records after it are not seen.
+// decode, which only damage explains). It stops early after the entry whose message takes the
+// payloads read to maxReadBytes, so that a read of large messages holds little memory. Entries
+// in flight (PacketID set) are left out: State has them. Only records at or below
+// CheckpointPos are there; records after it are not seen.
 func (s *Store) ReadQueued(client string, from uint64, max int) ([]Entry, error) {
 	s.reads.Add(1)
 	var out []Entry
@@ -142,6 +144,10 @@ func (s *Store) pageFile(tx *bolt.Tx) *pageFile {
 // once.
 const typicalRead = 32
 
+// maxReadBytes is the payload bytes after which ReadQueued stops: at least one message, at
+// most this and one message more.
+const maxReadBytes = 256 << 10
+
 // kv is one key and value of a bucket walk; a nil key ends it.
 type kv struct{ k, v []byte }
 
@@ -152,8 +158,9 @@ func collectQueued(spill *bodyFiles, first, next func() (kv, error), body func(i
 	out = make([]Entry, 0, min(max, typicalRead))
 	shared := map[uint64]*Message{}
 	var scratch []byte // records read from body files: decoding copies what it keeps
+	payloads := 0
 	e, err := first()
-	for ; err == nil && e.k != nil && len(out) < max; e, err = next() {
+	for ; err == nil && e.k != nil && len(out) < max && payloads < maxReadBytes; e, err = next() {
 		if len(e.k) != 8 {
 			continue // keyNextSeq
 		}
@@ -181,6 +188,9 @@ func collectQueued(spill *bodyFiles, first, next func() (kv, error), body func(i
 		}
 		shared[q.MsgID] = m
 		q.Msg = m
+		if m != nil {
+			payloads += len(m.Payload)
+		}
 		out = append(out, q)
 	}
 	return out, read, err

@@ -202,3 +202,35 @@ func TestPaddingIsCountedOnce(t *testing.T) {
 		}
 	}
 }
+
+// A read of large messages stops once their payloads reach maxReadBytes: at least one
+// message, at most one past the bound; small ones come up to max.
+func TestReadQueuedBoundsBytes(t *testing.T) {
+	s, _ := mustOpen(t, testOptions(t, newMem()))
+	defer s.Close()
+	const big = 100 << 10
+	queueOffline(t, s, "big", 1, 10, big)
+	queueOffline(t, s, "huge", 100, 2, 2*maxReadBytes)
+	queueOffline(t, s, "small", 200, 40, 100)
+	want := (maxReadBytes + big - 1) / big // the first that reaches the bound is the last
+	for from, n := uint64(1), 0; from <= 10; from += uint64(n) {
+		es, err := s.ReadQueued("big", from, 32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n = len(es); n == 0 || n > want || from+uint64(n) <= 10 && n != want {
+			t.Fatalf("read from %d: %d messages of %d bytes; want %d (bound %d)", from, n, big, want, maxReadBytes)
+		}
+		for i, e := range es {
+			if e.Seq != from+uint64(i) || e.Msg == nil || len(e.Msg.Payload) != big {
+				t.Fatalf("read from %d: entry %d is %+v", from, i, e)
+			}
+		}
+	}
+	if es, err := s.ReadQueued("huge", 0, 32); err != nil || len(es) != 1 || es[0].Msg == nil {
+		t.Fatalf("ReadQueued(huge) = %d entries, %v; want the first message alone", len(es), err)
+	}
+	if es, err := s.ReadQueued("small", 0, 32); err != nil || len(es) != 32 {
+		t.Fatalf("ReadQueued(small) = %d entries, %v; want 32", len(es), err)
+	}
+}
