@@ -138,22 +138,33 @@ func (q *queue) readBack(limit int) bool {
 	if err != nil {
 		return false
 	}
-	return q.applyRead(r, ds, consumed, next)
+	return q.take(r, ds, consumed, next)
 }
 
-// applyRead moves to front what the read r brought back (as queue.read returns it), unless the
-// disk part changed while the lock was released: something read it back, dropped or spilled
-// it, and the deliveries are dropped here (the store keeps them). It reports whether front has
-// something now.
+// applyRead moves to front what the read r, planned when front was empty and done without the
+// lock, brought back (as queue.read returns it), unless the disk part changed while the lock
+// was released: something read it back, dropped or spilled it, and the deliveries are dropped
+// here (the store keeps them). It reports whether front has something now.
 func (q *queue) applyRead(r readRequest, ds []*delivery, consumed int, next uint64) bool {
-	if len(q.front) > 0 || q.disk.n == 0 || q.disk.from != r.from || q.disk.n < consumed {
+	if len(q.front) > 0 {
+		return true // read back meanwhile
+	}
+	return q.take(r, ds, consumed, next)
+}
+
+// take appends to front what the read r brought back, unless the disk part is no longer
+// where r started. front, if not empty, holds deliveries older than the disk part: a read
+// may come back short (the store bounds its bytes), and the next one goes after it. It
+// reports whether front has something now.
+func (q *queue) take(r readRequest, ds []*delivery, consumed int, next uint64) bool {
+	if q.disk.n == 0 || q.disk.from != r.from || q.disk.n < consumed {
 		return len(q.front) > 0
 	}
 	if consumed == 0 {
 		// The store holds fewer entries than counted: nothing more to find there.
 		q.bytes -= q.disk.bytes
 		q.disk = spilled{}
-		return false
+		return len(q.front) > 0
 	}
 	for _, d := range ds {
 		q.hold(deliverySize(d))

@@ -228,3 +228,36 @@ func TestQueueApplyReadAfterChange(t *testing.T) {
 		t.Fatalf("a read applied to a cleared queue: Len %d Bytes %d", dq.q.Len(), dq.q.Bytes())
 	}
 }
+
+// readAll brings the whole disk part back in order when the store's reads come back short
+// (ReadQueued stops at a byte bound) and when front already holds some of it.
+func TestReadAllShortReads(t *testing.T) {
+	for _, peekFirst := range []bool{false, true} {
+		dq := newDiskQueue(100)
+		dq.pushStored(t, 1, 40, 9)
+		dq.q.spill(func(*delivery) bool { return true })
+		inner := dq.q.read
+		dq.q.read = func(from uint64, max int) ([]*delivery, int, uint64, error) {
+			if dq.reads >= 1000 {
+				return nil, 0, 0, errors.New("reading for ever")
+			}
+			return inner(from, min(max, 3)) // as ReadQueued does for large messages
+		}
+		if peekFirst {
+			if d, ok := dq.q.Peek(); !ok || d.seq != 1 {
+				t.Fatalf("Peek: %v, %v", d, ok)
+			}
+		}
+		if !dq.q.readAll() {
+			t.Fatalf("peek first %v: readAll failed after %d reads, %d still on disk", peekFirst, dq.reads, dq.q.disk.n)
+		}
+		if n, _ := dq.q.Spilled(); n != 0 || len(dq.q.front) != 40 || dq.reads != 14 {
+			t.Fatalf("peek first %v: %d on disk, %d in front after %d reads; want 0, 40, 14", peekFirst, n, len(dq.q.front), dq.reads)
+		}
+		for i := range 40 {
+			if d, _ := dq.q.Pop(); d == nil || d.seq != uint64(i+1) {
+				t.Fatalf("peek first %v: delivery %d is %v", peekFirst, i, d)
+			}
+		}
+	}
+}
