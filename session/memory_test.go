@@ -264,7 +264,8 @@ func TestHandshakesPastTheBudgetAreBounded(t *testing.T) {
 func TestReadSlots(t *testing.T) {
 	// A broker without its goroutines: no memory watcher turns the pressure off or wakes
 	// sessions behind the test's back.
-	b := &Broker{mem: limits.NewBudget(0), starved: map[*Session]struct{}{}, readSlots: map[*Session]struct{}{}}
+	b := &Broker{mem: limits.NewBudget(0), starved: map[*Session]struct{}{}, readSlots: map[*Session]struct{}{},
+		now: time.Now}
 	opts := DefaultOptions()
 	b.opts.Store(&opts)
 	b.pressure.Store(true)
@@ -308,11 +309,46 @@ func TestReadSlots(t *testing.T) {
 	if !mayRead(waiting) || !mayRead(later) {
 		t.Fatal("the woken sessions may not take the freed slots")
 	}
-	if third := reading("third"); mayRead(third) {
+	third := reading("third")
+	if mayRead(third) {
 		t.Fatal("a slot taken twice")
 	}
+	// A starved session that takes a slot (a kick restarted its loop) is starved no more, so
+	// that a wake-up goes to one still waiting.
+	b.starvedMu.Lock()
+	delete(b.readSlots, holders[2]) // freed, the starved not woken yet
+	b.starvedMu.Unlock()
+	if !mayRead(third) {
+		t.Fatal("the woken session may not take the freed slot")
+	}
+	if _, starved := b.starved[third]; starved {
+		t.Fatal("a slot holder is still among the starved")
+	}
+	// A session whose window is full does not ask for a slot: it would hold it idle.
+	holders[3].conn = nil
+	b.freeReadSlots()
+	full := reading("full")
+	full.conn.sendWindow = 0
+	full.mu.Lock()
+	_, _, want := full.takeBatchLocked(full.conn, nil, 10)
+	full.mu.Unlock()
+	if _, slot := b.readSlots[full]; slot || want.max != 0 {
+		t.Fatalf("a session with a full window took a read slot (%v) or planned a read of %d", slot, want.max)
+	}
+	full.conn.sendWindow = 20
+	full.mu.Lock()
+	_, _, want = full.takeBatchLocked(full.conn, nil, 10)
+	full.mu.Unlock()
+	if _, slot := b.readSlots[full]; !slot || want.max != 1 {
+		t.Fatalf("with room in its window: slot %v, read of %d; want a slot and a read of 1", slot, want.max)
+	}
+	// Without memory pressure every session reads back, and the slots are given up.
 	b.pressure.Store(false)
-	if third := reading("fourth"); !mayRead(third) {
+	if fourth := reading("fourth"); !mayRead(fourth) {
 		t.Fatal("without memory pressure a session may not read back")
+	}
+	b.clearReadSlots()
+	if len(b.readSlots) != 0 {
+		t.Fatalf("%d read slots held after the pressure ended", len(b.readSlots))
 	}
 }

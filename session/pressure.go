@@ -86,10 +86,12 @@ func (b *Broker) watchMemory() {
 			b.log.Debug("memory pressure relieved", "heap", heap, "accounted", b.mem.Used(), "limit", uint64(limit))
 		}
 		if !b.pressure.Load() {
+			b.clearReadSlots()
 			b.wakeStarved(-1)
 		} else {
 			b.freeReadSlots()
 		}
+		// Under pressure used is above spillAt too: the starved get their grants here.
 		if used > limit*spillAt && time.Since(lastSpill) >= spillEvery {
 			lastSpill = time.Now()
 			if b.persisting() {
@@ -125,10 +127,18 @@ func (b *Broker) readSlotLocked(s *Session) bool {
 	}
 	if len(b.readSlots) < maxReadSlots {
 		b.readSlots[s] = struct{}{}
+		delete(b.starved, s) // restarted by a kick before it was woken
 		return true
 	}
 	b.starved[s] = struct{}{}
 	return false
+}
+
+// clearReadSlots frees every read slot: without memory pressure every session reads back.
+func (b *Broker) clearReadSlots() {
+	b.starvedMu.Lock()
+	clear(b.readSlots)
+	b.starvedMu.Unlock()
 }
 
 // freeReadSlots frees the read slots of sessions that went offline or have nothing more on

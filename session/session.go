@@ -223,15 +223,16 @@ func (s *Session) takeBatchLocked(c *conn, out []*outbound, limit int) (_ []*out
 	took := false
 	for len(out) < limit {
 		if s.queue.headOnDisk() {
-			if !s.mayReadBackLocked() {
-				break // memory is short: wakeStarved restarts the loop
-			}
-			// What is on disk is QoS 1 or 2: it waits for room in the window. Then what the
-			// window takes, and at least half a window, so that one read serves several
-			// acknowledgements; the rest stays on disk, not in RAM.
+			// What is on disk is QoS 1 or 2: it waits for room in the window (before it asks
+			// for a read slot, which it would hold idle). Then what the window takes, and at
+			// least half a window, so that one read serves several acknowledgements; the rest
+			// stays on disk, not in RAM.
 			free := c.sendWindow - len(s.inflight)
 			if free <= 0 {
 				break
+			}
+			if !s.mayReadBackLocked() {
+				break // memory is short: wakeStarved restarts the loop
 			}
 			want = s.queue.planRead(min(readBatch, max(free, (c.sendWindow+1)/2)))
 			break
