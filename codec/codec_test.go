@@ -581,8 +581,8 @@ func TestReuseAcks(t *testing.T) {
 	}
 }
 
-// TestReuseAcksMalformed: a malformed acknowledgement read into the reused Ack is still an
-// error, whatever the Ack held before.
+// TestReuseAcksMalformed: a malformed acknowledgement read into the reused Ack is an error,
+// with no packet: not the reused Ack, half decoded.
 func TestReuseAcksMalformed(t *testing.T) {
 	stream, _ := (&Ack{Kind: PUBACK, PacketID: 9}).Encode(nil, V311)
 	stream = append(stream, 0x40, 0x00) // PUBACK without its packet id
@@ -592,7 +592,7 @@ func TestReuseAcksMalformed(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rc ReasonCode
-	if _, err := r.ReadPacket(); !errors.As(err, &rc) || rc != MalformedPacket {
-		t.Fatalf("PUBACK without a packet id: %v, want MalformedPacket", err)
+	if p, err := r.ReadPacket(); p != nil || !errors.As(err, &rc) || rc != MalformedPacket {
+		t.Fatalf("PUBACK without a packet id: %v, %v; want no packet and MalformedPacket", p, err)
 	}
 }

@@ -97,6 +97,9 @@ type bodyFiles struct {
 	next    uint32       // the number of the next file
 	written atomic.Int64 // bytes written to body files since Open, for Stats
 
+	sizeMu sync.Mutex       // innermost
+	sizes  map[uint32]int64 // the size of each file on disk, for Stats
+
 	readersMu sync.RWMutex // the files open for reading; never held across a write or sync
 	readers   map[uint32]wal.File
 	closed    bool // close was called: no file opens any more
@@ -133,7 +136,8 @@ func openBodyFiles(fsys wal.FS, dataDir string, maxSize int64, live map[uint32]i
 	if err != nil {
 		return nil, err
 	}
-	b := &bodyFiles{fsys: fsys, dir: dir, maxSize: min(maxSize, maxBodyFileSize), readers: map[uint32]wal.File{}}
+	b := &bodyFiles{fsys: fsys, dir: dir, maxSize: min(maxSize, maxBodyFileSize), readers: map[uint32]wal.File{},
+		sizes: map[uint32]int64{}}
 	removed, present := false, 0
 	for _, name := range names {
 		n, ok := parseBodyName(name)
@@ -149,7 +153,9 @@ func openBodyFiles(fsys wal.FS, dataDir string, maxSize int64, live map[uint32]i
 				return nil, err
 			}
 			removed = true
+			continue
 		}
+		b.sizes[n] = fileSize(fsys, filepath.Join(dir, name))
 	}
 	listed := 0
 	for n, bytes := range live {
@@ -224,6 +230,9 @@ func (b *bodyFiles) flushLocked() error {
 	}
 	n, err := b.cur.Write(b.buf)
 	b.written.Add(int64(n))
+	b.sizeMu.Lock()
+	b.sizes[b.curNum] += int64(n)
+	b.sizeMu.Unlock()
 	b.buf = b.buf[:0]
 	if cap(b.buf) > 2*bodyWriteBuffer {
 		b.buf = nil // a large body went through: its room is not kept
@@ -386,30 +395,28 @@ func (b *bodyFiles) scan(n uint32, fn func(l bodyLoc, id uint64, body []byte) er
 	return nil
 }
 
-// diskSize returns the size of the body files on disk, those being removed or failed
+// diskSize returns the size of the body files on disk, those given up after a failure
 // included: what they take of the data dir.
 func (b *bodyFiles) diskSize() int64 {
-	names, err := b.fsys.ReadDir(b.dir)
+	b.sizeMu.Lock()
+	defer b.sizeMu.Unlock()
+	var total int64
+	for _, size := range b.sizes {
+		total += size
+	}
+	return total
+}
+
+// fileSize returns the size of the file at path, 0 if it cannot be read: it only informs
+// Stats, and reading the file's bodies reports what is wrong with it.
+func fileSize(fsys wal.FS, path string) int64 {
+	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return 0
 	}
-	var total int64
-	for _, name := range names {
-		if _, ok := parseBodyName(name); !ok {
-			continue
-		}
-		// Opened for the moment, not kept among the readers: a file being removed stays
-		// removed.
-		f, err := b.fsys.OpenFile(filepath.Join(b.dir, name), os.O_RDONLY, 0)
-		if err != nil {
-			continue // removed since ReadDir
-		}
-		if size, err := f.Size(); err == nil {
-			total += size
-		}
-		f.Close()
-	}
-	return total
+	defer f.Close()
+	size, _ := f.Size()
+	return size
 }
 
 // size returns the size of file n.
@@ -432,7 +439,10 @@ func (b *bodyFiles) remove(n uint32) error {
 	}
 	b.readersMu.Unlock()
 	err := b.fsys.Remove(bodyPath(b.dir, n))
-	if errors.Is(err, os.ErrNotExist) {
+	if err == nil || errors.Is(err, os.ErrNotExist) {
+		b.sizeMu.Lock()
+		delete(b.sizes, n)
+		b.sizeMu.Unlock()
 		return nil
 	}
 	return err

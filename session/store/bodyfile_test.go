@@ -603,7 +603,10 @@ func TestBodyWriteBufferShrinks(t *testing.T) {
 	s, _ := mustOpen(t, o)
 	defer s.Close()
 	queueOffline(t, s, "big", 1, 1, 1<<20)
-	if c := cap(s.spill.buf); c > 2*bodyWriteBuffer {
+	s.spill.mu.Lock()
+	c := cap(s.spill.buf)
+	s.spill.mu.Unlock()
+	if c > 2*bodyWriteBuffer {
 		t.Fatalf("write buffer of %d bytes kept after a 1 MiB body; want at most %d", c, 2*bodyWriteBuffer)
 	}
 	queueOffline(t, s, "small", 10, 3, 100)
