@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -155,7 +156,9 @@ func openBodyFiles(fsys wal.FS, dataDir string, maxSize int64, live map[uint32]i
 			removed = true
 			continue
 		}
-		b.sizes[n] = fileSize(fsys, filepath.Join(dir, name))
+		if size, ok := fileSize(fsys, filepath.Join(dir, name)); ok {
+			b.sizes[n] = size
+		}
 	}
 	listed := 0
 	for n, bytes := range live {
@@ -354,7 +357,8 @@ func checkBodyRecord(rec []byte, id uint64) error {
 }
 
 // scan calls fn with the location and id of each whole record of file n, in order, up to the
-// first that is not whole (the end, or a torn tail no checkpoint committed).
+// first that is not whole (the end, or a torn tail no checkpoint committed). The body is
+// valid until fn returns.
 func (b *bodyFiles) scan(n uint32, fn func(l bodyLoc, id uint64, body []byte) error) error {
 	f, err := b.reader(n)
 	if err != nil {
@@ -371,6 +375,7 @@ func (b *bodyFiles) scan(n uint32, fn func(l bodyLoc, id uint64, body []byte) er
 		return fmt.Errorf("%w: body file %08x does not start as one of this version", errBodyDamaged, n)
 	}
 	hdr := make([]byte, bodyHdrSize)
+	var rec []byte
 	for off := int64(len(bodyFileMagic)); off+bodyHdrSize <= size; {
 		if _, err := f.ReadAt(hdr, off); err != nil {
 			return err
@@ -379,7 +384,7 @@ func (b *bodyFiles) scan(n uint32, fn func(l bodyLoc, id uint64, body []byte) er
 		if off+bodyHdrSize+n64 > size || n64 > wal.MaxRecordSize {
 			return nil
 		}
-		rec := make([]byte, bodyHdrSize+n64)
+		rec = slices.Grow(rec[:0], int(bodyHdrSize+n64))[:bodyHdrSize+n64]
 		if _, err := f.ReadAt(rec, off); err != nil && !errors.Is(err, io.EOF) {
 			return err
 		}
@@ -407,25 +412,25 @@ func (b *bodyFiles) diskSize() int64 {
 	return total
 }
 
-// fileSize returns the size of the file at path, 0 if it cannot be read: it only informs
-// Stats, and reading the file's bodies reports what is wrong with it.
-func fileSize(fsys wal.FS, path string) int64 {
+// fileSize returns the size of the file at path, false if it cannot be read: it informs only
+// Stats and compaction, and reading the file's bodies reports what is wrong with it.
+func fileSize(fsys wal.FS, path string) (int64, bool) {
 	f, err := fsys.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
-		return 0
+		return 0, false
 	}
 	defer f.Close()
-	size, _ := f.Size()
-	return size
+	size, err := f.Size()
+	return size, err == nil
 }
 
-// size returns the size of file n.
-func (b *bodyFiles) size(n uint32) (int64, error) {
-	f, err := b.reader(n)
-	if err != nil {
-		return 0, err
-	}
-	return f.Size()
+// size returns the size of file n on disk; false if there is no such file (or, found at
+// Open, its size could not be read).
+func (b *bodyFiles) size(n uint32) (int64, bool) {
+	b.sizeMu.Lock()
+	defer b.sizeMu.Unlock()
+	size, ok := b.sizes[n]
+	return size, ok
 }
 
 // remove removes file n, waiting for the readers that may still follow a location into it.

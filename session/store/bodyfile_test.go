@@ -475,7 +475,7 @@ func checkBodyAccounting(t *testing.T, s *Store) {
 		tx.Bucket(bucketBodyFiles).ForEach(func(k, v []byte) error {
 			n := binary.BigEndian.Uint32(k)
 			got[n] = int64(binary.BigEndian.Uint64(v))
-			if _, err := s.spill.size(n); err != nil {
+			if _, err := s.spill.reader(n); err != nil {
 				t.Errorf("body file %08x is listed but cannot be read: %v", n, err)
 			}
 			return nil

@@ -3,7 +3,6 @@ package store
 import (
 	"encoding/binary"
 	"errors"
-	"io/fs"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -86,14 +85,9 @@ func (s *Store) compactionVictim() (victim uint32, ok bool, err error) {
 			if (appending && n == cur) || s.stuck[n] {
 				return nil
 			}
-			size, err := s.spill.size(n)
-			switch {
-			case errors.Is(err, fs.ErrNotExist):
-				return nil // its bodies read as damaged
-			case err != nil:
-				return err
-			case size == 0:
-				return nil
+			size, known := s.spill.size(n)
+			if !known || size == 0 {
+				return nil // missing: its bodies read as damaged
 			}
 			if share := float64(binary.BigEndian.Uint64(v)) / float64(size); share < best {
 				best, victim, ok = share, n, true

@@ -115,14 +115,26 @@ func decodeBody(spill *bodyFiles, id uint64, v []byte) (*Message, error) {
 	if len(v) < 4 {
 		return nil, nil
 	}
-	raw := v[4:]
-	if l, ok := parseBodyLoc(raw); ok {
-		rec, err := spill.read(id, l, nil)
-		if err != nil {
-			return nil, err
-		}
-		raw = rec[bodyHdrSize:]
+	if l, ok := parseBodyLoc(v[4:]); ok {
+		var buf []byte
+		return bodyAt(spill, id, l, &buf)
 	}
+	return unmarshalBody(v[4:])
+}
+
+// bodyAt reads the body of message id at l in spill, its record into *buf (grown if need be),
+// and decodes it. Call it with spill.readMu held.
+func bodyAt(spill *bodyFiles, id uint64, l bodyLoc, buf *[]byte) (*Message, error) {
+	rec, err := spill.read(id, l, *buf)
+	if err != nil {
+		return nil, err
+	}
+	*buf = rec
+	return unmarshalBody(rec[bodyHdrSize:])
+}
+
+// unmarshalBody decodes an encoded Message; one that does not decode is damage.
+func unmarshalBody(raw []byte) (*Message, error) {
 	m := &Message{}
 	if _, err := m.UnmarshalMsg(raw); err != nil {
 		return nil, fmt.Errorf("%w: %w", errBodyDamaged, err)
@@ -204,13 +216,8 @@ func hinted(spill *bodyFiles, id uint64, hint []byte, scratch *[]byte) (*Message
 	if !ok {
 		return nil, false
 	}
-	rec, err := spill.read(id, l, *scratch)
-	if err != nil {
-		return nil, false
-	}
-	*scratch = rec
-	m := &Message{}
-	if _, err := m.UnmarshalMsg(rec[bodyHdrSize:]); err != nil || m.ID != id {
+	m, err := bodyAt(spill, id, l, scratch)
+	if err != nil || m.ID != id {
 		return nil, false
 	}
 	return m, true
