@@ -144,9 +144,11 @@ func TestUnsafePolicies(t *testing.T) {
 			if err != nil || last != 2 {
 				t.Fatalf("AppendSync = %d, %v", last, err)
 			}
-			// Written but maybe not synced: a restart (no power cut) sees it.
-			if data := m.Snapshot(segPath(1)); len(data) != 28+24+len(record(1))+len(record(2)) {
-				t.Fatalf("segment is %d bytes after WaitDurable", len(data))
+			// Written but maybe not synced: a restart (no power cut) sees it. The interval's
+			// sync may have come already (a slow machine, an emulator), padding the segment.
+			want := 28 + 24 + len(record(1)) + len(record(2))
+			if data := m.Snapshot(segPath(1)); len(data) != want && (p != wal.SyncInterval || len(data) != padded(want)) {
+				t.Fatalf("segment is %d bytes after AppendSync; want %d (or %d, padded by a sync)", len(data), want, padded(want))
 			}
 			if p == wal.SyncInterval {
 				checkFor(t, 5*time.Second, func() bool { return l.Stats().Fsyncs > 1 })
