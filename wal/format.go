@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -109,12 +110,15 @@ func saltSeed(salt uint32) uint32 {
 
 // appendFrame appends the frame of rec to buf.
 func appendFrame(buf []byte, seed uint32, rec []byte) []byte {
-	var h [frameHeaderSize]byte
+	// The header is built in buf itself: a local array would escape to the heap (the CRC
+	// functions take slices), one allocation a record.
+	buf = slices.Grow(buf, frameHeaderSize+len(rec))
+	h := buf[len(buf) : len(buf)+frameHeaderSize]
 	binary.LittleEndian.PutUint32(h[0:], uint32(len(rec)))
 	dcrc := crc32.Update(crc32.Update(0, castagnoli, h[0:4]), castagnoli, rec)
 	binary.LittleEndian.PutUint32(h[4:], dcrc)
 	binary.LittleEndian.PutUint32(h[8:], crc32.Update(seed, castagnoli, h[:8]))
-	return append(append(buf, h[:]...), rec...)
+	return append(buf[:len(buf)+frameHeaderSize], rec...)
 }
 
 // frameHeader checks a frame header; it returns the payload length and data CRC when the header
@@ -173,6 +177,7 @@ type segReader struct {
 	off    int64 // offset of the next frame
 	br     *bufio.Reader
 	buf    []byte
+	hdr    [frameHeaderSize]byte // the frame header being read: a local would escape, one allocation a record
 }
 
 // openSegment opens a segment and checks its header against the first position in its name.
@@ -244,7 +249,7 @@ func (r *segReader) next() ([]byte, error) {
 		if rest < frameHeaderSize {
 			return nil, r.corrupt(fmt.Sprintf("frame header cut short (%d of %d bytes)", rest, frameHeaderSize))
 		}
-		var h [frameHeaderSize]byte
+		h := &r.hdr
 		if _, err := io.ReadFull(r.br, h[:]); err != nil {
 			return nil, err
 		}

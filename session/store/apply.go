@@ -46,9 +46,10 @@ type applier struct {
 	nextSeq                                             map[string]uint64 // raised NextSeq per client
 	storedNext                                          map[string]uint64 // NextSeq in the bucket when the transaction began
 	maxMsgID                                            uint64
-	storedMaxMsgID                                      uint64 // maxMsgID when the transaction began: no body above it is stored
-	ops                                                 int    // operations applied
-	decoded                                             []op   // the operations of the record being applied
+	storedMaxMsgID                                      uint64            // maxMsgID when the transaction began: no body above it is stored
+	ops                                                 int               // operations applied
+	decoded                                             []op              // the operations of the record being applied
+	keys                                                map[string]string // client ids and topics decoded, interned (decodeOps)
 	// Bodies and entries put by the records applied so far wait here until settle writes
 	// those still referred to: a message delivered and acknowledged between two checkpoints
 	// never touches the B+tree (a put and a delete there cost far more than a map entry).
@@ -67,7 +68,7 @@ type applier struct {
 
 func newApplier(tx *bolt.Tx, spill *bodyFiles) (*applier, error) {
 	a := &applier{tx: tx, refs: map[uint64]int64{}, nextSeq: map[string]uint64{}, storedNext: map[string]uint64{},
-		bodies: map[uint64][]byte{}, pending: map[string]map[uint64]pendingEntry{},
+		bodies: map[uint64][]byte{}, pending: map[string]map[uint64]pendingEntry{}, keys: map[string]string{},
 		spill: spill, locs: map[uint64]bodyLoc{}, live: map[uint32]int64{}, bodyFiles: tx.Bucket(bucketBodyFiles)}
 	if a.bodyFiles == nil {
 		return nil, fmt.Errorf("%w: bucket %q missing", ErrDamaged, bucketBodyFiles)
@@ -86,7 +87,7 @@ func newApplier(tx *bolt.Tx, spill *bodyFiles) (*applier, error) {
 
 // record applies one log record. A record that does not decode changes nothing.
 func (a *applier) record(p wal.Pos, rec []byte) error {
-	ops, err := decodeOps(rec, a.decoded)
+	ops, err := decodeOps(rec, a.decoded, a.keys)
 	if err != nil {
 		return fmt.Errorf("log record %d: %w", p, err)
 	}
@@ -102,22 +103,22 @@ func (a *applier) record(p wal.Pos, rec []byte) error {
 // apply applies one operation.
 func (a *applier) apply(o *op) error {
 	a.ops++
-	key := []byte(o.key)
+	key := o.key
 	switch o.kind {
 	case opPutSession:
-		return a.sessions.Put(key, bytes.Clone(o.raw))
+		return a.sessions.Put([]byte(key), bytes.Clone(o.raw))
 	case opDeleteSession:
-		return a.deleteSession(key)
+		return a.deleteSession([]byte(key))
 	case opDisconnected, opConnected:
-		return a.setDisconnected(key, o.at)
+		return a.setDisconnected([]byte(key), o.at)
 	case opPutSub:
-		b, err := a.subs.CreateBucketIfNotExists(key)
+		b, err := a.subs.CreateBucketIfNotExists([]byte(key))
 		if err != nil {
 			return err
 		}
 		return b.Put(subKey(o.sub.Group, o.sub.Filter), bytes.Clone(o.raw))
 	case opDeleteSub:
-		if b := a.subs.Bucket(key); b != nil {
+		if b := a.subs.Bucket([]byte(key)); b != nil {
 			return b.Delete(subKey(o.group, o.filter))
 		}
 	case opPutMessage:
@@ -143,22 +144,22 @@ func (a *applier) apply(o *op) error {
 			}
 		}
 	case opPutInQoS2:
-		b, err := a.inqos2.CreateBucketIfNotExists(key)
+		b, err := a.inqos2.CreateBucketIfNotExists([]byte(key))
 		if err != nil {
 			return err
 		}
 		return b.Put(binary.BigEndian.AppendUint16(nil, o.packetID), []byte{})
 	case opDeleteInQoS2:
-		if b := a.inqos2.Bucket(key); b != nil {
+		if b := a.inqos2.Bucket([]byte(key)); b != nil {
 			return b.Delete(binary.BigEndian.AppendUint16(nil, o.packetID))
 		}
 	case opPutRetained:
-		a.unref(a.retain.Get(key))
+		a.unref(a.retain.Get([]byte(key)))
 		a.refs[o.msgID]++
-		return a.retain.Put(key, binary.BigEndian.AppendUint64(nil, o.msgID))
+		return a.retain.Put([]byte(key), binary.BigEndian.AppendUint64(nil, o.msgID))
 	case opDeleteRetained:
-		a.unref(a.retain.Get(key))
-		return a.retain.Delete(key)
+		a.unref(a.retain.Get([]byte(key)))
+		return a.retain.Delete([]byte(key))
 	}
 	return nil
 }
@@ -261,22 +262,22 @@ type pendingEntry struct {
 
 // entry returns the current entry seq of client key: the pending one, else the one in the
 // bucket (nil if none). stored says whether the bucket holds a version of it.
-func (a *applier) entry(key []byte, seq uint64) (raw []byte, stored bool) {
-	if p, ok := a.pending[string(key)][seq]; ok {
+func (a *applier) entry(key string, seq uint64) (raw []byte, stored bool) {
+	if p, ok := a.pending[key][seq]; ok {
 		return p.raw, p.stored
 	}
 	// Every stored entry's Seq is below its bucket's NextSeq, which only settle raises: an
 	// entry at or above it is new, and costs no lookup.
-	next, known := a.storedNext[string(key)]
+	next, known := a.storedNext[key]
 	if known && seq >= next {
 		return nil, false
 	}
-	b := a.entries.Bucket(key)
+	b := a.entries.Bucket([]byte(key))
 	if !known {
 		if b != nil {
 			next = getUint64(b, keyNextSeq)
 		}
-		a.storedNext[string(key)] = next
+		a.storedNext[key] = next
 	}
 	if b == nil || seq >= next {
 		return nil, false
@@ -286,16 +287,16 @@ func (a *applier) entry(key []byte, seq uint64) (raw []byte, stored bool) {
 }
 
 // setPending makes p the pending entry seq of client key.
-func (a *applier) setPending(key []byte, seq uint64, p pendingEntry) {
-	m := a.pending[string(key)]
+func (a *applier) setPending(key string, seq uint64, p pendingEntry) {
+	m := a.pending[key]
 	if m == nil {
 		m = map[uint64]pendingEntry{}
-		a.pending[string(key)] = m
+		a.pending[key] = m
 	}
 	m[seq] = p
 }
 
-func (a *applier) putEntry(key []byte, o *op) error {
+func (a *applier) putEntry(key string, o *op) error {
 	old, stored := a.entry(key, o.entry.Seq)
 	if old != nil {
 		id, err := entryMsgID(old)
@@ -305,8 +306,8 @@ func (a *applier) putEntry(key []byte, o *op) error {
 		a.refs[id]--
 	}
 	a.refs[o.msgID]++
-	if n := o.entry.Seq + 1; n > a.nextSeq[o.key] {
-		a.nextSeq[o.key] = n
+	if n := o.entry.Seq + 1; n > a.nextSeq[key] {
+		a.nextSeq[key] = n
 	}
 	a.setPending(key, o.entry.Seq, pendingEntry{raw: bytes.Clone(o.raw), stored: stored, msgID: o.msgID})
 	return nil
@@ -314,7 +315,7 @@ func (a *applier) putEntry(key []byte, o *op) error {
 
 // setPacketID sets the packet id of entry seq of client key, and marks it released (its
 // PUBREC arrived) if release is set. An entry no longer there was acknowledged: nothing to do.
-func (a *applier) setPacketID(key []byte, seq uint64, packetID uint16, release bool) error {
+func (a *applier) setPacketID(key string, seq uint64, packetID uint16, release bool) error {
 	v, stored := a.entry(key, seq)
 	if v == nil {
 		return nil
@@ -335,7 +336,7 @@ func (a *applier) setPacketID(key []byte, seq uint64, packetID uint16, release b
 	return nil
 }
 
-func (a *applier) deleteEntry(key []byte, seq uint64) error {
+func (a *applier) deleteEntry(key string, seq uint64) error {
 	v, stored := a.entry(key, seq)
 	if v == nil {
 		return nil
@@ -345,11 +346,11 @@ func (a *applier) deleteEntry(key []byte, seq uint64) error {
 		return err
 	}
 	a.refs[id]--
-	delete(a.pending[string(key)], seq)
+	delete(a.pending[key], seq)
 	if !stored {
 		return nil // put and deleted within these records: the bucket never saw it
 	}
-	return a.entries.Bucket(key).Delete(seqKey(seq))
+	return a.entries.Bucket([]byte(key)).Delete(seqKey(seq))
 }
 
 // finish settles what the operations applied so far changed and marks the log applied up to c.

@@ -318,9 +318,10 @@ type op struct {
 
 // decodeOps decodes every operation of the log record rec into ops, which it reuses (an op
 // may keep buffers of an earlier decode; decodeOp sets every field its kind uses), and returns
-// them in order. A record that does not decode in full gives an error wrapping ErrBadRecord
-// that names the byte offset, and no operations: callers apply all of a record or none.
-func decodeOps(rec []byte, ops []op) ([]op, error) {
+// them in order. Client ids and topics come from keys (see internKey), which decodeOps adds
+// to. A record that does not decode in full gives an error wrapping ErrBadRecord that names
+// the byte offset, and no operations: callers apply all of a record or none.
+func decodeOps(rec []byte, ops []op, keys map[string]string) ([]op, error) {
 	ops = ops[:0]
 	if len(rec) == 0 {
 		return nil, fmt.Errorf("%w: empty record", ErrBadRecord)
@@ -340,7 +341,7 @@ func decodeOps(rec []byte, ops []op) ([]op, error) {
 			ops = append(ops, op{})
 		}
 		o := &ops[len(ops)-1]
-		rest, err := decodeOp(rec[off:], o)
+		rest, err := decodeOp(rec[off:], o, keys)
 		if err == nil && o.kind > last {
 			err = fmt.Errorf("operation of a later format version than %d", rec[0])
 		}
@@ -353,7 +354,7 @@ func decodeOps(rec []byte, ops []op) ([]op, error) {
 }
 
 // decodeOp decodes one operation from the front of b into o and returns the rest.
-func decodeOp(b []byte, o *op) (rest []byte, err error) {
+func decodeOp(b []byte, o *op, keys map[string]string) (rest []byte, err error) {
 	o.kind = opKind(b[0])
 	if o.kind == 0 || o.kind >= opLimit {
 		return nil, errors.New("unknown operation")
@@ -372,7 +373,10 @@ func decodeOp(b []byte, o *op) (rest []byte, err error) {
 		}
 		return b, err
 	default:
-		o.key, b, err = msgp.ReadStringBytes(b)
+		var key []byte
+		if key, b, err = msgp.ReadStringZC(b); err == nil {
+			o.key = internKey(keys, key)
+		}
 	}
 	if err == nil && o.key == "" {
 		err = errors.New("empty client id or topic")
@@ -439,6 +443,21 @@ func decodeList(b []byte, o *op) ([]byte, error) {
 		o.list = append(o.list, v)
 	}
 	return b, nil
+}
+
+// internKey returns key as a string, allocated only the first time keys meets it: a
+// checkpoint decodes a client id or topic for nearly every operation, and a few thousand
+// distinct ones at most. keys may be nil: then each is allocated.
+func internKey(keys map[string]string, key []byte) string {
+	if keys == nil {
+		return string(key)
+	}
+	if s, ok := keys[string(key)]; ok {
+		return s
+	}
+	s := string(key)
+	keys[s] = s
+	return s
 }
 
 // decodeRaw decodes a record type from the front of b into v and keeps its bytes in o.raw.

@@ -148,7 +148,7 @@ var formatCases = []struct {
 // describe renders the operations of a record, for comparing decodes.
 func describe(rec []byte) (string, error) {
 	var out bytes.Buffer
-	ops, err := decodeOps(rec, nil)
+	ops, err := decodeOps(rec, nil, nil)
 	for _, c := range ops {
 		// A list operation reads as the single operations it stands for, as a Batch merges them.
 		switch c.kind {
@@ -180,7 +180,7 @@ func TestFormat(t *testing.T) {
 			if !bytes.Equal(b.buf, tc.raw) {
 				t.Fatalf("encoded\n% x\nwant\n% x", b.buf, tc.raw)
 			}
-			if _, err := decodeOps(tc.raw, nil); err != nil {
+			if _, err := decodeOps(tc.raw, nil, nil); err != nil {
 				t.Fatalf("decode: %v", err)
 			}
 		})
@@ -233,7 +233,7 @@ func TestFormatDamage(t *testing.T) {
 		{"payload longer than the record", []byte{0x01, 0x07, 0x9d, 0x01, 0xa1, 0x74, 0xc6, 0x7f, 0xff, 0xff, 0xff}},
 	}
 	for _, tc := range bad {
-		if _, err := decodeOps(tc.raw, nil); !errors.Is(err, ErrBadRecord) {
+		if _, err := decodeOps(tc.raw, nil, nil); !errors.Is(err, ErrBadRecord) {
 			t.Errorf("%s: %v, want ErrBadRecord", tc.name, err)
 		}
 	}
@@ -243,13 +243,13 @@ func TestFormatDamage(t *testing.T) {
 		for off, rest := 1, tc.raw[1:]; len(rest) > 0; {
 			var err error
 			bounds[off] = true
-			if rest, err = decodeOp(rest, &o); err != nil {
+			if rest, err = decodeOp(rest, &o, nil); err != nil {
 				t.Fatal(err)
 			}
 			off = len(tc.raw) - len(rest)
 		}
 		for n := 0; n < len(tc.raw); n++ {
-			_, err := decodeOps(tc.raw[:n], nil)
+			_, err := decodeOps(tc.raw[:n], nil, nil)
 			if ok := n >= 1 && (bounds[n] || n == 1); ok != (err == nil) {
 				t.Errorf("%s cut to %d bytes: %v", tc.name, n, err)
 			}
@@ -304,7 +304,7 @@ func FuzzDecodeBatch(f *testing.F) {
 // reencode decodes rec and writes its operations again through a Batch.
 func reencode(t *testing.T, rec []byte) []byte {
 	var b Batch
-	ops, err := decodeOps(rec, nil)
+	ops, err := decodeOps(rec, nil, nil)
 	for i := range ops {
 		switch o := &ops[i]; o.kind {
 		case opPutSession:
