@@ -173,7 +173,7 @@ func (c *conn) replyLoop() {
 // message's records to be durable, with the deliveries held until then.
 type pendingAck struct {
 	ack  codec.Ack
-	held []target
+	held []target // its deliveries, released already: taken back should the log fail
 	msg  *Message // for its retained change, should the log fail
 }
 
@@ -754,7 +754,7 @@ func (c *conn) route(in inbound) {
 	}
 	queued, held, waits := b.offerAll(in.msg, true)
 	if len(waits) > 0 {
-		// Queues make room by delivering: what is held must be written and released first.
+		// Acknowledge what is routed before waiting for queues to make room.
 		if !c.record(in.msg, held, nil) {
 			return
 		}
@@ -779,9 +779,14 @@ func (c *conn) route(in inbound) {
 }
 
 // record commits the records of a routed message (its held deliveries, its retained change
-// and, for QoS 2 from a persistent session, its packet id) and queues ack behind them. On a
-// store failure the deliveries are taken back, nothing is acknowledged and the connection
-// closes; it reports whether the records were committed.
+// and, for QoS 2 from a persistent session, its packet id), releases the deliveries and queues
+// ack behind the records. The deliveries go out before the records are durable, as to clean
+// sessions: whatever a subscriber's session records about them comes later in the log, so a
+// power cut that takes the message takes that too, and the publisher, not acknowledged, sends
+// it again (QoS 1 allows the duplicate; a QoS 2 delivery waits for its own record to be
+// durable, and so for this one, see recordSent). On a store failure the deliveries are taken
+// back, nothing is acknowledged and the connection closes; it reports whether the records
+// were committed.
 func (c *conn) record(m *Message, held []target, ack *codec.Ack) bool {
 	s, b := c.s, c.b
 	var pos wal.Pos
@@ -806,6 +811,7 @@ func (c *conn) record(m *Message, held []target, ack *codec.Ack) bool {
 			pos = p
 		}
 	}
+	release(held, pos)
 	if qos2 {
 		s.mu.Lock()
 		s.inQoS2[ack.PacketID] = struct{}{}
@@ -822,8 +828,10 @@ func (c *conn) record(m *Message, held []target, ack *codec.Ack) bool {
 	return true
 }
 
-// settle waits until the pending records are durable, then releases their deliveries and
-// sends their acknowledgements, in order.
+// settle waits until the pending records are durable, then sends their acknowledgements, in
+// order. If the log fails, nothing is acknowledged, and the deliveries still queued are taken
+// back before the store's recovery can write them again (rewriteStore): what a subscriber has
+// received already stays in flight.
 func (c *conn) settle() {
 	if len(c.pending) == 0 {
 		return
@@ -831,24 +839,29 @@ func (c *conn) settle() {
 	var err error
 	if c.pendingPos != 0 {
 		if err = c.b.store.Wait(c.pendingPos); err != nil {
+			for _, p := range c.pending {
+				unqueue(p.held)
+			}
 			c.b.storeFailed(err)
 		}
 	}
 	for i := range c.pending {
 		p := &c.pending[i] // not a copy: send takes the ack's address, which would move a copy to the heap
 		if err != nil {
-			unqueue(p.held)
 			c.b.noteRetainedUnwritten(p.msg)
-		} else {
-			release(p.held, c.pendingPos)
-			if p.ack.Kind != 0 {
-				// The slot frees before the PUBACK goes: a send that flushes lets the client
-				// send its next publication at once, which must find the slot free.
-				if p.ack.Kind == codec.PUBACK || p.ack.Reason.IsFailure() {
-					c.inflightIn.Add(-1)
-				}
-				c.send(&p.ack)
+			if p.ack.Kind == codec.PUBREC && p.msg != nil {
+				// Not received after all: its resend must be routed, not taken for a duplicate.
+				c.s.mu.Lock()
+				delete(c.s.inQoS2, p.ack.PacketID)
+				c.s.mu.Unlock()
 			}
+		} else if p.ack.Kind != 0 {
+			// The slot frees before the PUBACK goes: a send that flushes lets the client
+			// send its next publication at once, which must find the slot free.
+			if p.ack.Kind == codec.PUBACK || p.ack.Reason.IsFailure() {
+				c.inflightIn.Add(-1)
+			}
+			c.send(&p.ack)
 		}
 		c.pending[i] = pendingAck{}
 	}

@@ -43,6 +43,62 @@ func (f slowSyncFile) Sync() error {
 	return f.File.Sync()
 }
 
+// gatedSyncFS holds the fsyncs of its files while its gate is held.
+type gatedSyncFS struct {
+	*waltest.MemFS
+	gate *syncGate
+}
+
+type gatedSyncFile struct {
+	wal.File
+	gate *syncGate
+}
+
+func (f gatedSyncFS) OpenFile(name string, flag int, perm fs.FileMode) (wal.File, error) {
+	file, err := f.MemFS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return gatedSyncFile{file, f.gate}, nil
+}
+
+func (f gatedSyncFile) Sync() error {
+	f.gate.wait()
+	return f.File.Sync()
+}
+
+// syncGate holds fsyncs from hold until open.
+type syncGate struct {
+	mu   sync.Mutex
+	held chan struct{} // closed by open; nil while open
+}
+
+func (g *syncGate) hold() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.held == nil {
+		g.held = make(chan struct{})
+	}
+}
+
+func (g *syncGate) open() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.held != nil {
+		close(g.held)
+		g.held = nil
+	}
+}
+
+func (g *syncGate) wait() {
+	g.mu.Lock()
+	held := g.held
+	g.mu.Unlock()
+	if held != nil {
+		<-held
+	}
+}
+
 // durableBroker is a broker whose store keeps its log in a crashable in-memory file system,
 // so a test can cut the power at any moment and recover a second broker from what survived.
 type durableBroker struct {
@@ -289,9 +345,7 @@ func TestWillAndExpirySurviveRestart(t *testing.T) {
 // disconnected) while clean sessions keep working; when space returns the store recovers by
 // itself, and afterwards everything acknowledged, before and after, survives a power cut.
 func TestFullDiskRefusesThenRecovers(t *testing.T) {
-	mem := waltest.NewMemFS()
-	faults := waltest.NewFaultFS(slowSyncFS{mem})
-	d := startDurableFS(t, mem, faults, t.TempDir(), func(o *Options) { o.StoreRetry = 20 * time.Millisecond })
+	d, faults := startFaulty(t)
 	parkSubscriber(t, d.addr, codec.V311, "sub", "p", 1)
 	pub, _ := connectClient(t, d.addr, codec.V311, "pub", true)
 	pub.publish(1, "p", 1, "before")
@@ -310,13 +364,7 @@ func TestFullDiskRefusesThenRecovers(t *testing.T) {
 		t.Fatalf("clean session got %q", got.Payload)
 	}
 
-	faults.Heal()
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
-		if d.b.storeDown.Load() {
-			return fmt.Errorf("store still down after space returned")
-		}
-		return nil
-	})
+	healStore(t, d.b, faults)
 	pub, _ = connectClient(t, d.addr, codec.V311, "pub", true)
 	pub.publish(3, "p", 1, "after")
 
@@ -326,6 +374,82 @@ func TestFullDiskRefusesThenRecovers(t *testing.T) {
 		if got := sub.receive(); string(got.Payload) != want {
 			t.Fatalf("got %q, want %q", got.Payload, want)
 		}
+	}
+	sub.expectNothing(200 * time.Millisecond)
+}
+
+// startFaulty starts a durable broker whose log's file operations can be made to fail, and
+// whose store retries its recovery every 20 ms.
+func startFaulty(t *testing.T) (*durableBroker, *waltest.FaultFS) {
+	t.Helper()
+	mem := waltest.NewMemFS()
+	faults := waltest.NewFaultFS(slowSyncFS{mem})
+	return startDurableFS(t, mem, faults, t.TempDir(), func(o *Options) { o.StoreRetry = 20 * time.Millisecond }), faults
+}
+
+// healStore ends the injected faults and waits (bounded) until b's store is up again.
+func healStore(t *testing.T, b *Broker, faults *waltest.FaultFS) {
+	t.Helper()
+	faults.Heal()
+	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if b.storeDown.Load() {
+			return fmt.Errorf("store still down after space returned")
+		}
+		return nil
+	})
+}
+
+// A persistent subscriber gets a message once its records are in the log, before they are
+// durable: the fsync holds only the publisher's PUBACK (DESIGN 3, rule 1).
+func TestDeliveryDoesNotWaitForTheSync(t *testing.T) {
+	mem := waltest.NewMemFS()
+	gate := &syncGate{}
+	d := startDurableFS(t, mem, gatedSyncFS{mem, gate}, t.TempDir(), nil)
+	t.Cleanup(gate.open) // before the broker's cleanup, whose Close syncs
+	sub, _ := connectClient(t, d.addr, codec.V311, "sub", false)
+	sub.subscribe(1, "p", 1)
+	pub, _ := connectClient(t, d.addr, codec.V311, "pub", false)
+
+	gate.hold()
+	pub.send(&codec.Publish{PacketID: 1, Topic: "p", QoS: 1, Payload: []byte("early")})
+	if got := sub.receive(); string(got.Payload) != "early" {
+		t.Fatalf("got %q, want %q", got.Payload, "early")
+	}
+	if p, err := pub.tryNext(100 * time.Millisecond); err == nil {
+		t.Fatalf("got %T %+v before the record was durable", p, p)
+	}
+	gate.open()
+	if a, ok := pub.next().(*codec.Ack); !ok || a.Kind != codec.PUBACK || a.PacketID != 1 {
+		t.Fatalf("want PUBACK 1, got %+v", a)
+	}
+}
+
+// A QoS 2 publication whose records could not be written was not received: the publisher,
+// sent no PUBREC, sends it again once the store has recovered, and it is delivered then, once.
+func TestRefusedQoS2IsRoutedWhenResent(t *testing.T) {
+	d, faults := startFaulty(t)
+	parkSubscriber(t, d.addr, codec.V311, "sub", "p", 2)
+	pub, _ := connectClient(t, d.addr, codec.V311, "pub", false)
+
+	faults.FailAt(1, syscall.ENOSPC, true)
+	pub.send(&codec.Publish{PacketID: 7, Topic: "p", QoS: 2, Payload: []byte("once")})
+	if got := pub.expectClosed(); len(got) != 0 {
+		t.Fatalf("got %v, want no PUBREC for a message that could not be stored", got)
+	}
+	healStore(t, d.b, faults)
+
+	pub, _ = connectClient(t, d.addr, codec.V311, "pub", false)
+	pub.send(&codec.Publish{Dup: true, PacketID: 7, Topic: "p", QoS: 2, Payload: []byte("once")})
+	if a, ok := pub.next().(*codec.Ack); !ok || a.Kind != codec.PUBREC || a.PacketID != 7 {
+		t.Fatalf("want PUBREC 7, got %+v", a)
+	}
+	pub.send(&codec.Ack{Kind: codec.PUBREL, PacketID: 7})
+	if a, ok := pub.next().(*codec.Ack); !ok || a.Kind != codec.PUBCOMP || a.PacketID != 7 || a.Reason != codec.Success {
+		t.Fatalf("want PUBCOMP 7, got %+v", a)
+	}
+	sub, _ := connectClient(t, d.addr, codec.V311, "sub", false)
+	if got := sub.receive(); string(got.Payload) != "once" {
+		t.Fatalf("got %q, want %q", got.Payload, "once")
 	}
 	sub.expectNothing(200 * time.Millisecond)
 }

@@ -241,21 +241,13 @@ func TestSpilledQueueDropOldest(t *testing.T) {
 // part of its queue on disk included: it reads that part back first, or the rewrite would
 // delete it.
 func TestSpilledQueueSurvivesStoreRewrite(t *testing.T) {
-	mem := waltest.NewMemFS()
-	faults := waltest.NewFaultFS(slowSyncFS{mem})
-	d := startDurableFS(t, mem, faults, t.TempDir(), func(o *Options) { o.StoreRetry = 20 * time.Millisecond })
+	d, faults := startFaulty(t)
 	pub, want := spillBacklog(t, d, 30)
 
 	faults.FailAt(1, syscall.ENOSPC, true)
 	pub.send(&codec.Publish{PacketID: 100, Topic: "s/a", QoS: 1, Payload: []byte("refused")})
 	pub.expectClosed()
-	faults.Heal()
-	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
-		if d.b.storeDown.Load() {
-			return fmt.Errorf("store still down after space returned")
-		}
-		return nil
-	})
+	healStore(t, d.b, faults)
 	if err := d.b.store.Checkpoint(); err != nil { // the rewrite reaches checkpoint.db
 		t.Fatal(err)
 	}
