@@ -79,6 +79,7 @@ type conn struct {
 	// durable, in arrival order, and the log position that makes them all durable.
 	pending    []pendingAck
 	pendingPos wal.Pos
+	routed     store.Batch // the records of the publication being routed (record), reused
 
 	// Delivery goroutine state.
 	aliasOut map[string]uint16
@@ -792,8 +793,9 @@ func (c *conn) record(m *Message, held []target, ack *codec.Ack) bool {
 	var pos wal.Pos
 	qos2 := ack != nil && ack.Kind == codec.PUBREC
 	if b.persisting() {
-		var batch store.Batch
-		b.recordRouted(&batch, m, held)
+		batch := &c.routed
+		batch.Reset()
+		b.recordRouted(batch, m, held)
 		s.mu.Lock()
 		persistent := s.persistent
 		s.mu.Unlock()
@@ -801,7 +803,7 @@ func (c *conn) record(m *Message, held []target, ack *codec.Ack) bool {
 			batch.PutInQoS2(s.id, ack.PacketID) // [MQTT-4.3.3-10] across a restart too
 		}
 		if batch.Len() > 0 {
-			p, err := b.commit(&batch)
+			p, err := b.commit(batch)
 			if err != nil {
 				b.noteRetainedUnwritten(m)
 				unqueue(held)

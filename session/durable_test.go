@@ -523,7 +523,8 @@ func TestStoredPublisherID(t *testing.T) {
 func TestStoredMessageProperties(t *testing.T) {
 	roundTrip := func(m *Message) *Message {
 		t.Helper()
-		raw, err := m.record().MarshalMsg(nil)
+		rec := m.record()
+		raw, err := rec.MarshalMsg(nil)
 		if err != nil {
 			t.Fatal(err)
 		}

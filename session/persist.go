@@ -110,7 +110,8 @@ func (b *Broker) rewriteStore() error {
 	b.dirtyMu.Lock()
 	for name := range b.dirtyRetained {
 		if m, ok := b.retained.Get(name); ok {
-			batch.PutMessage(m.record())
+			r := m.record()
+			batch.PutMessage(&r)
 			batch.PutRetained(name, m.id)
 		} else {
 			batch.DeleteRetained(name)
@@ -184,15 +185,18 @@ func (s *Session) snapshotLocked(batch *store.Batch) error {
 		// PutEntry in one batch leave its reference count as it was.
 		if !d.bodyOut && !slices.Contains(bodies, d.msg) {
 			bodies = append(bodies, d.msg)
-			batch.PutMessage(d.msg.record())
+			r := d.msg.record()
+			batch.PutMessage(&r)
 		}
-		batch.PutEntry(s.id, d.entry())
+		e := d.entry()
+		batch.PutEntry(s.id, &e)
 	}
 	for _, o := range s.inflightInOrderLocked() {
 		if o.d.seq != 0 {
 			put(o.d)
 			if o.d.qos == 2 {
-				batch.PutEntry(s.id, o.entry()) // with its packet id
+				e := o.entry() // with its packet id
+				batch.PutEntry(s.id, &e)
 			}
 		}
 	}
@@ -222,8 +226,8 @@ func (b *Broker) noteRetainedUnwritten(m *Message) {
 // decides No Local when the message is routed, and a stored body is past that. Left in, it
 // was about 6% of the log bytes of a 64-byte message. A will, stored before it is routed, keeps
 // it (Session.recordLocked).
-func (m *Message) record() *store.Message {
-	r := &store.Message{ID: m.id, Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retain: m.Retain,
+func (m *Message) record() store.Message {
+	r := store.Message{ID: m.id, Topic: m.Topic, Payload: m.Payload, QoS: m.QoS, Retain: m.Retain,
 		Expires: m.expires}
 	if p := m.Props; p != nil {
 		r.HasPayloadFormat = p.Present.Has(codec.PropPayloadFormat)
@@ -271,8 +275,8 @@ func messageFromRecord(r *store.Message) *Message {
 }
 
 // entry converts a delivery for the store.
-func (d *delivery) entry() *store.Entry {
-	e := &store.Entry{Seq: d.seq, MsgID: d.msg.id, QoS: d.qos, Retain: d.retain, SubIDs: d.subIDs}
+func (d *delivery) entry() store.Entry {
+	e := store.Entry{Seq: d.seq, MsgID: d.msg.id, QoS: d.qos, Retain: d.retain, SubIDs: d.subIDs}
 	if d.shared != nil {
 		e.Group, e.Filter = d.shared.Name, d.shared.Filter
 	}
@@ -281,7 +285,7 @@ func (d *delivery) entry() *store.Entry {
 
 // entry converts an in-flight message for the store, with its packet id, and whether its
 // PUBREC has been received.
-func (o *outbound) entry() *store.Entry {
+func (o *outbound) entry() store.Entry {
 	e := o.d.entry()
 	e.PacketID, e.Released = o.id, o.state == awaitPubcomp
 	return e
@@ -304,7 +308,8 @@ func (b *Broker) recordSent(s *Session, batch []*outbound) error {
 		switch {
 		case o.d.seq == 0:
 		case o.d.qos == 2 && o.state == awaitPubrec:
-			rec.PutEntry(s.id, o.entry())
+			e := o.entry()
+			rec.PutEntry(s.id, &e)
 			mustWait = true
 		case o.d.qos == 1:
 			rec.SetPacketID(s.id, o.d.seq, o.id)
@@ -325,7 +330,8 @@ func (s *Session) recordLocked() *store.Session {
 	r := &store.Session{ClientID: s.id, Version: byte(s.version), Expiry: int64(s.expiry),
 		DisconnectedAt: s.disconnectedAt, WillDelay: int64(s.willDelay)}
 	if s.will != nil {
-		r.Will = s.will.record()
+		will := s.will.record()
+		r.Will = &will
 		r.Will.From = s.will.From
 		if s.will.willExpiry > 0 {
 			// Stored as when it runs out if published when its delay ends: counted from the

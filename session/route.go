@@ -85,11 +85,13 @@ func (b *Broker) commitHeld(m *Message, held []target) {
 // carries it: a checkpoint drops bodies that nothing refers to any more, so an earlier batch
 // holding it proves nothing (storing a body again is harmless).
 func (b *Broker) recordRouted(batch *store.Batch, m *Message, held []target) {
-	var put []*Message
+	var room [2]*Message
+	put := room[:0]
 	body := func(msg *Message) {
 		if !slices.Contains(put, msg) {
 			put = append(put, msg)
-			batch.PutMessage(msg.record())
+			r := msg.record()
+			batch.PutMessage(&r)
 		}
 	}
 	if m != nil && m.Retain && !m.sys {
@@ -104,7 +106,8 @@ func (b *Broker) recordRouted(batch *store.Batch, m *Message, held []target) {
 		if !t.d.bodyOut { // else the store has the body, and d.msg is only its stub
 			body(t.d.msg)
 		}
-		batch.PutEntry(t.s.id, t.d.entry())
+		e := t.d.entry()
+		batch.PutEntry(t.s.id, &e)
 	}
 }
 
@@ -150,7 +153,10 @@ func (b *Broker) patience(qos byte) time.Duration {
 // gets one copy per subscription, each with its subscription identifier. Each shared group
 // gives the message to one member.
 func (b *Broker) targets(m *Message, ms *topic.Matches, dst []target) []target {
-	var merged map[*Session]int // MQTT 3 session -> index in dst
+	// An MQTT 3 session's earlier copy is looked for in dst one by one while dst is short,
+	// then in an index of it: most messages go to a few sessions, and a map for each cost
+	// two allocations a message.
+	var merged map[*Session]int // session -> index in dst, once dst is long
 	for _, sub := range ms.Subs {
 		if sub.NoLocal && sub.ClientID == m.From {
 			continue // [MQTT-3.8.3-3]
@@ -161,14 +167,26 @@ func (b *Broker) targets(m *Message, ms *topic.Matches, dst []target) []target {
 		}
 		qos := min(m.QoS, sub.QoS)
 		if !s.v5.Load() { // 3.x: one copy at the highest QoS
-			if i, ok := merged[s]; ok {
+			if merged == nil && len(dst) > shortScan {
+				merged = make(map[*Session]int, 2*len(dst))
+				for i, t := range dst {
+					merged[t.s] = i // a 5.0 session's last copy: never looked up
+				}
+			}
+			i, ok := -1, false
+			if merged != nil {
+				i, ok = merged[s]
+			} else {
+				i = slices.IndexFunc(dst, func(t target) bool { return t.s == s })
+				ok = i >= 0
+			}
+			if ok {
 				dst[i].d.qos = max(dst[i].d.qos, qos)
 				continue
 			}
-			if merged == nil {
-				merged = make(map[*Session]int)
+			if merged != nil {
+				merged[s] = len(dst)
 			}
-			merged[s] = len(dst)
 		}
 		dst = append(dst, target{s: s, d: newDelivery(m, sub, qos)})
 	}
@@ -179,6 +197,9 @@ func (b *Broker) targets(m *Message, ms *topic.Matches, dst []target) []target {
 	}
 	return dst
 }
+
+// shortScan is the number of targets targets searches one by one before it indexes them.
+const shortScan = 16
 
 // pickMember chooses the member of a shared group that gets m: round robin among connected
 // members with queue room, else among connected members, else among any.

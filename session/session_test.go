@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -942,5 +943,44 @@ func TestSocketDeadlinesFollowTheWallClock(t *testing.T) {
 	pub.publish(1, "a", 1, "on time")
 	if p := sub.receive(); string(p.Payload) != "on time" {
 		t.Fatalf("received %q", p.Payload)
+	}
+}
+
+// An MQTT 3 session whose subscriptions overlap gets one copy at the highest QoS
+// [MQTT-3.3.5-1], among few subscribers (searched one by one) and among many (indexed), with
+// 5.0 sessions, which get one copy per subscription, in between.
+func TestOverlappingSubscriptionsOneCopy(t *testing.T) {
+	for _, n := range []int{3, 2 * shortScan} {
+		t.Run(fmt.Sprint(n, " sessions"), func(t *testing.T) {
+			_, addr := startBroker(t, nil)
+			var v3, v5 []*client
+			for i := range n {
+				c, _ := connectClient(t, addr, codec.V311, fmt.Sprint("v3-", i), true)
+				c.subscribe(1, "a/#", 0)
+				c.subscribe(2, "a/b", 1)
+				v3 = append(v3, c)
+				if i%4 == 0 {
+					c5, _ := connectClient(t, addr, codec.V5, fmt.Sprint("v5-", i), true)
+					c5.subscribe(1, "a/#", 0)
+					c5.subscribe(2, "a/b", 1)
+					v5 = append(v5, c5)
+				}
+			}
+			pub, _ := connectClient(t, addr, codec.V311, "pub", true)
+			pub.publish(1, "a/b", 1, "x")
+			for i, c := range v3 {
+				if got := c.receive(); got.QoS != 1 {
+					t.Fatalf("session %d: got QoS %d, want 1", i, got.QoS)
+				}
+				c.expectNothing(20 * time.Millisecond)
+			}
+			for i, c := range v5 {
+				qos := []byte{c.receive().QoS, c.receive().QoS}
+				slices.Sort(qos)
+				if !slices.Equal(qos, []byte{0, 1}) {
+					t.Fatalf("5.0 session %d: got QoS %v, want one copy at 0 and one at 1", i, qos)
+				}
+			}
+		})
 	}
 }

@@ -90,8 +90,15 @@ func (b *Batch) Size() int { return len(b.buf) }
 // Len returns the number of operations in the batch.
 func (b *Batch) Len() int { return b.n }
 
-// Reset empties the batch, keeping its buffer for reuse.
+// keptBatchBuffer is the largest buffer Reset keeps: a batch reused for every publication
+// must not hold the room of the largest message it ever carried.
+const keptBatchBuffer = 64 << 10
+
+// Reset empties the batch, keeping its buffer for reuse unless it grew past 64 KiB.
 func (b *Batch) Reset() {
+	if cap(b.buf) > keptBatchBuffer {
+		b.buf = nil
+	}
 	b.buf, b.n, b.err, b.last, b.lastClient = b.buf[:0], 0, nil, 0, ""
 }
 
@@ -122,12 +129,13 @@ func (b *Batch) client(k opKind, clientID string) {
 	b.buf = msgp.AppendString(b.buf, clientID)
 }
 
-// marshal appends a record type's encoding.
-func (b *Batch) marshal(k opKind, m msgp.Marshaler) {
-	var err error
-	b.buf, err = m.MarshalMsg(b.buf)
+// marshaled takes the buffer a record type's MarshalMsg appended its encoding to, and its
+// error, for the operation begun last. (A direct call, not through msgp.Marshaler: the record
+// passed to the interface would escape to the heap.)
+func (b *Batch) marshaled(buf []byte, err error) {
+	b.buf = buf
 	if err != nil && b.err == nil {
-		b.err = fmt.Errorf("%w: %v: %w", ErrInvalid, k, err)
+		b.err = fmt.Errorf("%w: %v: %w", ErrInvalid, b.last, err)
 	}
 }
 
@@ -140,7 +148,7 @@ func (b *Batch) PutSession(s *Session) {
 		b.fail(opPutSession, "too many will user properties")
 	}
 	b.begin(opPutSession)
-	b.marshal(opPutSession, s)
+	b.marshaled(s.MarshalMsg(b.buf))
 }
 
 // DeleteSession ends a session: its subscriptions, queue entries and inbound QoS 2 packet ids go
@@ -163,7 +171,7 @@ func (b *Batch) Connected(clientID string) {
 // PutSub creates or replaces the subscription (s.Group, s.Filter) of a session.
 func (b *Batch) PutSub(clientID string, s Sub) {
 	b.client(opPutSub, clientID)
-	b.marshal(opPutSub, &s)
+	b.marshaled(s.MarshalMsg(b.buf))
 }
 
 // DeleteSub removes the subscription (group, filter) of a session.
@@ -186,14 +194,14 @@ func (b *Batch) PutMessage(m *Message) {
 		b.fail(opPutMessage, "too many user properties")
 	}
 	b.begin(opPutMessage)
-	b.marshal(opPutMessage, m)
+	b.marshaled(m.MarshalMsg(b.buf))
 }
 
 // PutEntry creates or replaces the entry e.Seq in a session's queue. e.Msg is ignored: the entry
 // refers to the message e.MsgID, which must be stored (see PutMessage).
 func (b *Batch) PutEntry(clientID string, e *Entry) {
 	b.client(opPutEntry, clientID)
-	b.marshal(opPutEntry, e)
+	b.marshaled(e.MarshalMsg(b.buf))
 }
 
 // ReleaseEntry records that the PUBREC of the QoS 2 entry seq arrived with packetID: on recovery
