@@ -152,23 +152,14 @@ func TestReport(t *testing.T) {
 		{Scenario: "idle", Broker: "edgebroker", Status: "not run", Error: "edgebench: not run: no path"},
 		{Scenario: "idle", Broker: "mosquitto", Status: "ok", IdleRSS: 1 << 20, PerClientRSS: 1536, PeakRSS: 2 << 20},
 	}
-	var b strings.Builder
-	if err := report(&b, results); err != nil {
-		t.Fatal(err)
-	}
-	got := b.String()
-	for _, want := range []string{
+	got := reportLacks(t, results,
 		"fan-in-qos0  edgebroker  ok            10        10     0    0             0         300          200   4.0 MiB\n",
 		"fan-in-qos0  mosquitto   ok            10         7     3    0             0         100          100   8.0 MiB\n",
 		"idle    edgebroker  not run\n",
 		"idle    mosquitto   ok        1.0 MiB              1.5 KiB   2.0 MiB\n",
 		"fan-in-qos0           3.00         2.00      0.50\n",
 		"idle, edgebroker: edgebench: not run: no path",
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("report lacks %q:\n%s", want, got)
-		}
-	}
+	)
 	if strings.Contains(got, "disk") || strings.Contains(got, "recovery") || strings.Contains(got, "target") {
 		t.Errorf("report has disk, recovery or target tables without such results:\n%s", got)
 	}
@@ -188,12 +179,7 @@ func TestReportDurable(t *testing.T) {
 		{Scenario: "recovery", Broker: "mosquitto", Status: "ok", Published: 1000, PubRate: 1000, StopSecs: 2,
 			ListenSecs: 2.5, RestartSecs: 3, Sampled: 2, Resumed: 1, Expected: 200, Received: 100, Lost: 100, RecvRate: 50, PeakRSS: 2 << 20},
 	}
-	var b strings.Builder
-	if err := report(&b, results); err != nil {
-		t.Fatal(err)
-	}
-	got := b.String()
-	for _, want := range []string{
+	reportLacks(t, results,
 		"disk             broker      status  payload  disk bytes  bytes/msg  limit  syscw/s  msgs/syscw\n",
 		"durable-qos1     edgebroker  ok           64        4096        410    276       40        2.50\n",
 		"durable-qos1     mosquitto   ok           64           0          0    276      200        0.45\n",
@@ -206,11 +192,7 @@ func TestReportDurable(t *testing.T) {
 		"edgebroker disk-bytes-1024 disk bytes per message                     1229    2196  yes\n",
 		"edgebroker recovery restart to CONNACK                              1.50 s  3.00 s  yes\n",
 		"Exact fsync counts need the broker's $SYS statistics.",
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("report lacks %q:\n%s", want, got)
-		}
-	}
+	)
 }
 
 func TestTimeoutReportsPartialNumbers(t *testing.T) {
@@ -280,4 +262,47 @@ func TestValidate(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
+}
+
+// With several rounds each row names its round, ours/mosquitto pairs rows of one round, and a
+// target is checked on the median of the rounds' measures, each taken within its round.
+func TestReportRounds(t *testing.T) {
+	var results []Result
+	for round, rates := range [][3]float64{{1000, 400, 100}, {800, 480, 200}, {1200, 660, 300}} {
+		for i, sc := range []struct{ scenario, broker string }{
+			{"clean-qos1", "edgebroker"}, {"durable-qos1", "edgebroker"}, {"durable-qos1", "mosquitto"},
+		} {
+			results = append(results, Result{Scenario: sc.scenario, Broker: sc.broker, Round: round + 1, Status: "ok",
+				Expected: 10, Received: 10, RecvRate: rates[i]})
+		}
+	}
+	got := reportLacks(t, results,
+		"clean-qos1 #2    edgebroker  ok            10        10     0    0             0           0          800   0.0 MiB\n",
+		"durable-qos1 #3  mosquitto   ok            10        10     0    0             0           0          300   0.0 MiB\n",
+		"durable-qos1 #1           -         4.00         -\n",
+		"durable-qos1 #3           -         2.20         -\n",
+		// 0.40, 0.60 and 0.55: the median, not the ratio of any sums or of mixed rounds.
+		"edgebroker durable-qos1 / clean-qos1 recv msgs/s (median of 3 rounds)                      0.55   0.50  yes\n",
+		"edgebroker / mosquitto (persistence on) durable-qos1 recv msgs/s (median of 3 rounds)      2.40   1.00  yes\n",
+	)
+	if strings.Count(got, "durable-qos1 #") != 9 { // 6 flow rows, 3 ratio rows
+		t.Errorf("want every round's rows once:\n%s", got)
+	}
+}
+
+// reportLacks reports results and fails the test for each wanted line the report lacks; it
+// returns the report.
+func reportLacks(t *testing.T, results []Result, want ...string) string {
+	t.Helper()
+	var b strings.Builder
+	if err := report(&b, results); err != nil {
+		t.Fatal(err)
+	}
+	got := b.String()
+	for _, w := range want {
+		if !strings.Contains(got, w) {
+			t.Errorf("report lacks %q:\n%s", w, got)
+		}
+	}
+	return got
 }

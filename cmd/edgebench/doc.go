@@ -28,6 +28,11 @@
 //
 // -scenarios takes names or dash prefixes of names: -scenarios disk-bytes,recovery.
 //
+// -rounds N runs the chosen scenarios N times, round after round, each round every broker in
+// turn. Rows name their round, ours/mosquitto ratios pair rows of one round, and each target
+// is measured within each round and checked on the median of the rounds: on a shared machine
+// one run of a second-long scenario moves by 20-30%, a ratio of two by 0.1.
+//
 // edgebroker runs as `PATH --listen 127.0.0.1:PORT --data-dir DIR --max-queued-messages 100`
 // followed by -edgebroker-args (default --fsync=always); Mosquitto with a generated
 // configuration: the same queue limit, max_inflight_messages 20, and persistence off except in

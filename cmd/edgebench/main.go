@@ -26,6 +26,7 @@ func run() error {
 	mosq := flag.String("mosquitto", lookMosquitto(), "path of the mosquitto binary (empty: not run)")
 	only := flag.String("scenarios", "", "comma-separated scenarios to run (default all)")
 	jsonOut := flag.String("json", "", "also write the results to this JSON file")
+	rounds := flag.Int("rounds", 1, "times the chosen scenarios run, one round after the other; the targets take the median of the rounds")
 	var cfg config
 	flag.IntVar(&cfg.FanInMsgs, "fan-in-msgs", 50000, "messages per fan-in publisher")
 	flag.IntVar(&cfg.FanOutMsgs, "fan-out-msgs", 20000, "messages of the fan-out publisher")
@@ -53,6 +54,9 @@ func run() error {
 	if err := cfg.validate(); err != nil {
 		return err
 	}
+	if *rounds < 1 {
+		return fmt.Errorf("edgebench: -rounds %d: want at least 1", *rounds)
+	}
 	chosen, err := pick(scenarios(), *only)
 	if err != nil {
 		return err
@@ -68,15 +72,20 @@ func run() error {
 	defer os.RemoveAll(base)
 
 	var results []Result
-	for _, spec := range []brokerSpec{edgebrokerSpec(*ours, strings.Fields(*oursArgs)), mosquittoSpec(*mosq)} {
-		for _, sc := range chosen {
-			fmt.Fprintf(os.Stderr, "edgebench: %s %s ... ", spec.Name, sc.Name)
-			t0 := time.Now()
-			r := runScenario(ctx, spec, sc, cfg, base)
-			fmt.Fprintf(os.Stderr, "%s in %.1fs\n", r.Status, time.Since(t0).Seconds())
-			results = append(results, r)
-			if ctx.Err() != nil {
-				return ctx.Err()
+	for round := 1; round <= *rounds; round++ {
+		for _, spec := range []brokerSpec{edgebrokerSpec(*ours, strings.Fields(*oursArgs)), mosquittoSpec(*mosq)} {
+			for _, sc := range chosen {
+				fmt.Fprintf(os.Stderr, "edgebench: %s %s ... ", spec.Name, sc.Name)
+				t0 := time.Now()
+				r := runScenario(ctx, spec, sc, cfg, base)
+				fmt.Fprintf(os.Stderr, "%s in %.1fs\n", r.Status, time.Since(t0).Seconds())
+				if *rounds > 1 {
+					r.Round = round
+				}
+				results = append(results, r)
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
 			}
 		}
 	}

@@ -25,25 +25,26 @@ func report(w io.Writer, results []Result) error {
 	mem := table{left: 3}
 	mem.add("memory", "broker", "status", "idle RSS", "RSS per idle client", "peak RSS")
 	for _, r := range results {
+		name := label(r)
 		switch {
 		case r.Status == "not run" && r.Scenario == "idle":
-			mem.add(r.Scenario, r.Broker, r.Status)
+			mem.add(name, r.Broker, r.Status)
 		case r.Status == "not run" && r.Scenario == "recovery":
-			rec.add(r.Scenario, r.Broker, r.Status)
+			rec.add(name, r.Broker, r.Status)
 		case r.Status == "not run":
-			flows.add(r.Scenario, r.Broker, r.Status)
+			flows.add(name, r.Broker, r.Status)
 		case r.Scenario == "idle":
-			mem.add(r.Scenario, r.Broker, r.Status, mib(r.IdleRSS), kib(r.PerClientRSS), mib(r.PeakRSS))
+			mem.add(name, r.Broker, r.Status, mib(r.IdleRSS), kib(r.PerClientRSS), mib(r.PeakRSS))
 		case r.Scenario == "recovery":
-			rec.add(r.Scenario, r.Broker, r.Status, u(r.Published), f(r.PubRate), secs(r.StopSecs),
+			rec.add(name, r.Broker, r.Status, u(r.Published), f(r.PubRate), secs(r.StopSecs),
 				secs(r.ListenSecs), secs(r.RestartSecs), fmt.Sprintf("%d/%d", r.Resumed, r.Sampled), u(r.Expected), u(r.Received),
 				u(r.Lost), u(r.Duplicates), u(r.OutOfOrder), mib(r.PeakRSS))
 		default:
-			flows.add(r.Scenario, r.Broker, r.Status, u(r.Expected), u(r.Received), u(r.Lost), u(r.Duplicates),
+			flows.add(name, r.Broker, r.Status, u(r.Expected), u(r.Received), u(r.Lost), u(r.Duplicates),
 				u(r.OutOfOrder), f(r.PubRate), f(r.RecvRate), mib(r.PeakRSS))
 		}
 		if r.Status != "not run" && r.DiskLimit > 0 {
-			disk.add(r.Scenario, r.Broker, r.Status, u(uint64(r.Payload)), u(r.DiskBytes), f(r.DiskPerMsg),
+			disk.add(name, r.Broker, r.Status, u(uint64(r.Payload)), u(r.DiskBytes), f(r.DiskPerMsg),
 				u(r.DiskLimit), f(r.WriteCallRate), ratio(float64(r.Received), float64(r.WriteCalls)))
 		}
 	}
@@ -53,13 +54,13 @@ func report(w io.Writer, results []Result) error {
 		ours, theirs := p[0], p[1]
 		switch ours.Scenario {
 		case "idle":
-			ratios.add("idle", "", "", ratio(ours.PeakRSS, theirs.PeakRSS), ratio(ours.IdleRSS, theirs.IdleRSS),
+			ratios.add(label(ours), "", "", ratio(ours.PeakRSS, theirs.PeakRSS), ratio(ours.IdleRSS, theirs.IdleRSS),
 				ratio(ours.PerClientRSS, theirs.PerClientRSS))
 		case "recovery":
-			ratios.add(ours.Scenario, ratio(ours.PubRate, theirs.PubRate), ratio(ours.RecvRate, theirs.RecvRate),
+			ratios.add(label(ours), ratio(ours.PubRate, theirs.PubRate), ratio(ours.RecvRate, theirs.RecvRate),
 				ratio(ours.PeakRSS, theirs.PeakRSS), "", "", ratio(ours.RestartSecs, theirs.RestartSecs))
 		default:
-			ratios.add(ours.Scenario, ratio(ours.PubRate, theirs.PubRate), ratio(ours.RecvRate, theirs.RecvRate),
+			ratios.add(label(ours), ratio(ours.PubRate, theirs.PubRate), ratio(ours.RecvRate, theirs.RecvRate),
 				ratio(ours.PeakRSS, theirs.PeakRSS))
 		}
 	}
@@ -95,19 +96,41 @@ const diskNote = `disk: bytes from /proc/PID/io (write_bytes - cancelled_write_b
 `
 
 // targets checks the results against the issue's targets, for the rows that ran to the end.
+// With several rounds each measure is taken within each round (a ratio of two scenarios from
+// the same round, run one after the other) and the median of the rounds is checked.
 func targets(results []Result) table {
 	t := table{left: 1}
 	t.add("target", "measured", "bound", "met")
-	find := func(scenario, broker string) (Result, bool) {
-		i := slices.IndexFunc(results, func(r Result) bool {
-			return r.Scenario == scenario && r.Broker == broker && r.Status == "ok"
-		})
-		if i < 0 {
-			return Result{}, false
+	var rounds []int
+	for _, r := range results {
+		if !slices.Contains(rounds, r.Round) {
+			rounds = append(rounds, r.Round)
 		}
-		return results[i], true
 	}
-	check := func(name string, measured, bound float64, atLeast bool, format func(float64) string) {
+	type finder func(scenario, broker string) (Result, bool)
+	check := func(name string, measure func(find finder) (float64, bool), bound float64, atLeast bool, format func(float64) string) {
+		var vals []float64
+		for _, round := range rounds {
+			find := func(scenario, broker string) (Result, bool) {
+				i := slices.IndexFunc(results, func(r Result) bool {
+					return r.Scenario == scenario && r.Broker == broker && r.Round == round && r.Status == "ok"
+				})
+				if i < 0 {
+					return Result{}, false
+				}
+				return results[i], true
+			}
+			if v, ok := measure(find); ok {
+				vals = append(vals, v)
+			}
+		}
+		if len(vals) == 0 {
+			return
+		}
+		measured := median(vals)
+		if len(vals) > 1 {
+			name += fmt.Sprintf(" (median of %d rounds)", len(vals))
+		}
 		met := measured <= bound
 		if atLeast {
 			met = measured >= bound
@@ -119,22 +142,41 @@ func targets(results []Result) table {
 		t.add(name, format(measured), format(bound), verdict)
 	}
 	two := func(x float64) string { return strconv.FormatFloat(x, 'f', 2, 64) }
-	durable, okD := find("durable-qos1", "edgebroker")
-	if clean, ok := find("clean-qos1", "edgebroker"); ok && okD && clean.RecvRate > 0 {
-		check("edgebroker durable-qos1 / clean-qos1 recv msgs/s", durable.RecvRate/clean.RecvRate, 0.5, true, two)
-	}
-	if theirs, ok := find("durable-qos1", "mosquitto"); ok && okD && theirs.RecvRate > 0 {
-		check("edgebroker / mosquitto (persistence on) durable-qos1 recv msgs/s", durable.RecvRate/theirs.RecvRate, 1, true, two)
-	}
-	for _, name := range []string{"disk-bytes-64", "disk-bytes-1024"} {
-		if r, ok := find(name, "edgebroker"); ok && r.Received > 0 {
-			check("edgebroker "+name+" disk bytes per message", r.DiskPerMsg, float64(r.DiskLimit), false, f)
+	check("edgebroker durable-qos1 / clean-qos1 recv msgs/s", func(find finder) (float64, bool) {
+		durable, okD := find("durable-qos1", "edgebroker")
+		clean, ok := find("clean-qos1", "edgebroker")
+		return durable.RecvRate / clean.RecvRate, ok && okD && clean.RecvRate > 0
+	}, 0.5, true, two)
+	check("edgebroker / mosquitto (persistence on) durable-qos1 recv msgs/s", func(find finder) (float64, bool) {
+		durable, okD := find("durable-qos1", "edgebroker")
+		theirs, ok := find("durable-qos1", "mosquitto")
+		return durable.RecvRate / theirs.RecvRate, ok && okD && theirs.RecvRate > 0
+	}, 1, true, two)
+	for _, scenario := range []string{"disk-bytes-64", "disk-bytes-1024"} {
+		i := slices.IndexFunc(results, func(r Result) bool { return r.Scenario == scenario && r.Broker == "edgebroker" })
+		if i < 0 {
+			continue
 		}
+		check("edgebroker "+scenario+" disk bytes per message", func(find finder) (float64, bool) {
+			r, ok := find(scenario, "edgebroker")
+			return r.DiskPerMsg, ok && r.Received > 0
+		}, float64(results[i].DiskLimit), false, f)
 	}
-	if r, ok := find("recovery", "edgebroker"); ok {
-		check("edgebroker recovery restart to CONNACK", r.RestartSecs, 3, false, secs)
-	}
+	check("edgebroker recovery restart to CONNACK", func(find finder) (float64, bool) {
+		r, ok := find("recovery", "edgebroker")
+		return r.RestartSecs, ok
+	}, 3, false, secs)
 	return t
+}
+
+// median returns the middle of vals (the mean of the two middle ones for an even count).
+func median(vals []float64) float64 {
+	s := slices.Sorted(slices.Values(vals))
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
 }
 
 // table is plain text in columns: the first left columns aligned left, the others right.
@@ -177,13 +219,21 @@ func pairs(results []Result) [][2]Result {
 	var out [][2]Result
 	for _, a := range results {
 		for _, b := range results {
-			if a.Scenario == b.Scenario && a.Broker == "edgebroker" && b.Broker == "mosquitto" &&
+			if a.Scenario == b.Scenario && a.Round == b.Round && a.Broker == "edgebroker" && b.Broker == "mosquitto" &&
 				a.Status != "not run" && b.Status != "not run" {
 				out = append(out, [2]Result{a, b})
 			}
 		}
 	}
 	return out
+}
+
+// label names a result's scenario in the tables, with its round when there are several.
+func label(r Result) string {
+	if r.Round > 0 {
+		return r.Scenario + " #" + strconv.Itoa(r.Round)
+	}
+	return r.Scenario
 }
 
 // ratio formats a/b with two decimals, or "-" when b is zero.

@@ -31,6 +31,7 @@ type config struct {
 // is expected ten times.
 type Result struct {
 	Scenario     string  `json:"scenario"`
+	Round        int     `json:"round,omitempty"` // with -rounds above 1: which, from 1
 	Broker       string  `json:"broker"`
 	Status       string  `json:"status"` // ok, timeout (partial numbers), not run, or error
 	Error        string  `json:"error,omitempty"`
