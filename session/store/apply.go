@@ -54,6 +54,7 @@ type applier struct {
 	// those still referred to: a message delivered and acknowledged between two checkpoints
 	// never touches the B+tree (a put and a delete there cost far more than a map entry).
 	bodies  map[uint64][]byte                  // message id -> encoded Message
+	ids     []uint64                           // settle's list of the bodies to settle, reused
 	pending map[string]map[uint64]pendingEntry // client id -> seq -> entry
 	scratch []byte
 	// The body files settle appends the bodies to; the location of each body it stored
@@ -183,11 +184,7 @@ func (a *applier) unref(v []byte) {
 func (a *applier) deleteSession(key []byte) error {
 	pending := a.pending[string(key)]
 	for _, p := range pending {
-		id, err := entryMsgID(p.raw)
-		if err != nil {
-			return err
-		}
-		a.refs[id]--
+		a.refs[p.msgID]--
 	}
 	delete(a.pending, string(key))
 	if b := a.entries.Bucket(key); b != nil {
@@ -251,26 +248,32 @@ func (a *applier) putMessage(o *op) error {
 	return nil
 }
 
-// pendingEntry is an entry put by the records applied so far; stored says the bucket holds an
-// older version of it, which a delete must remove.
+// pendingEntry is an entry put or changed by the records applied so far; stored says the
+// bucket holds an older version of it, which a delete must remove.
 type pendingEntry struct {
 	raw    []byte // encoded Entry, and the location of its body when one follows (hinted)
 	stored bool
 	msgID  uint64 // the entry's MsgID
 	hinted bool
+	// A packet id set by SetPacketIDs or ReleaseEntry, encoded into raw only when settle
+	// writes the entry: most entries are deleted before, and the change costs a decode and an
+	// encode.
+	patched  bool
+	packetID uint16
+	released bool
 }
 
 // entry returns the current entry seq of client key: the pending one, else the one in the
-// bucket (nil if none). stored says whether the bucket holds a version of it.
-func (a *applier) entry(key string, seq uint64) (raw []byte, stored bool) {
+// bucket, decoded for its MsgID and copied (ok is false if there is none).
+func (a *applier) entry(key string, seq uint64) (p pendingEntry, ok bool, err error) {
 	if p, ok := a.pending[key][seq]; ok {
-		return p.raw, p.stored
+		return p, true, nil
 	}
 	// Every stored entry's Seq is below its bucket's NextSeq, which only settle raises: an
 	// entry at or above it is new, and costs no lookup.
 	next, known := a.storedNext[key]
 	if known && seq >= next {
-		return nil, false
+		return p, false, nil
 	}
 	b := a.entries.Bucket([]byte(key))
 	if !known {
@@ -280,10 +283,18 @@ func (a *applier) entry(key string, seq uint64) (raw []byte, stored bool) {
 		a.storedNext[key] = next
 	}
 	if b == nil || seq >= next {
-		return nil, false
+		return p, false, nil
 	}
-	raw = b.Get(seqKey(seq))
-	return raw, raw != nil
+	raw := b.Get(seqKey(seq))
+	if raw == nil {
+		return p, false, nil
+	}
+	var e Entry
+	rest, err := e.UnmarshalMsg(raw)
+	if err != nil {
+		return p, false, fmt.Errorf("%w: entry %d of %q: %w", ErrDamaged, seq, key, err)
+	}
+	return pendingEntry{raw: bytes.Clone(raw), stored: true, msgID: e.MsgID, hinted: len(rest) > 0}, true, nil
 }
 
 // setPending makes p the pending entry seq of client key.
@@ -297,57 +308,42 @@ func (a *applier) setPending(key string, seq uint64, p pendingEntry) {
 }
 
 func (a *applier) putEntry(key string, o *op) error {
-	old, stored := a.entry(key, o.entry.Seq)
-	if old != nil {
-		id, err := entryMsgID(old)
-		if err != nil {
-			return err
-		}
-		a.refs[id]--
+	old, ok, err := a.entry(key, o.entry.Seq)
+	if err != nil {
+		return err
+	}
+	if ok {
+		a.refs[old.msgID]--
 	}
 	a.refs[o.msgID]++
 	if n := o.entry.Seq + 1; n > a.nextSeq[key] {
 		a.nextSeq[key] = n
 	}
-	a.setPending(key, o.entry.Seq, pendingEntry{raw: bytes.Clone(o.raw), stored: stored, msgID: o.msgID})
+	a.setPending(key, o.entry.Seq, pendingEntry{raw: bytes.Clone(o.raw), stored: old.stored, msgID: o.msgID})
 	return nil
 }
 
 // setPacketID sets the packet id of entry seq of client key, and marks it released (its
 // PUBREC arrived) if release is set. An entry no longer there was acknowledged: nothing to do.
 func (a *applier) setPacketID(key string, seq uint64, packetID uint16, release bool) error {
-	v, stored := a.entry(key, seq)
-	if v == nil {
-		return nil
-	}
-	var e Entry
-	rest, err := e.UnmarshalMsg(v)
-	if err != nil {
-		return fmt.Errorf("%w: entry %d of %q: %w", ErrDamaged, seq, key, err)
-	}
-	e.PacketID = packetID
-	e.Released = e.Released || release
-	nv, err := e.MarshalMsg(nil)
-	if err != nil {
+	p, ok, err := a.entry(key, seq)
+	if !ok || err != nil {
 		return err
 	}
-	nv = append(nv, rest...)
-	a.setPending(key, seq, pendingEntry{raw: nv, stored: stored, msgID: e.MsgID, hinted: len(rest) > 0})
+	p.released = p.released || release
+	p.patched, p.packetID = true, packetID
+	a.setPending(key, seq, p)
 	return nil
 }
 
 func (a *applier) deleteEntry(key string, seq uint64) error {
-	v, stored := a.entry(key, seq)
-	if v == nil {
-		return nil
-	}
-	id, err := entryMsgID(v)
-	if err != nil {
+	p, ok, err := a.entry(key, seq)
+	if !ok || err != nil {
 		return err
 	}
-	a.refs[id]--
+	a.refs[p.msgID]--
 	delete(a.pending[key], seq)
-	if !stored {
+	if !p.stored {
 		return nil // put and deleted within these records: the bucket never saw it
 	}
 	return a.entries.Bucket([]byte(key)).Delete(seqKey(seq))
@@ -366,12 +362,22 @@ func (a *applier) finish(c wal.Pos) error {
 // used new sequence numbers and the highest message ID.
 func (a *applier) settle() error {
 	// Ascending: new bodies are appended to the B+tree; in map order every insert would shift
-	// a node's keys (quadratic on a long log, as in a recovery).
-	for _, id := range slices.Sorted(maps.Keys(a.refs)) {
+	// a node's keys (quadratic on a long log, as in a recovery). A body these records put and
+	// nothing refers to any more was never stored: there is nothing to do for it, and most
+	// bodies of a checkpoint under load are such.
+	ids := a.ids[:0]
+	for id, d := range a.refs {
+		if id <= a.storedMaxMsgID || d > 0 {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
 		if err := a.settleBody(id, a.refs[id]); err != nil {
 			return err
 		}
 	}
+	a.ids = ids[:0]
 	for _, client := range slices.Sorted(maps.Keys(a.pending)) { // ascending, as below
 		m := a.pending[client]
 		if len(m) == 0 {
@@ -383,7 +389,11 @@ func (a *applier) settle() error {
 		}
 		b.FillPercent = 0.9
 		for _, seq := range slices.Sorted(maps.Keys(m)) { // ascending: bbolt appends
-			if err := b.Put(seqKey(seq), a.withHint(m[seq])); err != nil {
+			v, err := a.encoded(m[seq])
+			if err != nil {
+				return err
+			}
+			if err := b.Put(seqKey(seq), v); err != nil {
 				return err
 			}
 		}
@@ -473,14 +483,28 @@ func (a *applier) unlocate(v []byte) {
 	}
 }
 
-// withHint returns the encoded entry of p with the location of its body after it, when settle
-// just stored that body in a body file: a read of the queue then goes to the body without a
-// lookup in the messages bucket.
-func (a *applier) withHint(p pendingEntry) []byte {
-	if l, ok := a.locs[p.msgID]; ok && !p.hinted {
-		return l.append(p.raw[:len(p.raw):len(p.raw)])
+// encoded returns the entry of p as settle stores it: its packet id patched in, and the
+// location of its body after it when settle just stored that body in a body file (a read of
+// the queue then goes to the body without a lookup in the messages bucket).
+func (a *applier) encoded(p pendingEntry) ([]byte, error) {
+	raw := p.raw
+	if p.patched {
+		var e Entry
+		rest, err := e.UnmarshalMsg(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%w: entry: %w", ErrDamaged, err)
+		}
+		e.PacketID = p.packetID
+		e.Released = e.Released || p.released
+		if raw, err = e.MarshalMsg(nil); err != nil {
+			return nil, err
+		}
+		raw = append(raw, rest...)
 	}
-	return p.raw
+	if l, ok := a.locs[p.msgID]; ok && !p.hinted {
+		return l.append(raw[:len(raw):len(raw)]), nil
+	}
+	return raw, nil
 }
 
 // settleLive stores the live bytes of the body files whose bodies came or went. A file none
