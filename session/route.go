@@ -294,10 +294,7 @@ func (b *Broker) redistribute(from *Session, ds []*delivery) {
 		}
 	}
 	var held []target
-	for _, taken := range ds {
-		// A copy: the departed connection's delivery loop may still be reading the original
-		// (recording a batch it sent) while the offers below restamp it.
-		d := new(*taken)
+	for _, d := range ds { // copies (takeSharedLocked): the offers below restamp them
 		b.bodyBack(d)
 		to := from
 		for _, sub := range d.shared.Members() {

@@ -445,15 +445,27 @@ func (s *Session) dropAllLocked() {
 // the store's entries and the queue's count disagree.
 func (s *Session) takeSharedLocked() []*delivery {
 	var out []*delivery
+	// Copies, made under s.mu: the connection's delivery loop may still read an original
+	// (recording a batch it sent), and a router may still release one. One whose record is
+	// not written yet (held) is marked evicted, so that its router writes its deletion after
+	// that record; its copy has no entry of this session to delete.
+	take := func(d *delivery) {
+		c := new(*d)
+		if d.held {
+			d.evicted = true
+			c.seq = 0
+		}
+		out = append(out, c)
+	}
 	for _, o := range s.inflightInOrderLocked() {
 		if o.d.shared != nil && o.d.qos == 1 {
 			s.deleteInflightLocked(o)
-			out = append(out, o.d)
+			take(o.d)
 		}
 	}
 	s.queue.RemoveIf(func(d *delivery) bool {
 		if d.shared != nil && !d.fromDisk {
-			out = append(out, d)
+			take(d)
 			return true
 		}
 		return false
