@@ -174,7 +174,7 @@ func (c *conn) replyLoop() {
 // message's records to be durable, with the deliveries held until then.
 type pendingAck struct {
 	ack  codec.Ack
-	held []target // its deliveries, released already: taken back should the log fail
+	held []target // its deliveries, released already: those of QoS 1 taken back should the log fail
 	msg  *Message // for its retained change, should the log fail
 }
 
@@ -831,9 +831,12 @@ func (c *conn) record(m *Message, held []target, ack *codec.Ack) bool {
 }
 
 // settle waits until the pending records are durable, then sends their acknowledgements, in
-// order. If the log fails, nothing is acknowledged, and the deliveries still queued are taken
-// back before the store's recovery can write them again (rewriteStore): what a subscriber has
-// received already stays in flight.
+// order. If the log fails, nothing is acknowledged. A QoS 1 publication's deliveries still
+// queued are taken back before the store's recovery writes the sessions again (rewriteStore);
+// what a subscriber has received stays in flight, and the publisher's resend may come twice,
+// as QoS 1 allows. A QoS 2 publication keeps its deliveries and its packet id: some
+// subscribers may have it already, so its resend must be taken for the duplicate it is, and
+// the rewrite stores what it left queued.
 func (c *conn) settle() {
 	if len(c.pending) == 0 {
 		return
@@ -842,7 +845,9 @@ func (c *conn) settle() {
 	if c.pendingPos != 0 {
 		if err = c.b.store.Wait(c.pendingPos); err != nil {
 			for _, p := range c.pending {
-				unqueue(p.held)
+				if p.ack.Kind != codec.PUBREC {
+					unqueue(p.held)
+				}
 			}
 			c.b.storeFailed(err)
 		}
@@ -851,12 +856,6 @@ func (c *conn) settle() {
 		p := &c.pending[i] // not a copy: send takes the ack's address, which would move a copy to the heap
 		if err != nil {
 			c.b.noteRetainedUnwritten(p.msg)
-			if p.ack.Kind == codec.PUBREC && p.msg != nil {
-				// Not received after all: its resend must be routed, not taken for a duplicate.
-				c.s.mu.Lock()
-				delete(c.s.inQoS2, p.ack.PacketID)
-				c.s.mu.Unlock()
-			}
 		} else if p.ack.Kind != 0 {
 			// The slot frees before the PUBACK goes: a send that flushes lets the client
 			// send its next publication at once, which must find the slot free.

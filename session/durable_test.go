@@ -424,17 +424,24 @@ func TestDeliveryDoesNotWaitForTheSync(t *testing.T) {
 	}
 }
 
-// A QoS 2 publication whose records could not be written was not received: the publisher,
-// sent no PUBREC, sends it again once the store has recovered, and it is delivered then, once.
-func TestRefusedQoS2IsRoutedWhenResent(t *testing.T) {
+// A QoS 2 publication whose records could not be written is delivered once: neither lost
+// (its queued delivery stays, and the store's recovery writes it) nor delivered again when the
+// publisher, sent no PUBREC, sends it again (its packet id stays too), not even to a clean
+// subscriber that had it before the failure.
+func TestRefusedQoS2DeliveredOnce(t *testing.T) {
 	d, faults := startFaulty(t)
 	parkSubscriber(t, d.addr, codec.V311, "sub", "p", 2)
+	watch, _ := connectClient(t, d.addr, codec.V311, "watch", true)
+	watch.subscribe(1, "p", 2)
 	pub, _ := connectClient(t, d.addr, codec.V311, "pub", false)
 
 	faults.FailAt(1, syscall.ENOSPC, true)
 	pub.send(&codec.Publish{PacketID: 7, Topic: "p", QoS: 2, Payload: []byte("once")})
 	if got := pub.expectClosed(); len(got) != 0 {
 		t.Fatalf("got %v, want no PUBREC for a message that could not be stored", got)
+	}
+	if got := watch.receive(); string(got.Payload) != "once" { // clean: never waits for the disk
+		t.Fatalf("clean subscriber got %q, want %q", got.Payload, "once")
 	}
 	healStore(t, d.b, faults)
 
@@ -447,6 +454,7 @@ func TestRefusedQoS2IsRoutedWhenResent(t *testing.T) {
 	if a, ok := pub.next().(*codec.Ack); !ok || a.Kind != codec.PUBCOMP || a.PacketID != 7 || a.Reason != codec.Success {
 		t.Fatalf("want PUBCOMP 7, got %+v", a)
 	}
+	watch.expectNothing(100 * time.Millisecond)
 	sub, _ := connectClient(t, d.addr, codec.V311, "sub", false)
 	if got := sub.receive(); string(got.Payload) != "once" {
 		t.Fatalf("got %q, want %q", got.Payload, "once")

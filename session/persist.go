@@ -17,9 +17,11 @@ import (
 //
 // Ordering rule: a delivery bound for a persistent session is "held" (not sendable) until the
 // batch holding its PutEntry is committed, so that any later DeleteEntry or ReleaseEntry for it
-// comes after it in the log. Deliveries routed from a client's PUBLISH stay held until the
-// batch is durable, so that a power cut can never make a subscriber receive a message whose
-// publisher will send it again (a QoS 2 duplicate).
+// comes after it in the log. Nothing more: a subscriber may receive a message before it is
+// durable. A power cut then takes the message and whatever the subscriber's session recorded
+// after it, and the publisher, not acknowledged, sends it again: a QoS 1 duplicate. A QoS 2
+// delivery waits for its own record to be durable before it goes (recordSent), and so for the
+// publisher's, which comes before it in the log.
 
 // persisting reports whether the broker writes to a store.
 func (b *Broker) persisting() bool { return b.store != nil }
