@@ -288,6 +288,10 @@ func TestReportRounds(t *testing.T) {
 	if strings.Count(got, "durable-qos1 #") != 9 { // 6 flow rows, 3 ratio rows
 		t.Errorf("want every round's rows once:\n%s", got)
 	}
+	// A round whose scenario did not run to the end is left out, and the target says so.
+	results[4].Status = "timeout"
+	reportLacks(t, results,
+		"edgebroker durable-qos1 / clean-qos1 recv msgs/s (median of 2 of 3 rounds)                      0.48   0.50   NO\n")
 }
 
 // reportLacks reports results and fails the test for each wanted line the report lacks; it

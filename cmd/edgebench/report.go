@@ -128,7 +128,10 @@ func targets(results []Result) table {
 			return
 		}
 		measured := median(vals)
-		if len(vals) > 1 {
+		switch {
+		case len(vals) < len(rounds): // the others did not run to the end: said, not hidden
+			name += fmt.Sprintf(" (median of %d of %d rounds)", len(vals), len(rounds))
+		case len(vals) > 1:
 			name += fmt.Sprintf(" (median of %d rounds)", len(vals))
 		}
 		met := measured <= bound

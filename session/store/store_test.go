@@ -100,6 +100,12 @@ var roundTripCases = []struct {
 			o.DeleteEntry("d", 99) // absent
 		},
 		func(o ops) { o.ReleaseEntry("c", 4, 40); o.SetPacketID("c", 4, 41) }, // stays released
+		func(o ops) { // a packet id, then the entry put again: the put's entry stands, without it
+			o.SetPacketID("c", 5, 15)
+			o.PutEntry("c", &Entry{Seq: 5, MsgID: 1, QoS: 1})
+			o.SetPacketID("d", 6, 26)
+			o.PutEntry("d", &Entry{Seq: 6, MsgID: 1, QoS: 1, PacketID: 27})
+		},
 	}},
 	{"one body in many sessions", []func(ops){
 		func(o ops) {
