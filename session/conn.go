@@ -170,11 +170,12 @@ func (c *conn) replyLoop() {
 	}
 }
 
-// pendingAck is a PUBACK or PUBREC (Kind 0 for QoS 0: nothing to send) waiting for its
-// message's records to be durable, with the deliveries held until then.
+// pendingAck is a PUBACK or PUBREC waiting for its message's records to be durable (Kind 0:
+// nothing to send, for QoS 0 or for the first part of a publication that waited for queue
+// room), with the message's deliveries (see record).
 type pendingAck struct {
 	ack  codec.Ack
-	held []target // its deliveries, released already: those of QoS 1 taken back should the log fail
+	held []target // its deliveries: released already unless the publication is QoS 2 (see record)
 	msg  *Message // for its retained change, should the log fail
 }
 
@@ -755,7 +756,8 @@ func (c *conn) route(in inbound) {
 	}
 	queued, held, waits := b.offerAll(in.msg, true)
 	if len(waits) > 0 {
-		// Acknowledge what is routed before waiting for queues to make room.
+		// Queues make room by delivering: what is routed must be released first (a QoS 2
+		// publication's deliveries wait for its record to be durable), and acknowledged.
 		if !c.record(in.msg, held, nil) {
 			return
 		}
@@ -780,14 +782,15 @@ func (c *conn) route(in inbound) {
 }
 
 // record commits the records of a routed message (its held deliveries, its retained change
-// and, for QoS 2 from a persistent session, its packet id), releases the deliveries and queues
-// ack behind the records. The deliveries go out before the records are durable, as to clean
-// sessions: whatever a subscriber's session records about them comes later in the log, so a
-// power cut that takes the message takes that too, and the publisher, not acknowledged, sends
-// it again (QoS 1 allows the duplicate; a QoS 2 delivery waits for its own record to be
-// durable, and so for this one, see recordSent). On a store failure the deliveries are taken
-// back, nothing is acknowledged and the connection closes; it reports whether the records
-// were committed.
+// and, for QoS 2 from a persistent session, its packet id) and queues ack behind them. A QoS
+// 0 or 1 publication's deliveries are released at once, before the records are durable, as
+// deliveries to clean sessions always are: whatever a subscriber's session records about
+// them comes later in the log, so a power cut that takes the message takes that too, and the
+// publisher, not acknowledged, sends it again (QoS 1 allows the duplicate). A QoS 2
+// publication's wait for settle, until the records are durable: a subscriber that had one
+// whose records were then lost would get it again with the resend. On a store failure the
+// deliveries are taken back, nothing is acknowledged and the connection closes; it reports
+// whether the records were committed.
 func (c *conn) record(m *Message, held []target, ack *codec.Ack) bool {
 	s, b := c.s, c.b
 	var pos wal.Pos
@@ -813,7 +816,9 @@ func (c *conn) record(m *Message, held []target, ack *codec.Ack) bool {
 			pos = p
 		}
 	}
-	release(held, pos)
+	if m.QoS < 2 {
+		release(held, pos)
+	}
 	if qos2 {
 		s.mu.Lock()
 		s.inQoS2[ack.PacketID] = struct{}{}
@@ -830,13 +835,14 @@ func (c *conn) record(m *Message, held []target, ack *codec.Ack) bool {
 	return true
 }
 
-// settle waits until the pending records are durable, then sends their acknowledgements, in
-// order. If the log fails, nothing is acknowledged. A QoS 1 publication's deliveries still
-// queued are taken back before the store's recovery writes the sessions again (rewriteStore);
-// what a subscriber has received stays in flight, and the publisher's resend may come twice,
-// as QoS 1 allows. A QoS 2 publication keeps its deliveries and its packet id: some
-// subscribers may have it already, so its resend must be taken for the duplicate it is, and
-// the rewrite stores what it left queued.
+// settle waits until the pending records are durable, then releases the deliveries of QoS 2
+// publications and sends the acknowledgements, in order. If the log fails, nothing is
+// acknowledged. A QoS 2 publication whose packet id is recorded (its PUBREC is pending) has
+// its deliveries released all the same, and keeps the id: clean subscribers have it already,
+// so its resend must be taken for the duplicate it is, and the store's recovery
+// (rewriteStore) writes the sessions again with the deliveries in them. The deliveries of
+// the other publications still queued are taken back before that; what a subscriber has
+// received stays in flight, and the resend may come twice, as QoS 1 allows.
 func (c *conn) settle() {
 	if len(c.pending) == 0 {
 		return
@@ -845,7 +851,11 @@ func (c *conn) settle() {
 	if c.pendingPos != 0 {
 		if err = c.b.store.Wait(c.pendingPos); err != nil {
 			for _, p := range c.pending {
-				if p.ack.Kind != codec.PUBREC {
+				// The first part of a publication that waited for queue room (route) has
+				// no acknowledgement, and is settled alone: no id is recorded for it.
+				if p.ack.Kind == codec.PUBREC && p.msg != nil {
+					release(p.held, c.pendingPos)
+				} else {
 					unqueue(p.held)
 				}
 			}
@@ -856,7 +866,13 @@ func (c *conn) settle() {
 		p := &c.pending[i] // not a copy: send takes the ack's address, which would move a copy to the heap
 		if err != nil {
 			c.b.noteRetainedUnwritten(p.msg)
-		} else if p.ack.Kind != 0 {
+			c.pending[i] = pendingAck{}
+			continue
+		}
+		if p.msg != nil && p.msg.QoS == 2 {
+			release(p.held, c.pendingPos)
+		}
+		if p.ack.Kind != 0 {
 			// The slot frees before the PUBACK goes: a send that flushes lets the client
 			// send its next publication at once, which must find the slot free.
 			if p.ack.Kind == codec.PUBACK || p.ack.Reason.IsFailure() {

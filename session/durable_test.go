@@ -399,8 +399,10 @@ func healStore(t *testing.T, b *Broker, faults *waltest.FaultFS) {
 	})
 }
 
-// A persistent subscriber gets a message once its records are in the log, before they are
-// durable: the fsync holds only the publisher's PUBACK (DESIGN 3, rule 1).
+// A persistent subscriber gets a QoS 1 message once its records are in the log, before they
+// are durable: the fsync holds only the publisher's PUBACK (DESIGN 3, rule 1). A QoS 2 one
+// waits for the fsync: a subscriber that had it before its records were lost would get it
+// again with the publisher's resend.
 func TestDeliveryDoesNotWaitForTheSync(t *testing.T) {
 	mem := waltest.NewMemFS()
 	gate := &syncGate{}
@@ -422,6 +424,17 @@ func TestDeliveryDoesNotWaitForTheSync(t *testing.T) {
 	if a, ok := pub.next().(*codec.Ack); !ok || a.Kind != codec.PUBACK || a.PacketID != 1 {
 		t.Fatalf("want PUBACK 1, got %+v", a)
 	}
+
+	gate.hold()
+	pub.send(&codec.Publish{PacketID: 2, Topic: "p", QoS: 2, Payload: []byte("synced")})
+	sub.expectNothing(100 * time.Millisecond)
+	gate.open()
+	if a, ok := pub.next().(*codec.Ack); !ok || a.Kind != codec.PUBREC || a.PacketID != 2 {
+		t.Fatalf("want PUBREC 2, got %+v", a)
+	}
+	if got := sub.receive(); string(got.Payload) != "synced" {
+		t.Fatalf("got %q, want %q", got.Payload, "synced")
+	}
 }
 
 // A QoS 2 publication whose records could not be written is delivered once: neither lost
@@ -433,6 +446,8 @@ func TestRefusedQoS2DeliveredOnce(t *testing.T) {
 	parkSubscriber(t, d.addr, codec.V311, "sub", "p", 2)
 	watch, _ := connectClient(t, d.addr, codec.V311, "watch", true)
 	watch.subscribe(1, "p", 2)
+	live, _ := connectClient(t, d.addr, codec.V311, "live", false)
+	live.subscribe(1, "p", 2)
 	pub, _ := connectClient(t, d.addr, codec.V311, "pub", false)
 
 	faults.FailAt(1, syscall.ENOSPC, true)
@@ -442,6 +457,10 @@ func TestRefusedQoS2DeliveredOnce(t *testing.T) {
 	}
 	if got := watch.receive(); string(got.Payload) != "once" { // clean: never waits for the disk
 		t.Fatalf("clean subscriber got %q, want %q", got.Payload, "once")
+	}
+	// The online persistent subscriber's packet id cannot be stored: it gets nothing now.
+	if got := live.expectClosed(); len(got) != 0 {
+		t.Fatalf("persistent subscriber got %v while its packet id could not be stored", got)
 	}
 	healStore(t, d.b, faults)
 
@@ -455,11 +474,13 @@ func TestRefusedQoS2DeliveredOnce(t *testing.T) {
 		t.Fatalf("want PUBCOMP 7, got %+v", a)
 	}
 	watch.expectNothing(100 * time.Millisecond)
-	sub, _ := connectClient(t, d.addr, codec.V311, "sub", false)
-	if got := sub.receive(); string(got.Payload) != "once" {
-		t.Fatalf("got %q, want %q", got.Payload, "once")
+	for _, id := range []string{"sub", "live"} {
+		c, _ := connectClient(t, d.addr, codec.V311, id, false)
+		if got := c.receive(); string(got.Payload) != "once" {
+			t.Fatalf("%s: got %q, want %q", id, got.Payload, "once")
+		}
+		c.expectNothing(200 * time.Millisecond)
 	}
-	sub.expectNothing(200 * time.Millisecond)
 }
 
 // Bodies larger than 64 KiB (the decoder's limit for other byte strings) are stored, spilled,

@@ -73,8 +73,9 @@ type delivery struct {
 	shared *topic.Group // the shared-subscription group it came through, nil if none
 	seq    uint64       // its entry in the store; 0 when not stored (clean session, QoS 0)
 	held   bool         // guarded by Session.mu: not sendable until its record is written
-	// evicted is set (guarded by Session.mu) when drop-oldest took it off its queue while
-	// held: its router, whose record puts it, writes its deletion after that record.
+	// evicted is set (guarded by Session.mu) when drop-oldest, or a shared subscription's
+	// redistribution, took it off its queue while held: its router, whose record puts it,
+	// writes its deletion after that record.
 	evicted bool
 	// pos is the log position of the record that stored it (0: none yet); once the store's
 	// checkpoint reaches it, the body may be evicted from RAM. Guarded by Session.mu.

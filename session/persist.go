@@ -17,11 +17,11 @@ import (
 //
 // Ordering rule: a delivery bound for a persistent session is "held" (not sendable) until the
 // batch holding its PutEntry is committed, so that any later DeleteEntry or ReleaseEntry for it
-// comes after it in the log. Nothing more: a subscriber may receive a message before it is
-// durable. A power cut then takes the message and whatever the subscriber's session recorded
-// after it, and the publisher, not acknowledged, sends it again: a QoS 1 duplicate. A QoS 2
-// delivery waits for its own record to be durable before it goes (recordSent), and so for the
-// publisher's, which comes before it in the log.
+// comes after it in the log. For a QoS 0 or 1 publication nothing more: a subscriber may
+// receive it before it is durable. A power cut then takes the message and whatever the
+// subscriber's session recorded after it, and the publisher, not acknowledged, sends it again:
+// a QoS 1 duplicate. A QoS 2 publication's deliveries stay held until its records are durable
+// (conn.settle), so that no subscriber can have one whose publisher will send it again.
 
 // persisting reports whether the broker writes to a store.
 func (b *Broker) persisting() bool { return b.store != nil }
@@ -408,7 +408,8 @@ func (b *Broker) deleteEntries(s *Session, ds []*delivery) {
 }
 
 // release makes held deliveries sendable; pos is (at least) the position of their record.
-// One that drop-oldest evicted meanwhile has its deletion written now, after its record.
+// One evicted meanwhile (drop-oldest, a shared subscription's redistribution) has its
+// deletion written now, after its record.
 func release(held []target, pos wal.Pos) {
 	for _, t := range held {
 		t.s.mu.Lock()

@@ -283,7 +283,8 @@ func (b *Broker) bodyBack(d *delivery) {
 
 // redistribute gives deliveries taken from a departed shared-subscription member to the other
 // members of their groups; those with no other member online go back to the departed session.
-// The departed session's entries are deleted in the same batch that stores their new places.
+// The departed session's entries are deleted in the same batch that stores their new places,
+// except those of held deliveries, which their routers delete (takeSharedLocked).
 func (b *Broker) redistribute(from *Session, ds []*delivery) {
 	var batch store.Batch
 	if b.persisting() {
