@@ -81,12 +81,23 @@ func BenchmarkDecodeAck(b *testing.B) { benchDecode(b, &Ack{Kind: PUBACK, Packet
 
 // BenchmarkDecodeAckReused decodes a 3.1.1 PUBACK with Reader.ReuseAcks, as the broker does.
 func BenchmarkDecodeAckReused(b *testing.B) {
-	enc, err := (&Ack{Kind: PUBACK, PacketID: 42}).Encode(nil, V311)
+	benchDecodeReused(b, &Ack{Kind: PUBACK, PacketID: 42}, (*Reader).ReuseAcks)
+}
+
+// BenchmarkDecodePublishReused decodes benchPublish with Reader.ReusePublishes, as the broker
+// does.
+func BenchmarkDecodePublishReused(b *testing.B) {
+	benchDecodeReused(b, benchPublish, (*Reader).ReusePublishes)
+}
+
+// benchDecodeReused decodes p (3.1.1) again and again with a Reader set up by reuse.
+func benchDecodeReused(b *testing.B, p Packet, reuse func(*Reader)) {
+	enc, err := p.Encode(nil, V311)
 	if err != nil {
 		b.Fatal(err)
 	}
 	r := NewReader(bufio.NewReaderSize(&endless{b: enc}, 4096), 0)
-	r.ReuseAcks()
+	reuse(r)
 	b.SetBytes(int64(len(enc)))
 	b.ReportAllocs()
 	for b.Loop() {

@@ -596,3 +596,51 @@ func TestReuseAcksMalformed(t *testing.T) {
 		t.Fatalf("PUBACK without a packet id: %v, %v; want no packet and MalformedPacket", p, err)
 	}
 }
+
+// TestReusePublishes: with Reader.ReusePublishes every PUBLISH comes in the same Publish, with
+// nothing of the one before (properties included), while the body of each stays its own: a
+// payload kept from one packet is intact after the next is read.
+func TestReusePublishes(t *testing.T) {
+	first := &Publish{QoS: 1, PacketID: 1, Topic: "a/1", Payload: []byte("one")}
+	first.Props.Present.Set(PropContentType)
+	first.Props.ContentType = "text/plain"
+	first.Props.User = []UserProperty{{Key: "k", Value: "v"}}
+	pubs := []*Publish{first, {Topic: "b", Payload: []byte("two")}, {QoS: 2, PacketID: 3, Dup: true, Topic: "c/3"}}
+	var stream []byte
+	for _, p := range pubs {
+		var err error
+		if stream, err = p.Encode(stream, V5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := NewReader(&oneByteReader{b: stream}, 0)
+	r.SetVersion(V5)
+	r.ReusePublishes()
+	var reused Packet
+	var payload []byte
+	for i, want := range pubs {
+		got, err := r.ReadPacket()
+		if err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+		if got.Type() != PUBLISH || Size(got, V5) != Size(want, V5) {
+			t.Fatalf("publish %d: got %#v, want %#v", i, got, want)
+		}
+		if g := got.(*Publish); g.Topic != want.Topic || !bytes.Equal(g.Payload, want.Payload) ||
+			g.QoS != want.QoS || g.Dup != want.Dup || g.PacketID != want.PacketID ||
+			g.Props.ContentType != want.Props.ContentType || len(g.Props.User) != len(want.Props.User) {
+			t.Fatalf("publish %d: got %#v, want %#v", i, got, want)
+		}
+		switch i {
+		case 0:
+			reused, payload = got, got.(*Publish).Payload
+		default:
+			if got != reused {
+				t.Fatalf("publish %d: a new Publish, want the reused one", i)
+			}
+		}
+	}
+	if string(payload) != "one" {
+		t.Fatalf("the first payload became %q after later reads", payload)
+	}
+}

@@ -53,6 +53,9 @@ type Reader struct {
 	reuseAcks bool
 	ack       Ack
 	ackBody   [reusedAckBody]byte
+	// With ReusePublishes, a PUBLISH is decoded into pub.
+	reusePubs bool
+	pub       Publish
 }
 
 // reusedAckBody is the largest acknowledgement body ReuseAcks reads into the Reader's own
@@ -78,6 +81,13 @@ func (r *Reader) SetVersion(v Version) { r.v = v }
 // []byte and string in it, is valid only until the next ReadPacket. For a caller that handles
 // each acknowledgement at once, it spares the allocations of one per message.
 func (r *Reader) ReuseAcks() { r.reuseAcks = true }
+
+// ReusePublishes makes ReadPacket decode every PUBLISH into one Publish the Reader owns: the
+// packet is valid only until the next ReadPacket. Its body is still read into a slice of its
+// own, so its Topic, Payload and properties stay valid as ReadPacket says. For a caller that
+// copies what it keeps of a publication before the next read, it spares an allocation of a
+// few hundred bytes per message.
+func (r *Reader) ReusePublishes() { r.reusePubs = true }
 
 // SetMaxPacketSize changes the size limit for the packets read from now on; 0 means no limit
 // beyond the protocol's.
@@ -135,11 +145,14 @@ func (r *Reader) ReadPacket() (Packet, error) {
 		if err != nil {
 			return nil, noEOF(err)
 		}
-		return decodeWith(first, body, r.v, &r.ack)
+		return decodeWith(first, body, r.v, &r.ack, nil)
 	}
 	body, err := readBody(r.r, int(rem))
 	if err != nil {
 		return nil, noEOF(err)
+	}
+	if r.reusePubs && t == PUBLISH {
+		return decodeWith(first, body, r.v, nil, &r.pub)
 	}
 	return decode(first, body, r.v)
 }
@@ -198,13 +211,14 @@ func noEOF(err error) error {
 // decode decodes a packet from its first fixed-header byte and its body. v is the session's
 // protocol version; CONNECT ignores it.
 func decode(first byte, body []byte, v Version) (Packet, error) {
-	return decodeWith(first, body, v, nil)
+	return decodeWith(first, body, v, nil, nil)
 }
 
-// decodeWith is decode, decoding an acknowledgement into ack when ack is not nil.
-func decodeWith(first byte, body []byte, v Version, ack *Ack) (Packet, error) {
+// decodeWith is decode, decoding an acknowledgement into ack when ack is not nil, and a
+// PUBLISH into pub when pub is not nil.
+func decodeWith(first byte, body []byte, v Version, ack *Ack, pub *Publish) (Packet, error) {
 	t, flags := Type(first>>4), first&0x0F
-	d := decoder{b: body, t: t, into: ack}
+	d := decoder{b: body, t: t, into: ack, intoPub: pub}
 	// [MQTT-2.1.3-1] reserved flag bits: 0010 on PUBREL [MQTT-3.6.1-1], SUBSCRIBE [MQTT-3.8.1-1]
 	// and UNSUBSCRIBE [MQTT-3.10.1-1], 0000 on every other type but PUBLISH.
 	want := byte(0)
@@ -265,9 +279,10 @@ func decodeWith(first byte, body []byte, v Version, ack *Ack) (Packet, error) {
 // decoder reads fields from a packet body with bounds checks; a field that runs past the end of
 // the body is a malformed packet.
 type decoder struct {
-	b    []byte // the unread rest of the body
-	t    Type
-	into *Ack // where an acknowledgement is decoded; nil: a new one
+	b       []byte // the unread rest of the body
+	t       Type
+	into    *Ack     // where an acknowledgement is decoded; nil: a new one
+	intoPub *Publish // where a PUBLISH is decoded; nil: a new one
 }
 
 // UnsupportedLevelError is the error of a CONNECT whose protocol name and level this codec does
@@ -502,7 +517,11 @@ func (d *decoder) connack(v Version) (*Connack, error) {
 }
 
 func (d *decoder) publish(flags byte, v Version) (*Publish, error) {
-	p := &Publish{Dup: flags&0x08 != 0, QoS: flags >> 1 & 3, Retain: flags&0x01 != 0}
+	p := d.intoPub
+	if p == nil {
+		p = new(Publish)
+	}
+	*p = Publish{Dup: flags&0x08 != 0, QoS: flags >> 1 & 3, Retain: flags&0x01 != 0}
 	if p.QoS == 3 {
 		return nil, d.fail("QoS", MalformedPacket) // [MQTT-3.3.1-4] QoS 3 is malformed
 	}

@@ -19,7 +19,8 @@ func addSeeds(f *testing.F) {
 }
 
 // checkStream decodes data twice, whole and split in two at split (so the Reader sees short
-// reads; that Reader also reuses acknowledgements, Reader.ReuseAcks), and requires both to
+// reads; that Reader also reuses acknowledgements and publications, Reader.ReuseAcks and
+// Reader.ReusePublishes), and requires both to
 // agree packet by packet. Every decoded packet must re-encode to
 // its Size and decode back to an equal packet; every error must be an end of stream or carry a
 // reason code.
@@ -30,6 +31,7 @@ func checkStream(t *testing.T, data []byte, v Version, split int) {
 	whole.SetVersion(v)
 	halves.SetVersion(v)
 	halves.ReuseAcks()
+	halves.ReusePublishes()
 	for range 64 {
 		p, err := whole.ReadPacket()
 		q, qerr := halves.ReadPacket()

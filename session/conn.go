@@ -253,7 +253,8 @@ func (b *Broker) serveConn(nc net.Conn) {
 
 	c.br = bufio.NewReaderSize(nc, readBufferSize)
 	c.r = codec.NewReader(c.br, b.o().MaxPacketSize)
-	c.r.ReuseAcks() // handleAck is done with an acknowledgement before the next read
+	c.r.ReuseAcks()      // handleAck is done with an acknowledgement before the next read
+	c.r.ReusePublishes() // handlePublish copies what it keeps (newMessage) before the next read
 	accepted := c.handshake()
 	if overBudget {
 		b.handshakesOver.Add(-1)
