@@ -63,6 +63,7 @@ type Broker struct {
 	stats Stats
 
 	matchPool sync.Pool // *topic.Matches
+	batchPool sync.Pool // *store.Batch, for the records of routed publications (conn.record)
 }
 
 // connected counts a client in, and in the maximum.
@@ -119,6 +120,7 @@ func New(opts Options) (*Broker, error) {
 		b.now = time.Now
 	}
 	b.matchPool.New = func() any { return new(topic.Matches) }
+	b.batchPool.New = func() any { return new(store.Batch) }
 	b.opts.Store(&opts)
 	if opts.SysInterval > 0 {
 		go b.sysLoop(opts.SysInterval)

@@ -79,7 +79,6 @@ type conn struct {
 	// durable, in arrival order, and the log position that makes them all durable.
 	pending    []pendingAck
 	pendingPos wal.Pos
-	routed     store.Batch // the records of the publication being routed (record), reused
 
 	// Delivery goroutine state.
 	aliasOut map[string]uint16
@@ -788,16 +787,19 @@ func (c *conn) route(in inbound) {
 // deliveries to clean sessions always are: whatever a subscriber's session records about
 // them comes later in the log, so a power cut that takes the message takes that too, and the
 // publisher, not acknowledged, sends it again (QoS 1 allows the duplicate). A QoS 2
-// publication's wait for settle, until the records are durable: a subscriber that had one
-// whose records were then lost would get it again with the resend. On a store failure the
-// deliveries are taken back, nothing is acknowledged and the connection closes; it reports
-// whether the records were committed.
+// publication's deliveries wait for settle, until the records are durable (waitsForSync): a
+// subscriber that had one whose records were then lost would get it again with the resend.
+// On a store failure the deliveries are taken back, nothing is acknowledged and the
+// connection closes; it reports whether the records were committed.
 func (c *conn) record(m *Message, held []target, ack *codec.Ack) bool {
 	s, b := c.s, c.b
 	var pos wal.Pos
 	qos2 := ack != nil && ack.Kind == codec.PUBREC
 	if b.persisting() {
-		batch := &c.routed
+		// Pooled, not one per connection: a buffer kept by each of thousands of
+		// connections would be memory outside the budget.
+		batch := b.batchPool.Get().(*store.Batch)
+		defer b.batchPool.Put(batch)
 		batch.Reset()
 		b.recordRouted(batch, m, held)
 		s.mu.Lock()
@@ -817,7 +819,7 @@ func (c *conn) record(m *Message, held []target, ack *codec.Ack) bool {
 			pos = p
 		}
 	}
-	if m.QoS < 2 {
+	if !waitsForSync(m) {
 		release(held, pos)
 	}
 	if qos2 {
@@ -835,6 +837,10 @@ func (c *conn) record(m *Message, held []target, ack *codec.Ack) bool {
 	c.pending = append(c.pending, p)
 	return true
 }
+
+// waitsForSync reports whether the deliveries of publication m wait for its records to be
+// durable (settle) rather than only committed (record): QoS 2 ones do.
+func waitsForSync(m *Message) bool { return m != nil && m.QoS == 2 }
 
 // settle waits until the pending records are durable, then releases the deliveries of QoS 2
 // publications and sends the acknowledgements, in order. If the log fails, nothing is
@@ -870,7 +876,7 @@ func (c *conn) settle() {
 			c.pending[i] = pendingAck{}
 			continue
 		}
-		if p.msg != nil && p.msg.QoS == 2 {
+		if waitsForSync(p.msg) {
 			release(p.held, c.pendingPos)
 		}
 		if p.ack.Kind != 0 {

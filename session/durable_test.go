@@ -21,50 +21,37 @@ import (
 	"edgebroker/wal/waltest"
 )
 
-// slowSyncFS gives the in-memory file system the fsync latency of an SD card, so that a power
-// cut right after an acknowledgement finds unsynced data whenever the acknowledgement did not
-// wait for the fsync: without it the log's writer syncs so fast that a test could not tell.
-type slowSyncFS struct{ *waltest.MemFS }
+// syncHookFS runs before ahead of every fsync of the files of an in-memory file system.
+type syncHookFS struct {
+	*waltest.MemFS
+	before func()
+}
 
-type slowSyncFile struct{ wal.File }
+type syncHookFile struct {
+	wal.File
+	before func()
+}
+
+func (f syncHookFS) OpenFile(name string, flag int, perm fs.FileMode) (wal.File, error) {
+	file, err := f.MemFS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return syncHookFile{file, f.before}, nil
+}
+
+func (f syncHookFile) Sync() error {
+	f.before()
+	return f.File.Sync()
+}
 
 const syncLatency = 5 * time.Millisecond
 
-func (f slowSyncFS) OpenFile(name string, flag int, perm fs.FileMode) (wal.File, error) {
-	file, err := f.MemFS.OpenFile(name, flag, perm)
-	if err != nil {
-		return nil, err
-	}
-	return slowSyncFile{file}, nil
-}
-
-func (f slowSyncFile) Sync() error {
-	time.Sleep(syncLatency)
-	return f.File.Sync()
-}
-
-// gatedSyncFS holds the fsyncs of its files while its gate is held.
-type gatedSyncFS struct {
-	*waltest.MemFS
-	gate *syncGate
-}
-
-type gatedSyncFile struct {
-	wal.File
-	gate *syncGate
-}
-
-func (f gatedSyncFS) OpenFile(name string, flag int, perm fs.FileMode) (wal.File, error) {
-	file, err := f.MemFS.OpenFile(name, flag, perm)
-	if err != nil {
-		return nil, err
-	}
-	return gatedSyncFile{file, f.gate}, nil
-}
-
-func (f gatedSyncFile) Sync() error {
-	f.gate.wait()
-	return f.File.Sync()
+// slowSyncFS gives the in-memory file system the fsync latency of an SD card, so that a power
+// cut right after an acknowledgement finds unsynced data whenever the acknowledgement did not
+// wait for the fsync: without it the log's writer syncs so fast that a test could not tell.
+func slowSyncFS(mem *waltest.MemFS) wal.FS {
+	return syncHookFS{mem, func() { time.Sleep(syncLatency) }}
 }
 
 // syncGate holds fsyncs from hold until open.
@@ -111,7 +98,7 @@ type durableBroker struct {
 
 func startDurable(t *testing.T, mem *waltest.MemFS, dir string, tweak func(*Options)) *durableBroker {
 	t.Helper()
-	return startDurableFS(t, mem, slowSyncFS{mem}, dir, tweak)
+	return startDurableFS(t, mem, slowSyncFS(mem), dir, tweak)
 }
 
 // startDurableFS is startDurable with the log on fsys, a file system built on mem.
@@ -383,7 +370,7 @@ func TestFullDiskRefusesThenRecovers(t *testing.T) {
 func startFaulty(t *testing.T) (*durableBroker, *waltest.FaultFS) {
 	t.Helper()
 	mem := waltest.NewMemFS()
-	faults := waltest.NewFaultFS(slowSyncFS{mem})
+	faults := waltest.NewFaultFS(slowSyncFS(mem))
 	return startDurableFS(t, mem, faults, t.TempDir(), func(o *Options) { o.StoreRetry = 20 * time.Millisecond }), faults
 }
 
@@ -406,7 +393,7 @@ func healStore(t *testing.T, b *Broker, faults *waltest.FaultFS) {
 func TestDeliveryDoesNotWaitForTheSync(t *testing.T) {
 	mem := waltest.NewMemFS()
 	gate := &syncGate{}
-	d := startDurableFS(t, mem, gatedSyncFS{mem, gate}, t.TempDir(), nil)
+	d := startDurableFS(t, mem, syncHookFS{mem, gate.wait}, t.TempDir(), nil)
 	t.Cleanup(gate.open) // before the broker's cleanup, whose Close syncs
 	sub, _ := connectClient(t, d.addr, codec.V311, "sub", false)
 	sub.subscribe(1, "p", 1)

@@ -153,10 +153,7 @@ func (b *Broker) patience(qos byte) time.Duration {
 // gets one copy per subscription, each with its subscription identifier. Each shared group
 // gives the message to one member.
 func (b *Broker) targets(m *Message, ms *topic.Matches, dst []target) []target {
-	// An MQTT 3 session's earlier copy is looked for in dst one by one while dst is short,
-	// then in an index of it: most messages go to a few sessions, and a map for each cost
-	// two allocations a message.
-	var merged map[*Session]int // session -> index in dst, once dst is long
+	var merged copyIndex
 	for _, sub := range ms.Subs {
 		if sub.NoLocal && sub.ClientID == m.From {
 			continue // [MQTT-3.8.3-3]
@@ -167,26 +164,11 @@ func (b *Broker) targets(m *Message, ms *topic.Matches, dst []target) []target {
 		}
 		qos := min(m.QoS, sub.QoS)
 		if !s.v5.Load() { // 3.x: one copy at the highest QoS
-			if merged == nil && len(dst) > shortScan {
-				merged = make(map[*Session]int, 2*len(dst))
-				for i, t := range dst {
-					merged[t.s] = i // a 5.0 session's last copy: never looked up
-				}
-			}
-			i, ok := -1, false
-			if merged != nil {
-				i, ok = merged[s]
-			} else {
-				i = slices.IndexFunc(dst, func(t target) bool { return t.s == s })
-				ok = i >= 0
-			}
-			if ok {
+			if i := merged.find(dst, s); i >= 0 {
 				dst[i].d.qos = max(dst[i].d.qos, qos)
 				continue
 			}
-			if merged != nil {
-				merged[s] = len(dst)
-			}
+			merged.add(s, len(dst))
 		}
 		dst = append(dst, target{s: s, d: newDelivery(m, sub, qos)})
 	}
@@ -198,8 +180,37 @@ func (b *Broker) targets(m *Message, ms *topic.Matches, dst []target) []target {
 	return dst
 }
 
-// shortScan is the number of targets targets searches one by one before it indexes them.
+// copyIndex finds the copies of MQTT 3 sessions among the targets of one message: one by
+// one while the list is short (most messages go to a few sessions, and a map for each cost
+// two allocations a message), then through a map of it.
+type copyIndex map[*Session]int
+
+// shortScan is the number of targets copyIndex searches one by one before it maps them.
 const shortScan = 16
+
+// find returns the index in dst of session s's target, -1 if none.
+func (x *copyIndex) find(dst []target, s *Session) int {
+	if *x == nil {
+		if len(dst) <= shortScan {
+			return slices.IndexFunc(dst, func(t target) bool { return t.s == s })
+		}
+		*x = make(copyIndex, 2*len(dst))
+		for i, t := range dst {
+			(*x)[t.s] = i // a 5.0 session's last copy: never looked up
+		}
+	}
+	if i, ok := (*x)[s]; ok {
+		return i
+	}
+	return -1
+}
+
+// add records that dst[i] is session s's target, once the list is mapped.
+func (x copyIndex) add(s *Session, i int) {
+	if x != nil {
+		x[s] = i
+	}
+}
 
 // pickMember chooses the member of a shared group that gets m: round robin among connected
 // members with queue room, else among connected members, else among any.

@@ -104,63 +104,69 @@ func (a *applier) record(p wal.Pos, rec []byte) error {
 // apply applies one operation.
 func (a *applier) apply(o *op) error {
 	a.ops++
-	key := o.key
+	// The queue operations, nearly all of a checkpoint, take the client id as the interned
+	// string; the others the bytes bbolt takes.
+	switch o.kind {
+	case opPutMessage:
+		return a.putMessage(o)
+	case opPutEntry:
+		return a.putEntry(o.key, o)
+	case opReleaseEntry:
+		return a.setPacketID(o.key, o.seq, o.packetID, true)
+	case opDeleteEntry:
+		return a.deleteEntry(o.key, o.seq)
+	case opDeleteEntries:
+		a.ops += len(o.list) - 1 // each counts, for Options.CheckpointOps
+		for _, seq := range o.list {
+			if err := a.deleteEntry(o.key, seq); err != nil {
+				return err
+			}
+		}
+		return nil
+	case opSetPacketIDs:
+		a.ops += len(o.list)/2 - 1
+		for i := 0; i+1 < len(o.list); i += 2 {
+			if err := a.setPacketID(o.key, o.list[i], uint16(o.list[i+1]), false); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	key := []byte(o.key)
 	switch o.kind {
 	case opPutSession:
-		return a.sessions.Put([]byte(key), bytes.Clone(o.raw))
+		return a.sessions.Put(key, bytes.Clone(o.raw))
 	case opDeleteSession:
-		return a.deleteSession([]byte(key))
+		return a.deleteSession(key)
 	case opDisconnected, opConnected:
-		return a.setDisconnected([]byte(key), o.at)
+		return a.setDisconnected(key, o.at)
 	case opPutSub:
-		b, err := a.subs.CreateBucketIfNotExists([]byte(key))
+		b, err := a.subs.CreateBucketIfNotExists(key)
 		if err != nil {
 			return err
 		}
 		return b.Put(subKey(o.sub.Group, o.sub.Filter), bytes.Clone(o.raw))
 	case opDeleteSub:
-		if b := a.subs.Bucket([]byte(key)); b != nil {
+		if b := a.subs.Bucket(key); b != nil {
 			return b.Delete(subKey(o.group, o.filter))
 		}
-	case opPutMessage:
-		return a.putMessage(o)
-	case opPutEntry:
-		return a.putEntry(key, o)
-	case opReleaseEntry:
-		return a.setPacketID(key, o.seq, o.packetID, true)
-	case opDeleteEntry:
-		return a.deleteEntry(key, o.seq)
-	case opDeleteEntries:
-		a.ops += len(o.list) - 1 // each counts, for Options.CheckpointOps
-		for _, seq := range o.list {
-			if err := a.deleteEntry(key, seq); err != nil {
-				return err
-			}
-		}
-	case opSetPacketIDs:
-		a.ops += len(o.list)/2 - 1
-		for i := 0; i+1 < len(o.list); i += 2 {
-			if err := a.setPacketID(key, o.list[i], uint16(o.list[i+1]), false); err != nil {
-				return err
-			}
-		}
 	case opPutInQoS2:
-		b, err := a.inqos2.CreateBucketIfNotExists([]byte(key))
+		b, err := a.inqos2.CreateBucketIfNotExists(key)
 		if err != nil {
 			return err
 		}
 		return b.Put(binary.BigEndian.AppendUint16(nil, o.packetID), []byte{})
 	case opDeleteInQoS2:
-		if b := a.inqos2.Bucket([]byte(key)); b != nil {
+		if b := a.inqos2.Bucket(key); b != nil {
 			return b.Delete(binary.BigEndian.AppendUint16(nil, o.packetID))
 		}
 	case opPutRetained:
-		a.unref(a.retain.Get([]byte(key)))
+		a.unref(a.retain.Get(key))
 		a.refs[o.msgID]++
-		return a.retain.Put([]byte(key), binary.BigEndian.AppendUint64(nil, o.msgID))
+		return a.retain.Put(key, binary.BigEndian.AppendUint64(nil, o.msgID))
 	case opDeleteRetained:
-		a.unref(a.retain.Get([]byte(key)))
-		return a.retain.Delete([]byte(key))
+		a.unref(a.retain.Get(key))
+		return a.retain.Delete(key)
 	}
 	return nil
 }
