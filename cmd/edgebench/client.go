@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"time"
 
 	"edgebroker/codec"
 )
@@ -141,6 +143,28 @@ func (c *client) disconnect() error {
 	err := c.send(&codec.Disconnect{})
 	if err == nil {
 		err = c.flush()
+	}
+	c.close()
+	return err
+}
+
+// parkWait bounds how long park waits for the broker to close the connection.
+const parkWait = 10 * time.Second
+
+// park leaves a persistent session offline: it sends DISCONNECT and waits for the broker to
+// close the connection, which it does once the session is detached. What is published next
+// is then queued for the session, not sent on this connection. No other goroutine may be
+// reading.
+func (c *client) park() error {
+	err := c.send(&codec.Disconnect{})
+	if err == nil {
+		err = c.flush()
+	}
+	if err == nil {
+		c.conn.SetReadDeadline(time.Now().Add(parkWait))
+		if _, err = io.Copy(io.Discard, c.br); err != nil {
+			err = fmt.Errorf("edgebench: the broker did not close the connection after DISCONNECT: %w", err)
+		}
 	}
 	c.close()
 	return err

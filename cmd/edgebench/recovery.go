@@ -41,7 +41,7 @@ func recovery(ctx context.Context, p *proc, cfg config, r *Result) error {
 			c.close()
 			return err
 		}
-		return c.disconnect()
+		return c.park()
 	})
 	if err != nil {
 		return err

@@ -289,7 +289,7 @@ func backlog(ctx context.Context, p *proc, cfg config, r *Result) error {
 			c.close()
 			return err
 		}
-		return c.disconnect()
+		return c.park()
 	})
 	if err != nil {
 		return err
