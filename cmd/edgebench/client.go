@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"time"
 
 	"edgebroker/codec"
@@ -174,4 +175,34 @@ func (c *client) park() error {
 func (c *client) close() {
 	c.release()
 	c.conn.Close()
+}
+
+// counterWait bounds how long readCounter waits for the retained value.
+const counterWait = 5 * time.Second
+
+// readCounter reads the number a broker keeps retained on topic (one of its $SYS counters)
+// with a clean session of its own.
+func readCounter(ctx context.Context, addr, topic string) (uint64, error) {
+	c, _, err := dial(ctx, addr, "bench-counter", true)
+	if err != nil {
+		return 0, err
+	}
+	defer c.disconnect()
+	if err := c.subscribe(topic, 0); err != nil {
+		return 0, err
+	}
+	c.conn.SetReadDeadline(time.Now().Add(counterWait))
+	for {
+		p, err := c.read()
+		if err != nil {
+			return 0, fmt.Errorf("edgebench: read %s: %w", topic, err)
+		}
+		if pub, ok := p.(*codec.Publish); ok && pub.Topic == topic {
+			v, err := strconv.ParseUint(string(pub.Payload), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("%w: %s holds %q, not a count", errProtocol, topic, pub.Payload)
+			}
+			return v, nil
+		}
+	}
 }

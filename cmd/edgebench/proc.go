@@ -34,16 +34,23 @@ type brokerSpec struct {
 	// directory (for data and generated configuration). persist asks for the broker's
 	// persistence to be on, for scenarios about persistent sessions.
 	Args func(addr, dir string, persist bool) ([]string, error)
+	// FsyncTopic is the retained $SYS topic whose value counts the broker's fsyncs, refreshed
+	// every sysInterval; empty when the broker publishes none.
+	FsyncTopic string
 }
+
+// sysInterval is how often our broker is asked to publish its $SYS counters: often enough that
+// a value read a few intervals after the load stopped counts all of it.
+const sysInterval = 100 * time.Millisecond
 
 // edgebrokerSpec starts our broker with Mosquitto's queue limit plus extra (which carries the
 // fsync policy: see the -edgebroker-args flag). Its persistence is always on.
 func edgebrokerSpec(path string, extra []string) brokerSpec {
 	return brokerSpec{Name: "edgebroker", Path: path, Crash: syscall.SIGKILL, Args: func(addr, dir string, _ bool) ([]string, error) {
 		args := []string{"--listen", addr, "--data-dir", filepath.Join(dir, "data"),
-			"--max-queued-messages", strconv.Itoa(queueLimit)}
+			"--max-queued-messages", strconv.Itoa(queueLimit), "--sys-interval", sysInterval.String()}
 		return append(args, extra...), nil
-	}}
+	}, FsyncTopic: "$SYS/broker/disk/fsyncs"}
 }
 
 // mosquittoSpec starts Mosquitto with a generated configuration matching our broker's limits.
@@ -87,16 +94,17 @@ func (s brokerSpec) available() error {
 // proc is one running broker process that this program started. restart replaces the process
 // in place: the fields below dir then describe the new one.
 type proc struct {
-	Name  string
-	Addr  string // host:port it listens on
-	dir   string
-	path  string
-	args  []string
-	crash syscall.Signal // see brokerSpec.Crash
-	PID   int
-	cmd   *exec.Cmd
-	done  chan struct{} // closed when the process has exited
-	err   error         // Wait's result, valid after done is closed
+	Name       string
+	Addr       string // host:port it listens on
+	dir        string
+	path       string
+	args       []string
+	crash      syscall.Signal // see brokerSpec.Crash
+	fsyncTopic string         // see brokerSpec.FsyncTopic
+	PID        int
+	cmd        *exec.Cmd
+	done       chan struct{} // closed when the process has exited
+	err        error         // Wait's result, valid after done is closed
 }
 
 // startBroker starts the broker on a free loopback port in a fresh scratch directory under base
@@ -117,7 +125,7 @@ func startBroker(ctx context.Context, s brokerSpec, base string, persist bool) (
 	if err != nil {
 		return nil, fmt.Errorf("edgebench: %s arguments: %w", s.Name, err)
 	}
-	p := &proc{Name: s.Name, Addr: addr, dir: dir, path: s.Path, args: args, crash: s.Crash}
+	p := &proc{Name: s.Name, Addr: addr, dir: dir, path: s.Path, args: args, crash: s.Crash, fsyncTopic: s.FsyncTopic}
 	if err := p.exec(); err != nil {
 		return nil, err
 	}
@@ -209,6 +217,21 @@ func (p *proc) alive() error {
 
 // io reads the broker's I/O counters.
 func (p *proc) io() (IO, error) { return readIO(p.PID) }
+
+// fsyncs returns how many fsyncs the broker has counted, once everything before the call is
+// in the count (false when the broker publishes no such count).
+func (p *proc) fsyncs(ctx context.Context) (uint64, bool, error) {
+	if p.fsyncTopic == "" {
+		return 0, false, nil
+	}
+	select { // the next publications of the counter include what came before the call
+	case <-time.After(5 * sysInterval / 2):
+	case <-ctx.Done():
+		return 0, false, ctx.Err()
+	}
+	v, err := readCounter(ctx, p.Addr, p.fsyncTopic)
+	return v, err == nil, err
+}
 
 // end signals the broker by its PID with sig, waits up to grace for it to exit, then sends
 // SIGKILL and waits for that.

@@ -18,7 +18,8 @@ func report(w io.Writer, results []Result) error {
 	flows.add("scenario", "broker", "status", "expected", "received", "lost", "dup", "out-of-order",
 		"pub msgs/s", "recv msgs/s", "peak RSS")
 	disk := table{left: 3}
-	disk.add("disk", "broker", "status", "payload", "disk bytes", "bytes/msg", "limit", "syscw/s", "msgs/syscw")
+	disk.add("disk", "broker", "status", "payload", "disk bytes", "bytes/msg", "limit", "syscw/s", "msgs/syscw",
+		"fsyncs/s", "msgs/fsync")
 	rec := table{left: 3}
 	rec.add("recovery", "broker", "status", "published", "pub msgs/s", "stop", "to accept", "to CONNACK", "resumed",
 		"expected", "received", "lost", "dup", "out-of-order", "peak RSS")
@@ -44,8 +45,13 @@ func report(w io.Writer, results []Result) error {
 				u(r.OutOfOrder), f(r.PubRate), f(r.RecvRate), mib(r.PeakRSS))
 		}
 		if r.Status != "not run" && r.DiskLimit > 0 {
+			fsyncRate, perFsync := "", ""
+			if r.Fsyncs > 0 {
+				fsyncRate, perFsync = f(r.FsyncRate), ratio(float64(r.Received), float64(r.Fsyncs))
+			}
 			disk.add(name, r.Broker, r.Status, u(uint64(r.Payload)), u(r.DiskBytes), f(r.DiskPerMsg),
-				u(r.DiskLimit), f(r.WriteCallRate), ratio(float64(r.Received), float64(r.WriteCalls)))
+				u(r.DiskLimit), f(r.WriteCallRate), ratio(float64(r.Received), float64(r.WriteCalls)),
+				fsyncRate, perFsync)
 		}
 	}
 	ratios := table{left: 1}
@@ -87,12 +93,11 @@ func report(w io.Writer, results []Result) error {
 	return err
 }
 
-// diskNote explains the disk table's columns, which are only what /proc/PID/io can tell.
+// diskNote explains the disk table's columns.
 const diskNote = `disk: bytes from /proc/PID/io (write_bytes - cancelled_write_bytes, counted per page dirtied) ` +
 	`from the first PUBLISH to the end of the drain, per delivered message; limit = 2 x (payload + topic + 64). ` +
-	`syscw counts every write-family call, sockets included; if the broker never fsyncs without writing first, ` +
-	`syscw/s is an upper bound on fsyncs/s and msgs/syscw a lower bound on messages per fsync. ` +
-	`Exact fsync counts need the broker's $SYS statistics.
+	`syscw counts every write-family call, sockets included. fsyncs are the broker's own count ` +
+	`($SYS/broker/disk/fsyncs, edgebroker only), per second of the same span; msgs/fsync is delivered messages per fsync.
 `
 
 // targets checks the results against the issue's targets, for the rows that ran to the end.

@@ -55,6 +55,10 @@ type Result struct {
 	DiskLimit     uint64  `json:"disk_bytes_limit,omitempty"` // 2 x (payload + topic + 64)
 	WriteCalls    uint64  `json:"write_syscalls,omitempty"`   // syscw: files and sockets
 	WriteCallRate float64 `json:"write_syscalls_per_s,omitempty"`
+	// The fsyncs the broker itself counted over the same flow (its $SYS counter), when it
+	// publishes one: ours does.
+	Fsyncs    uint64  `json:"fsyncs,omitempty"`
+	FsyncRate float64 `json:"fsyncs_per_s,omitempty"`
 	// Recovery: the time from the stopping signal to the broker's exit, the times from exec to
 	// the first accepted TCP connection and to the first CONNACK after the restart, and the
 	// sample of sessions checked afterwards (Expected, Received and the other counts are the
@@ -193,6 +197,14 @@ func flow(s shape) func(context.Context, *proc, config, *Result) error {
 			}
 			readers = append(readers, startSubscriber(c))
 		}
+		var fsyncsBefore uint64
+		var fsyncsKnown bool
+		if s.persistent {
+			var err error
+			if fsyncsBefore, fsyncsKnown, err = p.fsyncs(ctx); err != nil {
+				return err
+			}
+		}
 		ioBefore, err := p.io()
 		if err != nil {
 			return err
@@ -220,6 +232,11 @@ func flow(s shape) func(context.Context, *proc, config, *Result) error {
 		err = settle(ctx, readers, perSub, pubsDone, cfg.Quiet)
 		<-pubsDone // publishers end on their own or with ctx
 		ioAfter, ioErr := p.io()
+		var fsyncsAfter uint64
+		var fsyncErr error
+		if fsyncsKnown && err == nil && ioErr == nil { // before the subscribers leave, which is not the flow's
+			fsyncsAfter, _, fsyncErr = p.fsyncs(ctx)
+		}
 		tally, last, subErr := collect(readers)
 		readers = nil
 		for _, n := range sent {
@@ -232,10 +249,14 @@ func flow(s shape) func(context.Context, *proc, config, *Result) error {
 		r.PubRate = rate(r.Published, start, pubEnd)
 		r.count(tally, start, last)
 		if s.persistent && ioErr == nil {
-			// The rate is over the busy time, not the quiet wait that may end the drain.
-			r.disk(ioAfter.Sub(ioBefore), latest(pubEnd, last).Sub(start), size, len(s.topic(s.pubs-1)))
+			// The rates are over the busy time, not the quiet wait that may end the drain.
+			busy := latest(pubEnd, last).Sub(start)
+			r.disk(ioAfter.Sub(ioBefore), busy, size, len(s.topic(s.pubs-1)))
+			if fsyncsKnown && err == nil && fsyncErr == nil {
+				r.fsyncs(fsyncsAfter-min(fsyncsAfter, fsyncsBefore), busy)
+			}
 		}
-		return errors.Join(err, pubErr, subErr, ioErr)
+		return errors.Join(err, pubErr, subErr, ioErr, fsyncErr)
 	}
 }
 
@@ -251,6 +272,15 @@ func (r *Result) disk(use IO, d time.Duration, payload, topicLen int) {
 	}
 	if d > 0 {
 		r.WriteCallRate = float64(use.SysCW) / d.Seconds()
+	}
+}
+
+// fsyncs sets r's fsync figures from the n fsyncs the broker counted during a flow that lasted
+// d (every one of them in it: the broker is idle before and after).
+func (r *Result) fsyncs(n uint64, d time.Duration) {
+	r.Fsyncs = n
+	if d > 0 {
+		r.FsyncRate = float64(n) / d.Seconds()
 	}
 }
 
