@@ -96,8 +96,8 @@ func report(w io.Writer, results []Result) error {
 // diskNote explains the disk table's columns.
 const diskNote = `disk: bytes from /proc/PID/io (write_bytes - cancelled_write_bytes, counted per page dirtied) ` +
 	`from the first PUBLISH to the end of the drain, per delivered message; limit = 2 x (payload + topic + 64). ` +
-	`syscw counts every write-family call, sockets included. fsyncs are the broker's own count ` +
-	`($SYS/broker/disk/fsyncs, edgebroker only), per second of the same span; msgs/fsync is delivered messages per fsync.
+	`syscw counts every write-family call, sockets included. fsyncs are the broker's own count of its log's ` +
+	`fsyncs ($SYS/broker/disk/fsyncs, edgebroker only), per second of the same span; msgs/fsync is delivered messages per fsync.
 `
 
 // targets checks the results against the issue's targets, for the rows that ran to the end.
