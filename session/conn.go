@@ -754,6 +754,13 @@ func (c *conn) route(in inbound) {
 			return
 		}
 	}
+	if in.qos == 2 && b.storeDown.Load() && b.needsStore(s, in.msg) {
+		// Its records cannot be written: refused before anyone has it. Routed, its clean
+		// subscribers would get it now and again with the resend, no packet id being
+		// recorded to recognise it by.
+		c.kill(codec.UnspecifiedError)
+		return
+	}
 	queued, held, waits := b.offerAll(in.msg, true)
 	if len(waits) > 0 {
 		// Queues make room by delivering: what is routed must be released first (a QoS 2

@@ -470,6 +470,53 @@ func TestRefusedQoS2DeliveredOnce(t *testing.T) {
 	}
 }
 
+// While the store is down, a QoS 2 publication that needs it is refused before anyone gets it:
+// its clean subscribers would otherwise have it twice, once now and once with the resend,
+// since no packet id could be recorded. One that needs no store still goes through.
+func TestQoS2RefusedWhileStoreDown(t *testing.T) {
+	d, faults := startFaulty(t)
+	parkSubscriber(t, d.addr, codec.V311, "sub", "p", 2)
+	watch, _ := connectClient(t, d.addr, codec.V311, "watch", true)
+	watch.subscribe(1, "p", 2)
+	watch.subscribe(2, "clean-only", 2)
+
+	faults.FailAt(1, syscall.ENOSPC, true)
+	d.b.storeFailed(syscall.ENOSPC)
+	pub, _ := connectClient(t, d.addr, codec.V311, "pub", true)
+	pub.send(&codec.Publish{PacketID: 8, Topic: "p", QoS: 2, Payload: []byte("once")})
+	if got := pub.expectClosed(); len(got) != 0 {
+		t.Fatalf("got %v, want no PUBREC while the store is down", got)
+	}
+	watch.expectNothing(100 * time.Millisecond)
+
+	pub, _ = connectClient(t, d.addr, codec.V311, "pub", true)
+	pub.send(&codec.Publish{PacketID: 9, Topic: "clean-only", QoS: 2, Payload: []byte("clean")})
+	if a, ok := pub.next().(*codec.Ack); !ok || a.Kind != codec.PUBREC || a.PacketID != 9 {
+		t.Fatalf("clean-only publication while the store is down: want PUBREC 9, got %+v", a)
+	}
+	if got := watch.receive(); string(got.Payload) != "clean" {
+		t.Fatalf("clean subscriber got %q, want %q", got.Payload, "clean")
+	}
+	if !d.b.storeDown.Load() {
+		t.Fatal("the store came back while its faults lasted")
+	}
+	healStore(t, d.b, faults)
+
+	pub.send(&codec.Publish{Dup: true, PacketID: 8, Topic: "p", QoS: 2, Payload: []byte("once")})
+	if a, ok := pub.next().(*codec.Ack); !ok || a.Kind != codec.PUBREC || a.PacketID != 8 {
+		t.Fatalf("want PUBREC 8, got %+v", a)
+	}
+	if got := watch.receive(); string(got.Payload) != "once" {
+		t.Fatalf("clean subscriber got %q, want %q", got.Payload, "once")
+	}
+	watch.expectNothing(100 * time.Millisecond)
+	sub, _ := connectClient(t, d.addr, codec.V311, "sub", false)
+	if got := sub.receive(); string(got.Payload) != "once" {
+		t.Fatalf("persistent subscriber got %q, want %q", got.Payload, "once")
+	}
+	sub.expectNothing(100 * time.Millisecond)
+}
+
 // Bodies larger than 64 KiB (the decoder's limit for other byte strings) are stored, spilled,
 // read back from the checkpoint and recovered after a power cut.
 func TestLargeMessagesSurvivePowerCut(t *testing.T) {

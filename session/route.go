@@ -49,6 +49,37 @@ func (b *Broker) offerAll(m *Message, mayWait bool) (queued int, held, waits []t
 	return queued, held, waits
 }
 
+// needsStore reports whether routing m, published by from, writes to the store: its publisher's
+// session or a session it would be queued for at QoS 1 or 2 is persistent (any member of a
+// shared group counts), or it changes a retained message. Only the store's failure asks.
+func (b *Broker) needsStore(from *Session, m *Message) bool {
+	switch {
+	case !b.persisting():
+		return false
+	case m.Retain || from.isPersistent():
+		return true
+	}
+	ms := b.matchPool.Get().(*topic.Matches)
+	defer b.matchPool.Put(ms)
+	ms.Reset()
+	b.subs.Match(m.Topic, ms)
+	stored := func(sub topic.Sub) bool {
+		s := b.session(sub.ClientID)
+		return s != nil && min(m.QoS, sub.QoS) > 0 && s.isPersistent()
+	}
+	for _, sub := range ms.Subs {
+		if !(sub.NoLocal && sub.ClientID == m.From) && stored(sub) {
+			return true
+		}
+	}
+	for _, g := range ms.Groups {
+		if slices.ContainsFunc(g.Members(), stored) {
+			return true
+		}
+	}
+	return false
+}
+
 // publishNow routes a message no client waits an acknowledgement for (a will): its records are
 // committed before its deliveries are released, but nobody waits for them to be durable.
 func (b *Broker) publishNow(m *Message) int {
@@ -346,6 +377,13 @@ func (s *Session) online() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.conn != nil
+}
+
+// isPersistent reports whether the session outlives its connection (and is stored).
+func (s *Session) isPersistent() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.persistent
 }
 
 // hasRoom reports whether the session's queue is under both its limits.
