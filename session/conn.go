@@ -796,8 +796,9 @@ func (c *conn) route(in inbound) {
 // publisher, not acknowledged, sends it again (QoS 1 allows the duplicate). A QoS 2
 // publication's deliveries wait for settle, until the records are durable (waitsForSync): a
 // subscriber that had one whose records were then lost would get it again with the resend.
-// On a store failure the deliveries are taken back, nothing is acknowledged and the
-// connection closes; it reports whether the records were committed.
+// On a store failure nothing is acknowledged and the connection closes; the deliveries are
+// taken back, but those of a persistent session's QoS 2 publication, which keeps its packet
+// id (see settle). It reports whether the records were committed.
 func (c *conn) record(m *Message, held []target, ack *codec.Ack) bool {
 	s, b := c.s, c.b
 	var pos wal.Pos
@@ -819,7 +820,19 @@ func (c *conn) record(m *Message, held []target, ack *codec.Ack) bool {
 			p, err := b.commit(batch)
 			if err != nil {
 				b.noteRetainedUnwritten(m)
-				unqueue(held)
+				if qos2 && persistent {
+					// As settle does when the sync fails: clean subscribers may have it
+					// already (the store can fail while a publication waits for queue
+					// room), so the resend must be taken for the duplicate it is. The
+					// deliveries stay, unstored (position 0: never spilled), and the
+					// store's recovery (rewriteStore) writes them with the id.
+					release(held, 0)
+					s.mu.Lock()
+					s.inQoS2[ack.PacketID] = struct{}{}
+					s.mu.Unlock()
+				} else {
+					unqueue(held)
+				}
 				c.kill(codec.UnspecifiedError)
 				return false
 			}

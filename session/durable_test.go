@@ -386,6 +386,27 @@ func healStore(t *testing.T, b *Broker, faults *waltest.FaultFS) {
 	})
 }
 
+// resendQoS2 connects clientID again and resends its QoS 2 publication id with DUP, as a client
+// whose connection closed before PUBREC does, and expects the PUBREC.
+func resendQoS2(t *testing.T, addr, clientID string, clean bool, id uint16, topic, payload string) *client {
+	t.Helper()
+	c, _ := connectClient(t, addr, codec.V311, clientID, clean)
+	c.send(&codec.Publish{Dup: true, PacketID: id, Topic: topic, QoS: 2, Payload: []byte(payload)})
+	if a, ok := c.next().(*codec.Ack); !ok || a.Kind != codec.PUBREC || a.PacketID != id {
+		t.Fatalf("%s: want PUBREC %d for the resend, got %+v", clientID, id, a)
+	}
+	return c
+}
+
+// expectOnly has c (named who) receive a message with payload want, and then nothing more.
+func expectOnly(t *testing.T, c *client, who, want string) {
+	t.Helper()
+	if got := c.receive(); string(got.Payload) != want {
+		t.Fatalf("%s got %q, want %q", who, got.Payload, want)
+	}
+	c.expectNothing(200 * time.Millisecond)
+}
+
 // A persistent subscriber gets a QoS 1 message once its records are in the log, before they
 // are durable: the fsync holds only the publisher's PUBACK (DESIGN 3, rule 1). A QoS 2 one
 // waits for the fsync: a subscriber that had it before its records were lost would get it
@@ -451,11 +472,7 @@ func TestRefusedQoS2DeliveredOnce(t *testing.T) {
 	}
 	healStore(t, d.b, faults)
 
-	pub, _ = connectClient(t, d.addr, codec.V311, "pub", false)
-	pub.send(&codec.Publish{Dup: true, PacketID: 7, Topic: "p", QoS: 2, Payload: []byte("once")})
-	if a, ok := pub.next().(*codec.Ack); !ok || a.Kind != codec.PUBREC || a.PacketID != 7 {
-		t.Fatalf("want PUBREC 7, got %+v", a)
-	}
+	pub = resendQoS2(t, d.addr, "pub", false, 7, "p", "once")
 	pub.send(&codec.Ack{Kind: codec.PUBREL, PacketID: 7})
 	if a, ok := pub.next().(*codec.Ack); !ok || a.Kind != codec.PUBCOMP || a.PacketID != 7 || a.Reason != codec.Success {
 		t.Fatalf("want PUBCOMP 7, got %+v", a)
@@ -463,10 +480,7 @@ func TestRefusedQoS2DeliveredOnce(t *testing.T) {
 	watch.expectNothing(100 * time.Millisecond)
 	for _, id := range []string{"sub", "live"} {
 		c, _ := connectClient(t, d.addr, codec.V311, id, false)
-		if got := c.receive(); string(got.Payload) != "once" {
-			t.Fatalf("%s: got %q, want %q", id, got.Payload, "once")
-		}
-		c.expectNothing(200 * time.Millisecond)
+		expectOnly(t, c, id, "once")
 	}
 }
 
@@ -502,19 +516,62 @@ func TestQoS2RefusedWhileStoreDown(t *testing.T) {
 	}
 	healStore(t, d.b, faults)
 
-	pub.send(&codec.Publish{Dup: true, PacketID: 8, Topic: "p", QoS: 2, Payload: []byte("once")})
-	if a, ok := pub.next().(*codec.Ack); !ok || a.Kind != codec.PUBREC || a.PacketID != 8 {
-		t.Fatalf("want PUBREC 8, got %+v", a)
+	resendQoS2(t, d.addr, "pub", true, 8, "p", "once")
+	expectOnly(t, watch, "clean subscriber", "once")
+	sub, _ := connectClient(t, d.addr, codec.V311, "sub", false)
+	expectOnly(t, sub, "persistent subscriber", "once")
+}
+
+// A persistent session's QoS 2 publication that reached a clean subscriber and then waited
+// for room in another one's queue, while the store failed, keeps its packet id: its resend
+// after the store is back is taken for a duplicate, and nobody gets it twice.
+func TestQoS2KeepsItsIDWhenTheStoreFailsWhileItWaits(t *testing.T) {
+	mem := waltest.NewMemFS()
+	faults := waltest.NewFaultFS(slowSyncFS(mem))
+	d := startDurableFS(t, mem, faults, t.TempDir(), func(o *Options) {
+		o.StoreRetry = 20 * time.Millisecond
+		o.MaxQueued, o.MaxInflight, o.SlowConsumerTimeout = 1, 1, time.Minute
+	})
+	parkSubscriber(t, d.addr, codec.V311, "sub", "p", 2)
+	watch, _ := connectClient(t, d.addr, codec.V311, "watch", true)
+	watch.subscribe(1, "p", 2)
+	slow, _ := connectClient(t, d.addr, codec.V311, "slow", true)
+	slow.subscribe(1, "p", 1)
+	slow.subscribe(2, "fill", 1)
+	pub, _ := connectClient(t, d.addr, codec.V311, "pub", false)
+	pub.publish(1, "fill", 1, "f1") // in flight to slow, unacknowledged
+	pub.publish(2, "fill", 1, "f2") // fills slow's queue
+	first, ok := slow.next().(*codec.Publish)
+	if !ok || string(first.Payload) != "f1" {
+		t.Fatalf("slow got %+v, want f1", first)
 	}
+	fsyncs := d.b.store.Stats().Log.Fsyncs
+
+	pub.send(&codec.Publish{PacketID: 8, Topic: "p", QoS: 2, Payload: []byte("once")})
 	if got := watch.receive(); string(got.Payload) != "once" {
 		t.Fatalf("clean subscriber got %q, want %q", got.Payload, "once")
 	}
+	// The records of its first part (the parked session's delivery) are durable before the
+	// store fails; the rest waits for room in slow's queue.
+	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if d.b.store.Stats().Log.Fsyncs == fsyncs {
+			return fmt.Errorf("the first part's records are not synced yet")
+		}
+		return nil
+	})
+	time.Sleep(50 * time.Millisecond)
+	faults.FailAt(1, syscall.ENOSPC, true)
+	d.b.storeFailed(syscall.ENOSPC)
+	slow.send(&codec.Ack{Kind: codec.PUBACK, PacketID: first.PacketID}) // room: the wait ends
+	if got := pub.expectClosed(); len(got) != 0 {
+		t.Fatalf("got %v, want no PUBREC for a packet id that could not be stored", got)
+	}
+	healStore(t, d.b, faults)
+
+	resendQoS2(t, d.addr, "pub", false, 8, "p", "once")
 	watch.expectNothing(100 * time.Millisecond)
 	sub, _ := connectClient(t, d.addr, codec.V311, "sub", false)
-	if got := sub.receive(); string(got.Payload) != "once" {
-		t.Fatalf("persistent subscriber got %q, want %q", got.Payload, "once")
-	}
-	sub.expectNothing(100 * time.Millisecond)
+	expectOnly(t, sub, "persistent subscriber", "once")
 }
 
 // Bodies larger than 64 KiB (the decoder's limit for other byte strings) are stored, spilled,

@@ -42,9 +42,10 @@
 // Disk figures come from /proc/PID/io of the broker, read before the first PUBLISH and after
 // the drain: write_bytes less cancelled_write_bytes (bytes sent to storage, counted per page
 // dirtied) and syscw (write-family calls, sockets included). The fsync count is not visible
-// there: our broker, started with --sys-interval 100ms, is asked for its own count of its
-// log's fsyncs ($SYS/broker/disk/fsyncs, retained) before the first PUBLISH and after the
-// drain, each time a few intervals after the last activity, so that the count has caught up.
+// there: in those scenarios our broker, started with --sys-interval 100ms, is asked for its
+// own count of its log's fsyncs ($SYS/broker/disk/fsyncs, retained) before the first PUBLISH
+// and after the drain, each time a few intervals after the last activity, so that the count
+// has caught up (exact under --fsync=always, the default here).
 //
 // Every broker process is started fresh for each scenario, so its VmHWM (peak RSS, read from
 // /proc/PID/status) belongs to that scenario alone.

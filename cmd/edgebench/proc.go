@@ -34,9 +34,11 @@ type brokerSpec struct {
 	// directory (for data and generated configuration). persist asks for the broker's
 	// persistence to be on, for scenarios about persistent sessions.
 	Args func(addr, dir string, persist bool) ([]string, error)
-	// FsyncTopic is the retained $SYS topic whose value counts the broker's fsyncs, refreshed
-	// every sysInterval; empty when the broker publishes none.
-	FsyncTopic string
+	// CounterArgs make the broker publish its $SYS counters every sysInterval, for scenarios
+	// that read them, and FsyncTopic is the retained topic of its count of log fsyncs; both
+	// empty when the broker has no such count.
+	CounterArgs []string
+	FsyncTopic  string
 }
 
 // sysInterval is how often our broker is asked to publish its $SYS counters: often enough that
@@ -48,9 +50,9 @@ const sysInterval = 100 * time.Millisecond
 func edgebrokerSpec(path string, extra []string) brokerSpec {
 	return brokerSpec{Name: "edgebroker", Path: path, Crash: syscall.SIGKILL, Args: func(addr, dir string, _ bool) ([]string, error) {
 		args := []string{"--listen", addr, "--data-dir", filepath.Join(dir, "data"),
-			"--max-queued-messages", strconv.Itoa(queueLimit), "--sys-interval", sysInterval.String()}
+			"--max-queued-messages", strconv.Itoa(queueLimit)}
 		return append(args, extra...), nil
-	}, FsyncTopic: "$SYS/broker/disk/fsyncs"}
+	}, CounterArgs: []string{"--sys-interval", sysInterval.String()}, FsyncTopic: "$SYS/broker/disk/fsyncs"}
 }
 
 // mosquittoSpec starts Mosquitto with a generated configuration matching our broker's limits.
@@ -109,7 +111,7 @@ type proc struct {
 
 // startBroker starts the broker on a free loopback port in a fresh scratch directory under base
 // and returns once it accepts TCP connections. Its output goes to broker.log in that directory.
-func startBroker(ctx context.Context, s brokerSpec, base string, persist bool) (*proc, error) {
+func startBroker(ctx context.Context, s brokerSpec, base string, persist, counters bool) (*proc, error) {
 	if err := s.available(); err != nil {
 		return nil, err
 	}
@@ -125,7 +127,10 @@ func startBroker(ctx context.Context, s brokerSpec, base string, persist bool) (
 	if err != nil {
 		return nil, fmt.Errorf("edgebench: %s arguments: %w", s.Name, err)
 	}
-	p := &proc{Name: s.Name, Addr: addr, dir: dir, path: s.Path, args: args, crash: s.Crash, fsyncTopic: s.FsyncTopic}
+	p := &proc{Name: s.Name, Addr: addr, dir: dir, path: s.Path, args: args, crash: s.Crash}
+	if counters { // after the extra arguments, which must not make the counters stale
+		p.args, p.fsyncTopic = append(p.args, s.CounterArgs...), s.FsyncTopic
+	}
 	if err := p.exec(); err != nil {
 		return nil, err
 	}
