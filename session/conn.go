@@ -750,6 +750,12 @@ func (c *conn) route(in inbound) {
 		_, dup := s.inQoS2[in.id]
 		s.mu.Unlock()
 		if dup { // [MQTT-4.3.3-10] deliver once; a resent PUBLISH is only acknowledged again
+			if b.storeDown.Load() && s.isPersistent() {
+				// The id may be in RAM only (record kept it when the store failed), and
+				// PUBREC says it is stored: the resend waits for the store to be back.
+				c.kill(codec.UnspecifiedError)
+				return
+			}
 			c.pending = append(c.pending, pendingAck{ack: ack})
 			return
 		}
@@ -820,17 +826,19 @@ func (c *conn) record(m *Message, held []target, ack *codec.Ack) bool {
 			p, err := b.commit(batch)
 			if err != nil {
 				b.noteRetainedUnwritten(m)
-				if qos2 && persistent {
-					// As settle does when the sync fails: clean subscribers may have it
-					// already (the store can fail while a publication waits for queue
-					// room), so the resend must be taken for the duplicate it is. The
-					// deliveries stay, unstored (position 0: never spilled), and the
-					// store's recovery (rewriteStore) writes them with the id.
+				// As settle does when the sync fails, a persistent session's QoS 2
+				// publication keeps its deliveries and id: clean subscribers may have it
+				// already (the store can fail while it waits for queue room), so the
+				// resend must be taken for the duplicate it is. The deliveries stay,
+				// unstored (position 0: never spilled), for the store's recovery to write
+				// with the id, unless it has run already.
+				kept := qos2 && persistent && b.whileStoreDown(func() {
 					release(held, 0)
 					s.mu.Lock()
 					s.inQoS2[ack.PacketID] = struct{}{}
 					s.mu.Unlock()
-				} else {
+				})
+				if !kept {
 					unqueue(held)
 				}
 				c.kill(codec.UnspecifiedError)

@@ -523,8 +523,9 @@ func TestQoS2RefusedWhileStoreDown(t *testing.T) {
 }
 
 // A persistent session's QoS 2 publication that reached a clean subscriber and then waited
-// for room in another one's queue, while the store failed, keeps its packet id: its resend
-// after the store is back is taken for a duplicate, and nobody gets it twice.
+// for room in another one's queue, while the store failed, keeps its packet id and its
+// deliveries, which the store's recovery writes: its resend after the store is back, or after
+// a power cut following that, is taken for a duplicate, and nobody gets it twice.
 func TestQoS2KeepsItsIDWhenTheStoreFailsWhileItWaits(t *testing.T) {
 	mem := waltest.NewMemFS()
 	faults := waltest.NewFaultFS(slowSyncFS(mem))
@@ -535,7 +536,7 @@ func TestQoS2KeepsItsIDWhenTheStoreFailsWhileItWaits(t *testing.T) {
 	parkSubscriber(t, d.addr, codec.V311, "sub", "p", 2)
 	watch, _ := connectClient(t, d.addr, codec.V311, "watch", true)
 	watch.subscribe(1, "p", 2)
-	slow, _ := connectClient(t, d.addr, codec.V311, "slow", true)
+	slow, _ := connectClient(t, d.addr, codec.V311, "slow", false)
 	slow.subscribe(1, "p", 1)
 	slow.subscribe(2, "fill", 1)
 	pub, _ := connectClient(t, d.addr, codec.V311, "pub", false)
@@ -570,8 +571,16 @@ func TestQoS2KeepsItsIDWhenTheStoreFailsWhileItWaits(t *testing.T) {
 
 	resendQoS2(t, d.addr, "pub", false, 8, "p", "once")
 	watch.expectNothing(100 * time.Millisecond)
-	sub, _ := connectClient(t, d.addr, codec.V311, "sub", false)
-	expectOnly(t, sub, "persistent subscriber", "once")
+
+	r := d.powerCut(1)
+	resendQoS2(t, r.addr, "pub", false, 8, "p", "once")
+	slow, _ = connectClient(t, r.addr, codec.V311, "slow", false)
+	if got := slow.receive(); string(got.Payload) != "f2" { // in flight at the cut
+		t.Fatalf("slow got %q first, want f2", got.Payload)
+	}
+	expectOnly(t, slow, "slow", "once")
+	sub, _ := connectClient(t, r.addr, codec.V311, "sub", false)
+	expectOnly(t, sub, "sub", "once")
 }
 
 // Bodies larger than 64 KiB (the decoder's limit for other byte strings) are stored, spilled,

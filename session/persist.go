@@ -89,7 +89,6 @@ func (b *Broker) recoverStore() {
 			b.log.Warn("persistent store still failing; retrying", "err", err, "retry_in", b.o().StoreRetry)
 			continue
 		}
-		b.storeDown.Store(false)
 		b.log.Info("persistent store recovered: persistent sessions accept messages again")
 		return
 	}
@@ -99,7 +98,8 @@ func (b *Broker) recoverStore() {
 // written while the store was down, so that the log again describes the broker's state: what
 // the failed log holds beyond its last durable record may or may not have survived. Every
 // other write is refused meanwhile (the store is still down), and no session comes or goes
-// (b.mu is held).
+// (b.mu is held). Once the state is durable it marks the store up, before letting go of b.mu:
+// what whileStoreDown left in RAM is in the rewrite.
 func (b *Broker) rewriteStore() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -166,7 +166,22 @@ func (b *Broker) rewriteStore() error {
 	b.dirtyMu.Lock()
 	clear(b.dirtyRetained)
 	b.dirtyMu.Unlock()
+	b.storeDown.Store(false)
 	return nil
+}
+
+// whileStoreDown runs f with b.mu held if the store is down, and reports whether it did: what
+// f leaves in RAM, unwritten, is then written by the store's recovery (rewriteStore, which
+// runs under b.mu and marks the store up before releasing it). If the store is up again, what
+// f would leave was written by no one.
+func (b *Broker) whileStoreDown(f func()) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.storeDown.Load() {
+		return false
+	}
+	f()
+	return true
 }
 
 // snapshotLocked adds the whole durable state of the session to batch, replacing whatever the
