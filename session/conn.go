@@ -750,11 +750,16 @@ func (c *conn) route(in inbound) {
 		_, dup := s.inQoS2[in.id]
 		s.mu.Unlock()
 		if dup { // [MQTT-4.3.3-10] deliver once; a resent PUBLISH is only acknowledged again
-			if b.storeDown.Load() && s.isPersistent() {
-				// The id may be in RAM only (record kept it when the store failed), and
-				// PUBREC says it is stored: the resend waits for the store to be back.
-				c.kill(codec.UnspecifiedError)
-				return
+			if b.persisting() && s.isPersistent() {
+				if b.storeDown.Load() {
+					// The id may be in RAM only (record kept it when the store failed),
+					// and PUBREC says it is stored: the resend waits for the store.
+					c.kill(codec.UnspecifiedError)
+					return
+				}
+				// The first copy's id is committed, perhaps not yet durable (a client
+				// can resend on a new connection sooner than a sync): PUBREC waits.
+				c.pendingPos = max(c.pendingPos, b.store.Committed())
 			}
 			c.pending = append(c.pending, pendingAck{ack: ack})
 			return

@@ -483,6 +483,10 @@ func (s *Store) newPadding(pad int64) int64 {
 	}
 }
 
+// Committed returns the position of the last record committed, durable or not: Wait for it
+// to know that everything committed so far is durable.
+func (s *Store) Committed() wal.Pos { return s.wal().LastPos() }
+
 // Throttle makes a writer wait (up to throttleWait) while the log holds more than maxLag times
 // CheckpointBytes committed since the running checkpoint began: the checkpointer is behind,
 // and everything it has not applied is replayed at the next start. Call it before committing
