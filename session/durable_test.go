@@ -522,6 +522,34 @@ func TestQoS2RefusedWhileStoreDown(t *testing.T) {
 	expectOnly(t, sub, "persistent subscriber", "once")
 }
 
+// While the store is down, a persistent session's resent QoS 2 publication is not acknowledged
+// again (its id might be in RAM only); once the store is back it is, and delivered once.
+func TestQoS2ResendNotAcknowledgedWhileStoreDown(t *testing.T) {
+	d, faults := startFaulty(t)
+	parkSubscriber(t, d.addr, codec.V311, "sub", "p", 2)
+	pub, _ := connectClient(t, d.addr, codec.V311, "pub", false)
+	pub.send(&codec.Publish{PacketID: 5, Topic: "p", QoS: 2, Payload: []byte("once")})
+	if a, ok := pub.next().(*codec.Ack); !ok || a.Kind != codec.PUBREC || a.PacketID != 5 {
+		t.Fatalf("want PUBREC 5, got %+v", a)
+	}
+
+	faults.FailAt(1, syscall.ENOSPC, true)
+	d.b.storeFailed(syscall.ENOSPC)
+	pub.send(&codec.Publish{Dup: true, PacketID: 5, Topic: "p", QoS: 2, Payload: []byte("once")})
+	if got := pub.expectClosed(); len(got) != 0 {
+		t.Fatalf("got %v, want no second PUBREC while the store is down", got)
+	}
+	healStore(t, d.b, faults)
+
+	pub = resendQoS2(t, d.addr, "pub", false, 5, "p", "once")
+	pub.send(&codec.Ack{Kind: codec.PUBREL, PacketID: 5})
+	if a, ok := pub.next().(*codec.Ack); !ok || a.Kind != codec.PUBCOMP || a.PacketID != 5 {
+		t.Fatalf("want PUBCOMP 5, got %+v", a)
+	}
+	sub, _ := connectClient(t, d.addr, codec.V311, "sub", false)
+	expectOnly(t, sub, "sub", "once")
+}
+
 // A persistent session's QoS 2 publication that reached a clean subscriber and then waited
 // for room in another one's queue, while the store failed, keeps its packet id and its
 // deliveries, which the store's recovery writes: its resend after the store is back, or after
