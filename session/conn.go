@@ -821,9 +821,7 @@ func (c *conn) record(m *Message, held []target, ack *codec.Ack) bool {
 		defer b.batchPool.Put(batch)
 		batch.Reset()
 		b.recordRouted(batch, m, held)
-		s.mu.Lock()
-		persistent := s.persistent
-		s.mu.Unlock()
+		persistent := s.isPersistent()
 		if qos2 && persistent {
 			batch.PutInQoS2(s.id, ack.PacketID) // [MQTT-4.3.3-10] across a restart too
 		}
@@ -837,12 +835,15 @@ func (c *conn) record(m *Message, held []target, ack *codec.Ack) bool {
 				// resend must be taken for the duplicate it is. The deliveries stay,
 				// unstored (position 0: never spilled), for the store's recovery to write
 				// with the id, unless it has run already.
-				kept := qos2 && persistent && b.whileStoreDown(func() {
-					release(held, 0)
-					s.mu.Lock()
-					s.inQoS2[ack.PacketID] = struct{}{}
-					s.mu.Unlock()
-				})
+				kept := false
+				if qos2 && persistent {
+					kept = b.whileStoreDown(func() {
+						release(held, 0)
+						s.mu.Lock()
+						s.inQoS2[ack.PacketID] = struct{}{}
+						s.mu.Unlock()
+					})
+				}
 				if !kept {
 					unqueue(held)
 				}

@@ -116,10 +116,7 @@ func (b *Broker) storeSubs(s *Session, added, removed []topic.Sub) error {
 	if !b.persisting() || len(added)+len(removed) == 0 {
 		return nil
 	}
-	s.mu.Lock()
-	persistent := s.persistent
-	s.mu.Unlock()
-	if !persistent {
+	if !s.isPersistent() {
 		return nil
 	}
 	var batch store.Batch

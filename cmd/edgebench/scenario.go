@@ -183,7 +183,8 @@ func (s shape) filter(j int) string {
 }
 
 // flow returns a scenario with the publishers and subscribers of shape s, each publisher sending
-// to its own topic. Flows to persistent subscribers also measure the broker's disk writes.
+// to its own topic. Flows to persistent subscribers also measure the broker's disk writes
+// and, where the scenario reads its counters, its log's fsyncs.
 func flow(s shape) func(context.Context, *proc, config, *Result) error {
 	return func(ctx context.Context, p *proc, cfg config, r *Result) error {
 		n, size := s.msgs(cfg), cmp.Or(s.payload, cfg.PayloadSize)
