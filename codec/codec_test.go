@@ -644,3 +644,46 @@ func TestReusePublishes(t *testing.T) {
 		t.Fatalf("the first payload became %q after later reads", payload)
 	}
 }
+
+// TestReaderReset: after Reset the Reader reads the new source, byte by byte when it can, as
+// 3.1.1 until told otherwise, under the new limit, and keeps its reuse settings.
+func TestReaderReset(t *testing.T) {
+	ack := &Ack{Kind: PUBACK, PacketID: 7, Reason: NoMatchingSubscribers}
+	v5ack, err := ack.Encode(nil, V5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewReader(bytes.NewReader(v5ack), 0)
+	r.SetVersion(V5)
+	r.ReuseAcks()
+	got1, err := r.ReadPacket()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	r.Reset(&oneByteReader{b: v5ack}, 0)
+	if _, err := r.ReadPacket(); !errors.Is(err, MalformedPacket) {
+		t.Fatalf("a 5.0 PUBACK with a reason code read as 3.1.1 after Reset: %v, want MalformedPacket", err)
+	}
+
+	r.Reset(&oneByteReader{b: v5ack}, 0)
+	r.SetVersion(V5)
+	got2, err := r.ReadPacket()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got2 != got1 {
+		t.Fatal("after Reset the acknowledgement is no longer the reused one")
+	}
+	if a := got2.(*Ack); a.PacketID != 7 || a.Reason != NoMatchingSubscribers {
+		t.Fatalf("after Reset: %#v, want packet 7 with its 5.0 reason code", a)
+	}
+	if _, err := r.ReadPacket(); err != io.EOF {
+		t.Fatalf("after the new source's end: %v, want io.EOF", err)
+	}
+
+	r.Reset(bytes.NewReader(v5ack), 3)
+	if _, err := r.ReadPacket(); !errors.Is(err, PacketTooLarge) {
+		t.Fatalf("a 5.0 PUBACK over a 3-byte limit after Reset: %v, want PacketTooLarge", err)
+	}
+}

@@ -72,6 +72,14 @@ func NewReader(r io.Reader, maxPacketSize uint32) *Reader {
 	return &Reader{r: r, br: br, max: maxPacketSize, v: V311}
 }
 
+// Reset makes the Reader what NewReader(src, maxPacketSize) returns, keeping only its reuse
+// settings: a server can lend one Reader (and the buffer under it) to whichever connection
+// has something to read. Nothing of the packets read before stays reachable from it.
+func (r *Reader) Reset(src io.Reader, maxPacketSize uint32) {
+	br, _ := src.(io.ByteReader)
+	*r = Reader{r: src, br: br, max: maxPacketSize, v: V311, reuseAcks: r.reuseAcks, reusePubs: r.reusePubs}
+}
+
 // SetVersion sets the protocol version used for every packet after CONNECT. A CONNECT is always
 // decoded by its own protocol level.
 func (r *Reader) SetVersion(v Version) { r.v = v }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"edgebroker/limits"
+	"edgebroker/session/idle"
 	"edgebroker/session/store"
 	"edgebroker/session/topic"
 )
@@ -36,6 +37,7 @@ type Broker struct {
 	lnMu      sync.Mutex
 	listeners map[net.Listener]struct{}
 
+	idle      *idle.Poller // parks quiet connections; nil where that is not supported
 	subs      *topic.Tree
 	retained  *topic.Retained[*Message]
 	store     *store.Store // nil: memory only
@@ -53,8 +55,9 @@ type Broker struct {
 	pressure       atomic.Bool   // memory is near Options.MemoryLimit: see pressure.go
 	heapMax        atomic.Uint64 // the largest heap watchMemory saw
 	// starved holds the connected sessions whose queue head is on disk and that did not read
-	// it back because memory was short: watchMemory wakes them (pressure.go). readSlots holds
-	// the sessions that may read back while memory is short, at most maxReadSlots.
+	// it back for want of a read slot: watchMemory wakes them (pressure.go). readSlots holds
+	// the sessions that may read back, at most maxReadSlots (tightReadSlots while memory is
+	// short).
 	starvedMu sync.Mutex
 	starved   map[*Session]struct{}
 	readSlots map[*Session]struct{}
@@ -122,6 +125,11 @@ func New(opts Options) (*Broker, error) {
 	b.matchPool.New = func() any { return new(topic.Matches) }
 	b.batchPool.New = func() any { return new(store.Batch) }
 	b.opts.Store(&opts)
+	if p, err := idle.New(); err == nil {
+		b.idle = p
+	} else {
+		b.log.Debug("quiet connections keep a reader goroutine each", "err", err)
+	}
 	if opts.SysInterval > 0 {
 		go b.sysLoop(opts.SysInterval)
 	}
@@ -206,11 +214,8 @@ func (b *Broker) Serve(ln net.Listener) error {
 			return err
 		}
 		delay = 0
-		b.wg.Add(1)
-		go func() {
-			defer b.wg.Done()
-			b.serveConn(nc)
-		}()
+		b.wg.Add(1) // done when the connection ends (conn.end), parked or not meanwhile
+		go b.serveConn(nc)
 	}
 }
 
@@ -243,6 +248,9 @@ func (b *Broker) Close(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+	if b.idle != nil {
+		b.idle.Close() // every connection has ended: none is parked
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -16,6 +16,7 @@ import (
 
 	"edgebroker/codec"
 	"edgebroker/limits"
+	"edgebroker/session/idle"
 	"edgebroker/session/store"
 	"edgebroker/wal"
 )
@@ -41,11 +42,16 @@ var (
 // conn is one client network connection. Its reader goroutine decodes packets and handles
 // everything but PUBLISH routing, which a router goroutine does in order (so that a publish
 // waiting for queue room does not stop acknowledgements from being read); a delivery goroutine
-// moves the session's queue onto the wire.
+// moves the session's queue onto the wire. A reader with nothing to read parks the connection
+// (park) and ends; the broker's poller starts another (resume) when the client speaks.
 type conn struct {
 	b      *Broker
 	nc     net.Conn
-	br     *bufio.Reader // under r: when it has nothing buffered, a burst of packets ended
+	parker *idle.Conn // nil when nc cannot be parked (TLS, or no poller)
+	// The reader's packetReader, nil while parked: pr, its buffer br (when that has nothing
+	// buffered, a burst of packets ended) and the decoder r over br.
+	pr     *packetReader
+	br     *bufio.Reader
 	r      *codec.Reader
 	remote string
 
@@ -82,9 +88,8 @@ type conn struct {
 
 	// Delivery goroutine state.
 	aliasOut map[string]uint16
-	outPub   codec.Publish // reused for every outgoing PUBLISH: encoding copies it out at once
-	batch    []*outbound   // guarded by Session.mu between delivery loops; only one runs at a time
-	msgs     []*Message    // the bodies of batch, taken under Session.mu; guarded as batch
+	batch    []*outbound // guarded by Session.mu between delivery loops; only one runs at a time
+	msgs     []*Message  // the bodies of batch, taken under Session.mu; guarded as batch
 
 	wmu     sync.Mutex
 	wbuf    []byte
@@ -102,6 +107,7 @@ type conn struct {
 
 	detached  bool // guarded by Broker.mu: the session no longer points here
 	killed    atomic.Bool
+	reading   atomic.Bool // a reader goroutine runs, charged readerCost: not parked
 	connacked atomic.Bool // CONNACK is in the write buffer or sent: a 5.0 DISCONNECT may follow it
 }
 
@@ -210,7 +216,8 @@ func checkPublishProps(p *codec.Properties) error {
 	return nil
 }
 
-// serveConn runs one connection from accept to close.
+// serveConn admits a new connection, runs its handshake and reads it until it parks or ends.
+// The connection holds one count of b.wg (taken by Serve) until end.
 func (b *Broker) serveConn(nc net.Conn) {
 	c := &conn{
 		b:      b,
@@ -219,53 +226,156 @@ func (b *Broker) serveConn(nc net.Conn) {
 		done:   make(chan struct{}),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	defer c.cancel()
+	if b.idle != nil {
+		c.parker = b.idle.Watch(nc, c.resume) // before c is in b.conns, where kill finds it
+	}
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
-		nc.Close()
+		c.turnAway()
 		return
 	}
 	if max := b.o().MaxConnections; max > 0 && len(b.conns) >= max {
 		b.mu.Unlock()
 		b.log.Warn("connection refused: --max-connections reached", "remote", c.remote, "max", max)
-		nc.Close()
+		c.turnAway()
 		return
 	}
 	// Past the budget, whether a client is let in depends on its CONNECT (admit): a few may
 	// wait for theirs over the budget.
-	overBudget := !b.mem.TryReserve(connCost)
+	overBudget := !b.mem.TryReserve(connCost + readerCost)
 	if overBudget {
 		if b.handshakesOver.Add(1) > maxHandshakesOver {
 			b.handshakesOver.Add(-1)
 			b.mu.Unlock()
 			b.log.Warn("connection refused: the memory budget is used up", "remote", c.remote,
 				"accounted", b.mem.Used(), "limit", b.mem.Limit())
-			nc.Close()
+			c.turnAway()
 			return
 		}
-		b.mem.Charge(connCost)
+		b.mem.Charge(connCost + readerCost)
 	}
-	defer b.mem.Release(connCost)
+	c.reading.Store(true)
 	b.conns[c] = struct{}{}
 	b.mu.Unlock()
 
-	c.br = bufio.NewReaderSize(nc, readBufferSize)
-	c.r = codec.NewReader(c.br, b.o().MaxPacketSize)
-	c.r.ReuseAcks()      // handleAck is done with an acknowledgement before the next read
-	c.r.ReusePublishes() // handlePublish copies what it keeps (newMessage) before the next read
+	c.lendReader()
 	accepted := c.handshake()
 	if overBudget {
 		b.handshakesOver.Add(-1)
 	}
-	if accepted {
-		c.readLoop()
+	if !accepted {
+		c.end()
+		return
 	}
+	c.setReadDeadline()
+	c.read(false)
+}
+
+// packetReader is a read buffer and the decoder over it, lent to a connection while its
+// reader runs: a parked connection holds neither.
+type packetReader struct {
+	buf *bufio.Reader
+	dec *codec.Reader
+}
+
+// packetReaders holds the packetReaders no connection is using.
+var packetReaders = sync.Pool{New: func() any {
+	buf := bufio.NewReaderSize(nil, readBufferSize)
+	dec := codec.NewReader(buf, 0)
+	dec.ReuseAcks()      // handleAck is done with an acknowledgement before the next read
+	dec.ReusePublishes() // handlePublish copies what it keeps (newMessage) before the next read
+	return &packetReader{buf: buf, dec: dec}
+}}
+
+// turnAway closes a connection that was not admitted.
+func (c *conn) turnAway() {
+	if c.parker != nil {
+		c.parker.Release()
+	}
+	c.cancel()
+	c.nc.Close()
+	c.b.wg.Done()
+}
+
+// read runs the reader until the connection parks or ends. A resumed reader reads before it
+// may park again: the poller woke it because the socket has something.
+func (c *conn) read(resumed bool) {
+	if !resumed && c.park() {
+		return
+	}
+	if !c.readLoop() {
+		c.end()
+	}
+}
+
+// park hands a quiet connection (nothing buffered, between packets) to the broker's poller
+// with its read buffer given back, and reports whether it did: then the reader goroutine
+// ends, and resume reads on when the client speaks, its keep-alive runs out or kill stops it.
+func (c *conn) park() bool {
+	if c.parker == nil || c.killed.Load() {
+		return false
+	}
+	var deadline time.Time // the read deadline just set: the poller enforces it meanwhile
+	if c.keepAlive > 0 {
+		deadline = time.Now().Add(c.keepAlive)
+	}
+	c.putReader()
+	if c.parker.Park(deadline) {
+		return true
+	}
+	c.takeReader()
+	return false
+}
+
+// resume reads a parked connection again, in a goroutine of its own (started by the poller).
+func (c *conn) resume() {
+	c.takeReader()
+	c.read(true)
+}
+
+// takeReader lends the reader a packetReader and charges it and the goroutine's stack.
+func (c *conn) takeReader() {
+	c.b.mem.Charge(readerCost)
+	c.reading.Store(true)
+	c.lendReader()
+}
+
+// lendReader sets up a packetReader over the connection: c.br and c.r.
+func (c *conn) lendReader() {
+	pr := packetReaders.Get().(*packetReader)
+	pr.buf.Reset(c.nc)
+	pr.dec.Reset(pr.buf, c.b.o().MaxPacketSize)
+	if c.version != 0 { // past CONNECT
+		pr.dec.SetVersion(c.version)
+	}
+	c.pr, c.br, c.r = pr, pr.buf, pr.dec
+}
+
+// putReader gives back what takeReader took.
+func (c *conn) putReader() {
+	c.pr.buf.Reset(nil)
+	c.pr.dec.Reset(nil, 0)
+	packetReaders.Put(c.pr)
+	c.pr, c.br, c.r = nil, nil, nil
+	c.reading.Store(false)
+	c.b.mem.Release(readerCost)
+}
+
+// end finishes the connection once its reader has stopped, and releases all it held.
+func (c *conn) end() {
 	// Detach from the session first, so that nothing is queued for a connection that is only
 	// being drained.
 	c.finish()
 	c.drainClose()
 	c.releaseBuffers()
+	if c.parker != nil {
+		c.parker.Release()
+	}
+	c.putReader()
+	c.b.mem.Release(connCost)
+	c.cancel()
+	c.b.wg.Done()
 }
 
 // releaseBuffers returns to the memory budget what the ended connection still holds: the
@@ -559,10 +669,10 @@ func expiryDuration(secs uint32) time.Duration {
 	return time.Duration(secs) * time.Second
 }
 
-// readLoop handles packets until the connection fails or the client disconnects.
-func (c *conn) readLoop() {
+// readLoop handles packets until the connection parks (true), fails or the client
+// disconnects.
+func (c *conn) readLoop() (parked bool) {
 	for {
-		c.setReadDeadline()
 		p, err := c.r.ReadPacket()
 		if err == nil {
 			err = c.handle(p)
@@ -573,6 +683,10 @@ func (c *conn) readLoop() {
 			c.acked = c.acked[:0]
 		}
 		if err == nil {
+			c.setReadDeadline()
+			if c.br.Buffered() == 0 && c.park() {
+				return true
+			}
 			continue
 		}
 		switch {
@@ -588,7 +702,7 @@ func (c *conn) readLoop() {
 		default:
 			c.fail(err)
 		}
-		return
+		return false
 	}
 }
 
@@ -1136,6 +1250,10 @@ func (c *conn) kickLocked() {
 	go c.deliverLoop(false)
 }
 
+// outPublishes holds the Publish values outgoing messages are encoded from: encoding copies
+// one out at once, and few connections send at any moment.
+var outPublishes = sync.Pool{New: func() any { return new(codec.Publish) }}
+
 // writeOutbound encodes one outgoing PUBLISH (or, for a QoS 2 message already PUBRECed, its
 // PUBREL) into the write buffer.
 func (c *conn) writeOutbound(o *outbound, m *Message, dup bool) error {
@@ -1152,7 +1270,11 @@ func (c *conn) writeOutbound(o *outbound, m *Message, dup bool) error {
 		c.discard(o)
 		return nil
 	}
-	p := &c.outPub
+	p := outPublishes.Get().(*codec.Publish)
+	defer func() {
+		*p = codec.Publish{} // keeps nothing of the message alive in the pool
+		outPublishes.Put(p)
+	}()
 	fresh := "" // the topic of an alias handed out for the first time
 	*p = codec.Publish{Dup: dup && o.d.qos > 0, QoS: o.d.qos, Retain: o.d.retain, Topic: m.Topic,
 		PacketID: o.id, Payload: m.Payload}
@@ -1311,6 +1433,9 @@ func (c *conn) flushLocked() error {
 	if err != nil {
 		c.wclosed = true
 		c.nc.Close()
+		if c.parker != nil {
+			c.parker.Stop() // its reader, if parked, is not woken by the close
+		}
 		return errConnClosed
 	}
 	return nil
@@ -1363,7 +1488,10 @@ func (c *conn) kill(rc codec.ReasonCode) {
 	// First, so that the reader ends the connection in time even if the writes below wait
 	// on a client that does not read.
 	c.nc.SetReadDeadline(time.Now().Add(drainTimeout))
-	c.cancel()                                       // a reader waiting for memory stops waiting
+	c.cancel() // a reader waiting for memory stops waiting
+	if c.parker != nil {
+		c.parker.Stop() // a parked reader runs again, and sees the deadline
+	}
 	if c.version == codec.V5 && c.connacked.Load() { // a DISCONNECT only after a CONNACK [MQTT-3.14.0-1]
 		c.send(&codec.Disconnect{Reason: rc})
 	}

@@ -24,9 +24,12 @@ import "math"
 // the account errs on the high side. The heap is still sampled (pressure.go): the account is
 // exact about what it counts and sees it at once, the heap sample catches what it misses.
 const (
-	// connCost is a connection's reader goroutine stack, read buffer and state; an idle
-	// client measured 10 KiB of RSS.
-	connCost = 8<<10 + readBufferSize
+	// connCost is a connection's state (the conn, its decoder, the socket's own), whether
+	// its reader runs or not; readerCost is its reader goroutine's stack and its read buffer,
+	// charged while the reader runs (a quiet client's connection is parked without them:
+	// session/idle). An idle client with a reader measured 10 KiB of RSS.
+	connCost   = 2 << 10
+	readerCost = 6<<10 + readBufferSize
 	// maxHandshakesOver is how many connections may wait for their CONNECT past the budget,
 	// so that a returning client can always get in, while a flood of sockets that send
 	// nothing costs at most this many connections beyond it.

@@ -41,7 +41,13 @@ func heldDrift(b *Broker, s *Session) int64 {
 func accountedTotal(b *Broker) int64 {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	n := int64(len(b.conns)) * connCost
+	var n int64
+	for c := range b.conns {
+		n += connCost
+		if c.reading.Load() {
+			n += readerCost
+		}
+	}
 	for _, s := range b.sessions {
 		s.mu.Lock()
 		n += s.held
@@ -258,9 +264,9 @@ func TestHandshakesPastTheBudgetAreBounded(t *testing.T) {
 	})
 }
 
-// While memory is short, maxReadSlots connected sessions read their queues back from disk and
-// the rest wait; a slot whose session went offline, or has nothing more on disk, passes to a
-// waiting one.
+// While memory is short, tightReadSlots connected sessions read their queues back from disk
+// and the rest wait; a slot whose session went offline, or has nothing more on disk, passes
+// to a waiting one. Without pressure maxReadSlots may read back.
 func TestReadSlots(t *testing.T) {
 	// A broker without its goroutines: no memory watcher turns the pressure off or wakes
 	// sessions behind the test's back.
@@ -281,10 +287,10 @@ func TestReadSlots(t *testing.T) {
 		return s.mayReadBackLocked()
 	}
 	var holders []*Session
-	for i := range maxReadSlots {
+	for i := range tightReadSlots {
 		s := reading(fmt.Sprint("holder", i))
 		if !mayRead(s) {
-			t.Fatalf("session %d of %d may not read back", i+1, maxReadSlots)
+			t.Fatalf("session %d of %d may not read back", i+1, tightReadSlots)
 		}
 		holders = append(holders, s)
 	}
@@ -296,18 +302,17 @@ func TestReadSlots(t *testing.T) {
 		t.Fatal("a session beyond the slots may read back")
 	}
 	b.freeReadSlots() // every holder still has work: nothing changes
-	if waiting.readGrant || later.readGrant {
+	if holdsSlot(b, waiting) || holdsSlot(b, later) || waiting.readGrant || later.readGrant {
 		t.Fatal("woken while every slot is held")
 	}
 	holders[0].conn = nil             // went offline
 	holders[1].queue.disk = spilled{} // read everything back
 	b.freeReadSlots()
-	if !waiting.readGrant || !later.readGrant {
-		t.Fatalf("after two slots were freed: woken %v, %v; want both", waiting.readGrant, later.readGrant)
+	if !holdsSlot(b, waiting) || !holdsSlot(b, later) {
+		t.Fatalf("after two slots were freed: slots %v, %v; want both handed over", holdsSlot(b, waiting), holdsSlot(b, later))
 	}
-	waiting.readGrant, later.readGrant = false, false
 	if !mayRead(waiting) || !mayRead(later) {
-		t.Fatal("the woken sessions may not take the freed slots")
+		t.Fatal("the sessions handed the freed slots may not read back")
 	}
 	third := reading("third")
 	if mayRead(third) {
@@ -342,13 +347,37 @@ func TestReadSlots(t *testing.T) {
 	if _, slot := b.readSlots[full]; !slot || want.max != 1 {
 		t.Fatalf("with room in its window: slot %v, read of %d; want a slot and a read of 1", slot, want.max)
 	}
-	// Without memory pressure every session reads back, and the slots are given up.
+	// Without memory pressure there are maxReadSlots: the starved are woken for the new ones,
+	// and the sessions beyond those wait.
+	more := reading("more")
+	if mayRead(more) {
+		t.Fatal("a session beyond the tight slots may read back under pressure")
+	}
 	b.pressure.Store(false)
-	if fourth := reading("fourth"); !mayRead(fourth) {
-		t.Fatal("without memory pressure a session may not read back")
+	b.freeReadSlots()
+	if !holdsSlot(b, more) || !mayRead(more) {
+		t.Fatal("a starved session not handed a slot when the pressure ended")
 	}
-	b.clearReadSlots()
-	if len(b.readSlots) != 0 {
-		t.Fatalf("%d read slots held after the pressure ended", len(b.readSlots))
+	for len(b.readSlots) < maxReadSlots {
+		if s := reading(fmt.Sprint("relaxed", len(b.readSlots))); !mayRead(s) {
+			t.Fatalf("without pressure, session %d of %d may not read back", len(b.readSlots)+1, maxReadSlots)
+		}
 	}
+	if beyond := reading("beyond"); mayRead(beyond) {
+		t.Fatalf("without pressure, a session beyond %d slots may read back", maxReadSlots)
+	}
+	// Back under pressure, the slots already held stay, and no starved session gets one.
+	b.pressure.Store(true)
+	b.freeReadSlots()
+	if len(b.readSlots) != maxReadSlots || len(b.starved) == 0 {
+		t.Fatalf("%d read slots held, %d starved; want the %d taken and the rest starved", len(b.readSlots), len(b.starved), maxReadSlots)
+	}
+}
+
+// holdsSlot reports whether s holds a read slot.
+func holdsSlot(b *Broker, s *Session) bool {
+	b.starvedMu.Lock()
+	defer b.starvedMu.Unlock()
+	_, ok := b.readSlots[s]
+	return ok
 }

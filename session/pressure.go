@@ -22,8 +22,13 @@ import (
 //   - above pressureHigh, until the heap is back under pressureLow, QoS 1/2 publications from
 //     5.0 clients are refused with 0x97 (quota exceeded), 3.x publishers are slowed by not
 //     reading from their sockets, QoS 0 publications are dropped (counted), and queues are
-//     read back from disk by maxReadSlots sessions at a time, the others waiting (starved)
-//     for a slot. Subscribers keep draining what is in RAM, which is what relieves it.
+//     read back from disk by tightReadSlots sessions at a time instead of maxReadSlots.
+//     Subscribers keep draining what is in RAM, which is what relieves it.
+//
+// Queues are read back from disk by a bounded number of sessions at a time, pressure or not:
+// each reader holds a window of bodies and, while the store is busy, a goroutine, and
+// thousands of clients come back together after an outage. A session beyond the bound waits
+// (starved), without a goroutine, for a slot.
 //
 // The Go runtime's soft limit is set 4 MiB above the budget (cmd/edgebroker), room for the
 // runtime's own memory, so that the collector runs as often as it takes to keep the whole heap,
@@ -32,11 +37,12 @@ const (
 	pressureEvery = 5 * time.Millisecond
 	pressureHigh  = 0.80
 	pressureLow   = 0.65
-	// maxReadSlots is how many sessions may read their queues back from disk while the
-	// pressure lasts: each holds a slot until it goes offline or its queue has nothing more on
-	// disk, and reads a batch at a time, so what the reads hold in RAM stays bounded while
-	// draining goes on at full speed.
-	maxReadSlots = 16
+	// maxReadSlots is how many sessions may read their queues back from disk at a time, and
+	// tightReadSlots how many while the pressure lasts: each holds a slot until it goes
+	// offline or its queue has nothing more on disk, and reads a batch at a time, so what the
+	// reads hold in RAM stays bounded while draining goes on at full speed.
+	maxReadSlots   = 64
+	tightReadSlots = 16
 	// starvedWakes is how many sessions starved of reading back are let read one batch per
 	// spillEvery besides, so that draining never stops altogether (slot holders whose clients
 	// do not acknowledge can hold every slot).
@@ -67,7 +73,7 @@ func (b *Broker) watchMemory() {
 		limit := float64(b.o().MemoryLimit)
 		if limit <= 0 {
 			b.pressure.Store(false)
-			b.wakeStarved(-1)
+			b.freeReadSlots()
 			continue
 		}
 		// The whole heap, garbage included: the live heap is known only after a collection,
@@ -85,16 +91,10 @@ func (b *Broker) watchMemory() {
 			b.pressure.Store(false)
 			b.log.Debug("memory pressure relieved", "heap", heap, "accounted", b.mem.Used(), "limit", uint64(limit))
 		}
-		if !b.pressure.Load() {
-			b.clearReadSlots()
-			b.wakeStarved(-1)
-		} else {
-			b.freeReadSlots()
-		}
-		// Under pressure used is above spillAt too: the starved get their grants here.
-		if used > limit*spillAt && time.Since(lastSpill) >= spillEvery {
+		b.freeReadSlots()
+		if time.Since(lastSpill) >= spillEvery {
 			lastSpill = time.Now()
-			if b.persisting() {
+			if used > limit*spillAt && b.persisting() {
 				if _, waiting := b.spill(); waiting {
 					b.store.CheckpointSoon()
 				}
@@ -125,7 +125,7 @@ func (b *Broker) readSlotLocked(s *Session) bool {
 	if _, ok := b.readSlots[s]; ok {
 		return true
 	}
-	if len(b.readSlots) < maxReadSlots {
+	if len(b.readSlots) < b.readSlotLimit() {
 		b.readSlots[s] = struct{}{}
 		delete(b.starved, s) // restarted by a kick before it was woken
 		return true
@@ -134,15 +134,16 @@ func (b *Broker) readSlotLocked(s *Session) bool {
 	return false
 }
 
-// clearReadSlots frees every read slot: without memory pressure every session reads back.
-func (b *Broker) clearReadSlots() {
-	b.starvedMu.Lock()
-	clear(b.readSlots)
-	b.starvedMu.Unlock()
+// readSlotLimit is how many read slots there are now.
+func (b *Broker) readSlotLimit() int {
+	if b.pressure.Load() {
+		return tightReadSlots
+	}
+	return maxReadSlots
 }
 
 // freeReadSlots frees the read slots of sessions that went offline or have nothing more on
-// disk, and wakes as many starved sessions, which then take them.
+// disk, and hands the free slots to starved sessions, restarting their delivery.
 func (b *Broker) freeReadSlots() {
 	b.starvedMu.Lock()
 	holders := slices.Collect(maps.Keys(b.readSlots))
@@ -155,19 +156,28 @@ func (b *Broker) freeReadSlots() {
 		}
 		s.mu.Unlock()
 	}
-	if len(done) == 0 {
-		return
-	}
 	b.starvedMu.Lock()
 	for _, s := range done {
 		delete(b.readSlots, s)
 	}
-	free := maxReadSlots - len(b.readSlots)
+	var woken []*Session
+	for s := range b.starved {
+		if len(b.readSlots) >= b.readSlotLimit() {
+			break
+		}
+		delete(b.starved, s)
+		b.readSlots[s] = struct{}{}
+		woken = append(woken, s)
+	}
 	b.starvedMu.Unlock()
-	b.wakeStarved(free)
+	for _, s := range woken {
+		s.mu.Lock()
+		s.kickLocked()
+		s.mu.Unlock()
+	}
 }
 
-// wakeStarved lets up to n starved sessions (all if n < 0) read one batch back, whatever the
+// wakeStarved lets up to n starved sessions read one batch back, whatever the
 // pressure, and restarts their delivery.
 func (b *Broker) wakeStarved(n int) {
 	b.starvedMu.Lock()
@@ -177,7 +187,7 @@ func (b *Broker) wakeStarved(n int) {
 	}
 	var woken []*Session
 	for s := range b.starved {
-		if n >= 0 && len(woken) >= n {
+		if len(woken) >= n {
 			break
 		}
 		woken = append(woken, s)
@@ -193,10 +203,10 @@ func (b *Broker) wakeStarved(n int) {
 }
 
 // mayReadBackLocked reports whether the session may read its queue head back from disk now:
-// memory is not short, it was granted one read, or it holds a read slot; if not, it is
-// recorded as starved. s.mu is held.
+// it was granted one read, or it holds a read slot; if not, it is recorded as starved. s.mu
+// is held.
 func (s *Session) mayReadBackLocked() bool {
-	if !s.b.pressure.Load() || s.readGrant {
+	if s.readGrant {
 		s.readGrant = false
 		return true
 	}

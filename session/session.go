@@ -30,9 +30,11 @@ type Session struct {
 	// disconnectedAt is when its last connection ended, in unix ns; 0 while connected.
 	disconnectedAt int64
 
-	queue    queue
-	inflight map[uint16]*outbound // outbound QoS 1/2 awaiting PUBACK, PUBREC or PUBCOMP
-	sendSeq  uint64               // orders in-flight messages for resending
+	queue queue
+	// inflight holds outbound QoS 1/2 messages awaiting PUBACK, PUBREC or PUBCOMP; nil when
+	// there are none, so that thousands of drained sessions keep no table.
+	inflight map[uint16]*outbound
+	sendSeq  uint64 // orders in-flight messages for resending
 	lastID   uint16
 	nextSeq  uint64              // the store sequence number of the next persisted delivery
 	inQoS2   map[uint16]struct{} // inbound QoS 2 packet ids PUBRECed, awaiting PUBREL
@@ -76,13 +78,12 @@ type outbound struct {
 
 func newSession(b *Broker, id string) *Session {
 	s := &Session{
-		b:        b,
-		id:       id,
-		queue:    newQueue(b.o().MaxQueued),
-		inflight: make(map[uint16]*outbound),
-		inQoS2:   make(map[uint16]struct{}),
-		room:     make(chan struct{}),
-		nextSeq:  1,
+		b:       b,
+		id:      id,
+		queue:   newQueue(b.o().MaxQueued),
+		inQoS2:  make(map[uint16]struct{}),
+		room:    make(chan struct{}),
+		nextSeq: 1,
 	}
 	s.queue.read = s.readQueued
 	s.queue.hold = s.holdLocked
@@ -232,7 +233,7 @@ func (s *Session) takeBatchLocked(c *conn, out []*outbound, limit int) (_ []*out
 				break
 			}
 			if !s.mayReadBackLocked() {
-				break // memory is short: wakeStarved restarts the loop
+				break // no read slot: wakeStarved restarts the loop
 			}
 			want = s.queue.planRead(min(readBatch, max(free, (c.sendWindow+1)/2)))
 			break
@@ -381,6 +382,9 @@ func (s *Session) putInflightLocked(o *outbound) {
 	if old := s.inflight[o.id]; old != nil { // only a damaged store repeats an id
 		s.holdLocked(-deliverySize(old.d))
 	}
+	if s.inflight == nil {
+		s.inflight = make(map[uint16]*outbound, max(s.b.o().MaxInflight, 1))
+	}
 	s.inflight[o.id] = o
 	s.holdLocked(deliverySize(o.d))
 }
@@ -388,6 +392,9 @@ func (s *Session) putInflightLocked(o *outbound) {
 // deleteInflightLocked ends o's exchange and releases its charge.
 func (s *Session) deleteInflightLocked(o *outbound) {
 	delete(s.inflight, o.id)
+	if len(s.inflight) == 0 {
+		s.inflight = nil
+	}
 	s.holdLocked(-deliverySize(o.d))
 }
 
@@ -432,7 +439,7 @@ func (s *Session) dropAllLocked() {
 	for _, o := range s.inflight {
 		s.holdLocked(-deliverySize(o.d))
 	}
-	clear(s.inflight)
+	s.inflight = nil
 	clear(s.inQoS2)
 }
 
