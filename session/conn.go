@@ -309,12 +309,12 @@ func (c *conn) read(resumed bool) {
 	}
 }
 
-// park hands a quiet connection (nothing buffered, between packets) to the broker's poller
+// park hands a quiet connection (between packets, nothing buffered) to the broker's poller
 // with its read buffer given back, and reports whether it did: then the reader goroutine
 // ends, and resume reads on when the client speaks, its keep-alive runs out or kill stops it.
 func (c *conn) park() bool {
-	if c.parker == nil || c.killed.Load() {
-		return false
+	if c.parker == nil || c.killed.Load() || c.br.Buffered() > 0 {
+		return false // bytes already read (a client need not wait for CONNACK) go first
 	}
 	var deadline time.Time // the read deadline just set: the poller enforces it meanwhile
 	if c.keepAlive > 0 {
@@ -684,7 +684,7 @@ func (c *conn) readLoop() (parked bool) {
 		}
 		if err == nil {
 			c.setReadDeadline()
-			if c.br.Buffered() == 0 && c.park() {
+			if c.park() {
 				return true
 			}
 			continue

@@ -102,3 +102,30 @@ func TestParkedConnectionTakenOverAndClosed(t *testing.T) {
 		t.Fatalf("parked connection at shutdown got %v, want DISCONNECT 0x8B", got)
 	}
 }
+
+// TestPacketsBehindConnectAreRead: a client that sends SUBSCRIBE and PINGREQ in the same
+// write as its CONNECT, without waiting for CONNACK, has them answered: bytes already
+// buffered are read before the connection parks.
+func TestPacketsBehindConnectAreRead(t *testing.T) {
+	_, addr := startBroker(t, func(o *Options) { o.SysInterval = 0 })
+	c := dial(t, addr, codec.V311)
+	var burst []byte
+	for _, p := range []codec.Packet{
+		&codec.Connect{Version: codec.V311, ProtocolName: "MQTT", ClientID: "eager", CleanStart: true, KeepAlive: 60},
+		&codec.Subscribe{PacketID: 1, Subs: []codec.Subscription{{Filter: "eager/#", QoS: 1}}},
+		&codec.Pingreq{},
+	} {
+		var err error
+		if burst, err = p.Encode(burst, codec.V311); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.nc.Write(burst); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []codec.Type{codec.CONNACK, codec.SUBACK, codec.PINGRESP} {
+		if p := c.next(); p.Type() != want {
+			t.Fatalf("got %T, want %v", p, want)
+		}
+	}
+}
