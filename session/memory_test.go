@@ -358,19 +358,35 @@ func TestReadSlots(t *testing.T) {
 	if !holdsSlot(b, more) || !mayRead(more) {
 		t.Fatal("a starved session not handed a slot when the pressure ended")
 	}
+	var relaxed []*Session
 	for len(b.readSlots) < maxReadSlots {
-		if s := reading(fmt.Sprint("relaxed", len(b.readSlots))); !mayRead(s) {
+		s := reading(fmt.Sprint("relaxed", len(b.readSlots)))
+		if !mayRead(s) {
 			t.Fatalf("without pressure, session %d of %d may not read back", len(b.readSlots)+1, maxReadSlots)
 		}
+		relaxed = append(relaxed, s)
 	}
 	if beyond := reading("beyond"); mayRead(beyond) {
 		t.Fatalf("without pressure, a session beyond %d slots may read back", maxReadSlots)
 	}
-	// Back under pressure, the slots already held stay, and no starved session gets one.
+	// Back under pressure, the slots beyond the tight bound are taken back, and no starved
+	// session gets one.
 	b.pressure.Store(true)
 	b.freeReadSlots()
-	if len(b.readSlots) != maxReadSlots || len(b.starved) == 0 {
-		t.Fatalf("%d read slots held, %d starved; want the %d taken and the rest starved", len(b.readSlots), len(b.starved), maxReadSlots)
+	if len(b.readSlots) != tightReadSlots || len(b.starved) == 0 {
+		t.Fatalf("%d read slots held, %d starved; want %d held and the rest starved", len(b.readSlots), len(b.starved), tightReadSlots)
+	}
+	revoked := 0
+	for _, s := range relaxed {
+		if !holdsSlot(b, s) {
+			revoked++
+			if mayRead(s) {
+				t.Fatalf("session %s read back after its slot was taken back", s.id)
+			}
+		}
+	}
+	if revoked == 0 {
+		t.Fatal("no slot taken back from the sessions that took one without pressure")
 	}
 }
 
@@ -380,4 +396,41 @@ func holdsSlot(b *Broker, s *Session) bool {
 	defer b.starvedMu.Unlock()
 	_, ok := b.readSlots[s]
 	return ok
+}
+
+// TestStarvedWokenWithoutMemoryLimit: with no memory limit too, a session starved of a read
+// slot (every slot held by a client that does not acknowledge) is let read a batch now and
+// then, so that its queue keeps draining.
+func TestStarvedWokenWithoutMemoryLimit(t *testing.T) {
+	b, _ := startBroker(t, func(o *Options) { o.MemoryLimit = 0; o.SysInterval = 0 })
+	stuck := func(id string) *Session {
+		s := newSession(b, id)
+		s.conn = &conn{delivering: true} // connected, its loop running: a kick does nothing
+		s.queue.disk.n = 1               // its queue's head is on disk
+		return s
+	}
+	for i := range maxReadSlots {
+		s := stuck(fmt.Sprint("holder", i))
+		s.mu.Lock()
+		ok := s.mayReadBackLocked()
+		s.mu.Unlock()
+		if !ok {
+			t.Fatalf("holder %d of %d may not read back", i+1, maxReadSlots)
+		}
+	}
+	waiting := stuck("waiting")
+	waiting.mu.Lock()
+	ok := waiting.mayReadBackLocked()
+	waiting.mu.Unlock()
+	if ok {
+		t.Fatal("a session beyond the slots may read back")
+	}
+	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		waiting.mu.Lock()
+		defer waiting.mu.Unlock()
+		if !waiting.readGrant {
+			return fmt.Errorf("the starved session was not let read a batch")
+		}
+		return nil
+	})
 }

@@ -71,15 +71,12 @@ func (b *Broker) watchMemory() {
 			b.heapMax.Store(heap)
 		}
 		limit := float64(b.o().MemoryLimit)
-		if limit <= 0 {
-			b.pressure.Store(false)
-			b.freeReadSlots()
-			continue
-		}
 		// The whole heap, garbage included: the live heap is known only after a collection,
 		// and bodies pile up between two.
 		used := float64(max(heap, uint64(max(b.mem.Used(), 0))))
 		switch {
+		case limit <= 0:
+			b.pressure.Store(false)
 		case used > limit*pressureHigh && !b.pressure.Load():
 			b.pressure.Store(true)
 			if episodes++; time.Since(lastLog) >= pressureLogEvery {
@@ -94,7 +91,7 @@ func (b *Broker) watchMemory() {
 		b.freeReadSlots()
 		if time.Since(lastSpill) >= spillEvery {
 			lastSpill = time.Now()
-			if used > limit*spillAt && b.persisting() {
+			if limit > 0 && used > limit*spillAt && b.persisting() {
 				if _, waiting := b.spill(); waiting {
 					b.store.CheckpointSoon()
 				}
@@ -143,7 +140,8 @@ func (b *Broker) readSlotLimit() int {
 }
 
 // freeReadSlots frees the read slots of sessions that went offline or have nothing more on
-// disk, and hands the free slots to starved sessions, restarting their delivery.
+// disk, and those beyond the bound under pressure, and hands the free slots to starved
+// sessions, restarting their delivery.
 func (b *Broker) freeReadSlots() {
 	b.starvedMu.Lock()
 	holders := slices.Collect(maps.Keys(b.readSlots))
@@ -158,6 +156,14 @@ func (b *Broker) freeReadSlots() {
 	}
 	b.starvedMu.Lock()
 	for _, s := range done {
+		delete(b.readSlots, s)
+	}
+	// Pressure came: the slots beyond the tight bound are taken back. Their sessions finish
+	// the read they are in and then wait, starved, like the rest.
+	for s := range b.readSlots {
+		if len(b.readSlots) <= b.readSlotLimit() {
+			break
+		}
 		delete(b.readSlots, s)
 	}
 	var woken []*Session

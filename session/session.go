@@ -383,7 +383,7 @@ func (s *Session) putInflightLocked(o *outbound) {
 		s.holdLocked(-deliverySize(old.d))
 	}
 	if s.inflight == nil {
-		s.inflight = make(map[uint16]*outbound, max(s.b.o().MaxInflight, 1))
+		s.inflight = make(map[uint16]*outbound) // grown as the window fills, not sized for it
 	}
 	s.inflight[o.id] = o
 	s.holdLocked(deliverySize(o.d))

@@ -83,7 +83,10 @@ func (p *Poller) Watch(nc any, resume func()) *Conn {
 		return nil
 	}
 	key := p.next + 1
-	for key <= 0 || p.conns[key] != nil { // wrapped around: skip keys in use and 0
+	if key <= 0 { // wrapped around: keys start at 1 again, skipping those in use
+		key = 1
+	}
+	for p.conns[key] != nil {
 		key++
 	}
 	p.next = key
