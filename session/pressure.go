@@ -30,7 +30,7 @@ import (
 // thousands of clients come back together after an outage. A session beyond the bound waits
 // (starved), without a goroutine, for a slot.
 //
-// The Go runtime's soft limit is set 4 MiB above the budget (cmd/edgebroker), room for the
+// The Go runtime's soft limit is set 8 MiB above the budget (cmd/edgebroker), room for the
 // runtime's own memory, so that the collector runs as often as it takes to keep the whole heap,
 // garbage included, under the budget; heapMax keeps the largest whole heap seen, for $SYS.
 const (

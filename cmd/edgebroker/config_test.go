@@ -117,8 +117,8 @@ func TestRuntimeLimit(t *testing.T) {
 		budget uint64
 		want   int64
 	}{
-		{16 << 20, 20 << 20},
-		{64 << 20, 68 << 20},
+		{16 << 20, 24 << 20},
+		{64 << 20, 72 << 20},
 		{0, math.MaxInt64},
 	} {
 		setRuntimeLimit(tt.budget)
