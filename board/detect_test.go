@@ -288,7 +288,7 @@ func TestReport(t *testing.T) {
 		"OpenWrt yes: OpenWrt 23.05.3 r23809-234f1a2efa (ath79/generic)\n",
 		"profile openwrt-64m: ",
 		"chosen because an OpenWrt release file and 64 MiB of RAM or less\n",
-		"--memory-limit 16MiB max(min(RAM/4, 32MiB), RAM/8) of 64MiB",
+		"--memory-limit 16MiB max(min(RAM/4, 32MiB), RAM/8) of 64MiB, within 8MiB..1GiB; the Go runtime's soft memory limit is 8MiB above it\n",
 		"--max-queued-messages 100\n",
 		"--max-queued-bytes 256KiB\n",
 		"--max-inflight 20\n",

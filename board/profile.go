@@ -138,6 +138,13 @@ const (
 	maxBudget = 1 * giB
 )
 
+// RuntimeOverhead is the room the Go runtime's soft memory limit leaves above the budget for
+// the runtime's own memory: goroutine stacks, the collector's metadata, free spans not yet
+// handed back. Beside the heap of a 16 MiB budget they measured about 6 MB; with 4 MiB of room
+// the collector ran back to back while 2,000 clients drained (a third slower, for 0.5 MiB less
+// peak RSS).
+const RuntimeOverhead = 8 * miB
+
 // BudgetFor returns the memory budget, in bytes, for a machine whose /proc/meminfo reports
 // memTotal bytes of RAM, or 0 when memTotal is not positive (unknown).
 //

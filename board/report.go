@@ -48,7 +48,8 @@ func (d Detection) Report() string {
 	budget := "the profile's value: the RAM is unknown"
 	if d.MemTotal > 0 {
 		budget = "max(min(RAM/4, 32MiB), RAM/8) of " + ramSize(NominalRAM(d.MemTotal)) +
-			", within 8MiB..1GiB; the Go runtime's soft memory limit is 4MiB above it"
+			", within 8MiB..1GiB; the Go runtime's soft memory limit is " +
+			formatSize(RuntimeOverhead) + " above it"
 	}
 	line("  --memory-limit", formatSize(p.MemoryLimit), budget)
 	line("  --max-queued-messages", strconv.Itoa(p.MaxQueued))

@@ -56,14 +56,7 @@ func applyProfile(cfg *config, p board.Profile) {
 	cfg.broker.MemoryLimit = int64(cfg.memoryLimit)
 }
 
-// runtimeOverhead is the room the Go runtime's soft limit leaves above the budget for the
-// runtime's own memory: goroutine stacks, the collector's metadata, free spans not yet handed
-// back. Beside the heap of a 16 MiB budget they measured about 6 MB; with 4 MiB of room the
-// collector ran back to back while 2,000 clients drained (a third slower, for 0.5 MiB less
-// peak RSS).
-const runtimeOverhead = 8 << 20
-
-// setRuntimeLimit sets the Go runtime's soft memory limit runtimeOverhead above the budget.
+// setRuntimeLimit sets the Go runtime's soft memory limit board.RuntimeOverhead above the budget.
 // The budget limits the heap (the watcher in session/pressure.go spills and refuses work as
 // the heap nears it); the soft limit counts the runtime's own memory as well. Set at the
 // budget or under it, it left the collector no room: during a drain it ran 250 times a
@@ -73,7 +66,7 @@ func setRuntimeLimit(budget uint64) {
 		debug.SetMemoryLimit(math.MaxInt64)
 		return
 	}
-	debug.SetMemoryLimit(int64(budget + runtimeOverhead))
+	debug.SetMemoryLimit(int64(budget) + board.RuntimeOverhead)
 }
 
 // tuneRuntime sets the Go runtime's soft memory limit from the memory budget, and GOMAXPROCS

@@ -110,7 +110,7 @@ func TestApplyProfileKeepsUserSettings(t *testing.T) {
 	}
 }
 
-// The runtime's soft limit sits runtimeOverhead above the budget, and is off without one.
+// The runtime's soft limit sits board.RuntimeOverhead above the budget, and is off without one.
 func TestRuntimeLimit(t *testing.T) {
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1))
 	for _, tt := range []struct {
