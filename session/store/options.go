@@ -26,9 +26,10 @@ const (
 	walDir              = "wal"
 	dbLockTimeout       = time.Second
 	inspectLockFallback = 200 * time.Millisecond
-	closeCheckpointTime = 2 * time.Second // the most Close spends on its last checkpoint
-	maxLag              = 4               // CheckpointBytes the log may run ahead of the checkpoint: Throttle
-	throttleWait        = time.Second     // the longest one Throttle call waits
+	closeCheckpointTime = 2 * time.Second       // the most Close spends on its last checkpoint
+	maxLag              = 4                     // CheckpointBytes the log may run ahead of the checkpoint: Throttle
+	throttleWait        = time.Second           // the longest one Throttle call waits
+	giveWayStep         = 10 * time.Millisecond // how often a checkpoint giving way looks again: giveWay
 )
 
 // Options configure a Store. Get them from DefaultOptions.

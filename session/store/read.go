@@ -33,8 +33,10 @@ const residentLimit = 1 << 20
 // in checkpoint.db, where ReadQueued finds its entries.
 func (s *Store) CheckpointPos() wal.Pos { return wal.Pos(s.ckptPos.Load()) }
 
-// CheckpointSoon asks the background checkpointer to run now, without waiting for it.
+// CheckpointSoon asks the background checkpointer to run now, without waiting for it; a
+// checkpoint giving way to reads (giveWay) goes on with its next transaction.
 func (s *Store) CheckpointSoon() {
+	s.hurry.Store(true)
 	select {
 	case s.kick <- struct{}{}:
 	default:

@@ -27,17 +27,23 @@ func openBounded(t *testing.T) *Store {
 	return s
 }
 
-func TestCheckpointCommitsInBoundedTransactions(t *testing.T) {
-	s := openBounded(t)
+// queueMessages stores session "c" and n messages queued for it, one record (2 operations)
+// each.
+func queueMessages(t *testing.T, s *Store, n uint64) {
 	var b Batch
 	b.PutSession(&Session{ClientID: "c", Version: 4})
 	mustSync(t, s, &b)
-	for seq := uint64(1); seq <= 100; seq++ {
+	for seq := uint64(1); seq <= n; seq++ {
 		id := s.NextMessageID()
 		b.PutMessage(msg(id, "t"))
 		b.PutEntry("c", &Entry{Seq: seq, MsgID: id, QoS: 1})
-		mustSync(t, s, &b) // 2 operations per record
+		mustSync(t, s, &b)
 	}
+}
+
+func TestCheckpointCommitsInBoundedTransactions(t *testing.T) {
+	s := openBounded(t)
+	queueMessages(t, s, 100)
 	before := txID(t, s)
 	if err := s.Checkpoint(); err != nil {
 		t.Fatal(err)
@@ -232,5 +238,74 @@ func TestReadQueuedBoundsBytes(t *testing.T) {
 	}
 	if es, err := s.ReadQueued("small", 0, 32); err != nil || len(es) != 32 {
 		t.Fatalf("ReadQueued(small) = %d entries, %v; want 32", len(es), err)
+	}
+}
+
+// A background checkpoint gives way to queue reads between its transactions: it waits while
+// reads go on, and goes on when they stop, when CheckpointSoon asks, or once the log is as
+// far ahead as Throttle allows.
+func TestCheckpointGivesWayToReads(t *testing.T) {
+	s := openBounded(t)
+	queueMessages(t, s, 50) // 10 transactions
+	stopReads, readsDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(readsDone)
+		for {
+			select {
+			case <-stopReads:
+				return
+			default:
+			}
+			if _, err := s.ReadQueued("c", 1, 10); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for before := s.reads.Load(); s.reads.Load() == before; {
+		time.Sleep(time.Millisecond)
+	}
+	// With the log as far ahead as Throttle allows, reads do not hold a checkpoint back.
+	reads := s.reads.Load() - 1
+	s.sinceCkpt.Store(maxLag * s.opts.CheckpointBytes)
+	returned := make(chan struct{})
+	go func() { s.giveWay(&reads); close(returned) }()
+	select {
+	case <-returned:
+	case <-time.After(5 * time.Second):
+		t.Fatal("giveWay waits with the log at Throttle's limit")
+	}
+	s.sinceCkpt.Store(0)
+
+	ckpt := make(chan error, 1)
+	go func() { ckpt <- s.backgroundCheckpoint() }()
+	time.Sleep(20 * giveWayStep)
+	if p, last := s.CheckpointPos(), s.wal().LastPos(); p == 0 || p >= last {
+		t.Fatalf("checkpoint at %d of %d while queues are read: want the first transaction only", p, last)
+	}
+
+	// CheckpointSoon lets one more transaction through.
+	p := s.CheckpointPos()
+	s.CheckpointSoon()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.CheckpointPos() == p {
+		if time.Now().After(deadline) {
+			t.Fatal("CheckpointSoon did not move a checkpoint that gives way")
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	close(stopReads)
+	<-readsDone
+	select {
+	case err := <-ckpt:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the checkpoint still gives way after the reads stopped")
+	}
+	if p, last := s.CheckpointPos(), s.wal().LastPos(); p != last {
+		t.Fatalf("checkpoint at %d, log ends at %d", p, last)
 	}
 }
