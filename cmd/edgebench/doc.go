@@ -48,7 +48,8 @@
 // has caught up (exact under --fsync=always, the default here).
 //
 // Every broker process is started fresh for each scenario, so its VmHWM (peak RSS, read from
-// /proc/PID/status) belongs to that scenario alone.
+// /proc/PID/status) belongs to that scenario alone. It is read a second after the scenario
+// ends, so that the broker's handling of the clients' leaving counts.
 //
 // Every payload starts with the publisher id (4 bytes, big endian) and a sequence number (8
 // bytes, big endian); each subscriber keeps a Tracker per connection that counts unique,
