@@ -6,6 +6,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"edgebroker/wal"
 )
 
 // txID is the id of checkpoint.db's last committed write transaction.
@@ -141,7 +143,7 @@ func TestThrottleWaitsForTheCheckpointer(t *testing.T) {
 	defer s.Close()
 	s.ckptMu.Lock() // the checkpointer cannot begin
 	var b Batch
-	for s.sinceCkpt.Load() <= maxLag*o.CheckpointBytes {
+	for s.sinceCkpt.Load() <= s.lagLimit() {
 		b.PutSession(&Session{ClientID: "c", Version: 4})
 		if _, err := s.Commit(&b); err != nil {
 			t.Fatal(err)
@@ -164,7 +166,7 @@ func TestThrottleWaitsForTheCheckpointer(t *testing.T) {
 	case <-time.After(throttleWait / 2):
 		t.Fatal("Throttle still waiting after a checkpoint began")
 	}
-	if s.sinceCkpt.Load() > maxLag*o.CheckpointBytes {
+	if s.sinceCkpt.Load() > s.lagLimit() {
 		t.Fatalf("%d bytes ahead after the checkpoint began", s.sinceCkpt.Load())
 	}
 }
@@ -267,7 +269,7 @@ func TestCheckpointGivesWayToReads(t *testing.T) {
 	}
 	// With the log as far ahead as Throttle allows, reads do not hold a checkpoint back.
 	reads := s.reads.Load() - 1
-	s.sinceCkpt.Store(maxLag * s.opts.CheckpointBytes)
+	s.sinceCkpt.Store(s.lagLimit())
 	returned := make(chan struct{})
 	go func() { s.giveWay(&reads); close(returned) }()
 	select {
@@ -277,23 +279,29 @@ func TestCheckpointGivesWayToReads(t *testing.T) {
 	}
 	s.sinceCkpt.Store(0)
 
+	start := s.CheckpointPos()
 	ckpt := make(chan error, 1)
 	go func() { ckpt <- s.backgroundCheckpoint() }()
+	waitMoved := func(from wal.Pos, what string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for s.CheckpointPos() == from {
+			if time.Now().After(deadline) {
+				t.Fatal(what)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitMoved(start, "no checkpoint transaction committed")
 	time.Sleep(20 * giveWayStep)
-	if p, last := s.CheckpointPos(), s.wal().LastPos(); p == 0 || p >= last {
-		t.Fatalf("checkpoint at %d of %d while queues are read: want the first transaction only", p, last)
+	if p, last := s.CheckpointPos(), s.wal().LastPos(); p >= last {
+		t.Fatalf("checkpoint at %d of %d while queues are read: want it to wait between transactions", p, last)
 	}
 
 	// CheckpointSoon lets one more transaction through.
 	p := s.CheckpointPos()
 	s.CheckpointSoon()
-	deadline := time.Now().Add(5 * time.Second)
-	for s.CheckpointPos() == p {
-		if time.Now().After(deadline) {
-			t.Fatal("CheckpointSoon did not move a checkpoint that gives way")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitMoved(p, "CheckpointSoon did not move a checkpoint that gives way")
 
 	close(stopReads)
 	<-readsDone
