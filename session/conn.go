@@ -322,6 +322,7 @@ func (c *conn) park(deadline time.Time) bool {
 	if c.parker == nil || c.killed.Load() || c.br.Buffered() > 0 {
 		return false // bytes already read (a client need not wait for CONNACK) go first
 	}
+	c.parker.Settle() // what woke it is handled: its slot goes to the next woken connection
 	if quiet := time.Now().Add(parkAfter); deadline.IsZero() || quiet.Before(deadline) {
 		c.nc.SetReadDeadline(quiet)
 		_, err := c.br.Peek(1)

@@ -16,6 +16,12 @@
 // goroutine, at any time, and more than once; after it the connection never parks again.
 // Release it when the connection ends.
 //
+// Resumes run at most maxResuming at a time, so that thousands of connections woken together
+// (clients leaving at once after a drain) do not bring back thousands of goroutines at once. A
+// resume holds its slot until it calls Settle, parks or is released; a woken connection waits
+// for a slot, without a goroutine, for resumeWait at most, and then runs anyway: a resume may
+// block on what only a waiting connection would bring.
+//
 // A resume may occasionally come without anything to read (an event of an earlier park seen
 // late): the reader then simply blocks in its read as it would have without parking.
 //

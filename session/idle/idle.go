@@ -27,6 +27,34 @@ type Poller struct {
 	closed bool
 
 	done chan struct{} // closed when the dispatch loop ends
+
+	// Resume slots: see Settle.
+	rmu         sync.Mutex
+	maxResuming int           // slots; more resumes run only once overdue
+	resumeWait  time.Duration // how long a woken connection waits for a slot at most
+	resuming    int           // resumes holding a slot
+	waiting     []waitingWake // woken connections waiting for a slot, oldest first from head
+	head        int
+	overdue     *time.Timer // starts the waiting connections that have waited resumeWait
+}
+
+// Defaults for a Poller's resume slots.
+const (
+	// maxResuming bounds the resumes at work at once: every resume is a goroutine, whose stack
+	// the runtime starts at the average size it has seen (deep, in a busy broker), and a
+	// reader's buffer. Two thousand clients leaving at once would otherwise bring back two
+	// thousand readers at once, several megabytes for a moment.
+	maxResuming = 64
+	// resumeWait is the longest a woken connection waits for a slot: a resume that blocks
+	// (on a client that reads nothing, say) holds its slot, and the connection that would
+	// relieve it may be the one waiting.
+	resumeWait = 100 * time.Millisecond
+)
+
+// waitingWake is a woken connection waiting for a resume slot.
+type waitingWake struct {
+	c     *Conn
+	since time.Time
 }
 
 // Conn is one watched connection.
@@ -39,6 +67,7 @@ type Conn struct {
 
 	state   atomic.Int32
 	stopped atomic.Bool // Stop was called: never park again
+	slot    atomic.Bool // its resume holds a slot: set before it starts, cleared by Settle
 }
 
 // New starts a Poller and its dispatch goroutine.
@@ -47,12 +76,16 @@ func New() (*Poller, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Poller{ep: ep, conns: make(map[int32]*Conn), done: make(chan struct{})}
+	p := &Poller{ep: ep, conns: make(map[int32]*Conn), done: make(chan struct{}),
+		maxResuming: maxResuming, resumeWait: resumeWait}
+	p.overdue = time.AfterFunc(time.Hour, p.startOverdue)
+	p.overdue.Stop()
 	go p.dispatch()
 	return p, nil
 }
 
-// Close stops the Poller. Connections still parked are not resumed: stop them first.
+// Close stops the Poller. Connections still parked are not resumed: stop them first. Woken
+// connections waiting for a resume slot still get one.
 func (p *Poller) Close() error {
 	p.mu.Lock()
 	if p.closed {
@@ -111,6 +144,7 @@ func (p *Poller) Watch(nc any, resume func()) *Conn {
 // left in its read buffer. On true, resume will run and the caller must leave the connection
 // alone; on false, the caller goes on reading.
 func (c *Conn) Park(deadline time.Time) bool {
+	c.Settle()
 	if c.stopped.Load() {
 		return false
 	}
@@ -139,9 +173,10 @@ func (c *Conn) Stop() {
 	c.wake()
 }
 
-// Release forgets the connection. Call it once, after the connection has ended, never while
-// it is parked.
+// Release forgets the connection (and settles its resume). Call it once, after the
+// connection has ended, never while it is parked.
 func (c *Conn) Release() {
+	c.Settle()
 	if c.timer != nil {
 		c.timer.Stop()
 	}
@@ -154,7 +189,80 @@ func (c *Conn) Release() {
 func (c *Conn) wake() {
 	if c.state.CompareAndSwap(parked, active) {
 		c.timer.Stop()
-		go c.resume()
+		c.p.start(c)
+	}
+}
+
+// Settle frees the resume slot the connection's resume holds, for the next woken connection:
+// call it, from the goroutine the resume runs in, once the bytes that woke the connection are
+// handled and before it waits for anything that other clients' resumes may bring (room in
+// memory that subscribers' acknowledgements free, say). Park and Release settle too; a
+// resume that never settles holds its slot until it parks or the connection ends, and delays
+// the wakes behind it by resumeWait at most. Settling again does nothing.
+func (c *Conn) Settle() {
+	if !c.slot.Swap(false) {
+		return
+	}
+	p := c.p
+	p.rmu.Lock()
+	if p.head == len(p.waiting) {
+		p.resuming--
+		p.rmu.Unlock()
+		return
+	}
+	next := p.popLocked() // the slot passes on
+	p.rmu.Unlock()
+	next.run()
+}
+
+// start runs a woken connection's resume if a slot is free, or queues it.
+func (p *Poller) start(c *Conn) {
+	p.rmu.Lock()
+	if p.resuming < p.maxResuming {
+		p.resuming++
+		p.rmu.Unlock()
+		c.run()
+		return
+	}
+	p.waiting = append(p.waiting, waitingWake{c: c, since: time.Now()})
+	if len(p.waiting)-p.head == 1 {
+		p.overdue.Reset(p.resumeWait)
+	}
+	p.rmu.Unlock()
+}
+
+// run starts the connection's resume in a slot taken for it.
+func (c *Conn) run() {
+	c.slot.Store(true)
+	go c.resume()
+}
+
+// popLocked takes the connection that has waited longest for a slot. p.rmu is held.
+func (p *Poller) popLocked() *Conn {
+	c := p.waiting[p.head].c
+	p.waiting[p.head] = waitingWake{}
+	p.head++
+	if p.head == len(p.waiting) {
+		p.waiting, p.head = p.waiting[:0], 0
+	}
+	return c
+}
+
+// startOverdue runs the resumes that have waited resumeWait for a slot, in slots of their own
+// beyond maxResuming.
+func (p *Poller) startOverdue() {
+	var late []*Conn
+	p.rmu.Lock()
+	for p.head < len(p.waiting) && time.Since(p.waiting[p.head].since) >= p.resumeWait {
+		late = append(late, p.popLocked())
+		p.resuming++
+	}
+	if p.head < len(p.waiting) {
+		p.overdue.Reset(p.resumeWait - time.Since(p.waiting[p.head].since))
+	}
+	p.rmu.Unlock()
+	for _, c := range late {
+		c.run()
 	}
 }
 

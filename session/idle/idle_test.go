@@ -238,3 +238,109 @@ func TestOneResumePerPark(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// wakeAll watches n new loopback connections with p, parks them and makes each readable; it
+// returns the channel their resumes report on, which sends the resumed connection.
+func wakeAll(t *testing.T, p *Poller, n int) chan *Conn {
+	t.Helper()
+	running := make(chan *Conn, n)
+	for range n {
+		server, client := pair(t)
+		var c *Conn
+		c = p.Watch(server, func() { running <- c })
+		if c == nil {
+			t.Fatal("Watch refused a TCP connection")
+		}
+		if !c.Park(time.Time{}) {
+			t.Fatal("Park refused")
+		}
+		client.Write([]byte{1})
+	}
+	return running
+}
+
+func expectRunning(t *testing.T, running chan *Conn, why string) *Conn {
+	t.Helper()
+	select {
+	case c := <-running:
+		return c
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no resume %s", why)
+		return nil
+	}
+}
+
+func expectNoneRunning(t *testing.T, running chan *Conn, why string) {
+	t.Helper()
+	select {
+	case <-running:
+		t.Fatalf("a resume ran %s", why)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// setSlots sets the Poller's resume slots before any connection is woken.
+func setSlots(p *Poller, n int, wait time.Duration) {
+	p.rmu.Lock()
+	p.maxResuming, p.resumeWait = n, wait
+	p.rmu.Unlock()
+}
+
+// TestResumeSlots wakes more connections than there are slots: the others wait until a resume
+// settles (once: settling twice frees one slot), parks or is released.
+func TestResumeSlots(t *testing.T) {
+	p := newPoller(t)
+	setSlots(p, 2, time.Hour)
+	running := wakeAll(t, p, 5)
+	first := expectRunning(t, running, "in the first slot")
+	second := expectRunning(t, running, "in the second slot")
+	expectNoneRunning(t, running, "with both slots held")
+
+	first.Settle()
+	third := expectRunning(t, running, "after a resume settled")
+	first.Settle()
+	expectNoneRunning(t, running, "after the same resume settled again")
+
+	// Its byte unread, the second connection is woken again as soon as it parks: behind the
+	// two already waiting.
+	if !second.Park(time.Time{}) {
+		t.Fatal("Park refused")
+	}
+	fourth := expectRunning(t, running, "after a resume parked")
+	if fourth == second {
+		t.Fatal("the connection that parked took the slot before those waiting")
+	}
+	third.Release()
+	if fifth := expectRunning(t, running, "after a connection was released"); fifth == second {
+		t.Fatal("the connection that parked took the slot before the last one waiting")
+	}
+	expectNoneRunning(t, running, "with both slots held again")
+	fourth.Settle()
+	if c := expectRunning(t, running, "after a resume settled"); c != second {
+		t.Fatal("the last resume to run is not the reparked connection")
+	}
+}
+
+// TestOverdueResumesRun wakes connections while every slot is held and never settled: each
+// runs anyway once it has waited resumeWait, so a resume blocked on what another client would
+// bring cannot stall the rest for good.
+func TestOverdueResumesRun(t *testing.T) {
+	p := newPoller(t)
+	const wait = 50 * time.Millisecond
+	setSlots(p, 1, wait)
+	start := time.Now()
+	running := wakeAll(t, p, 3)
+	expectRunning(t, running, "in the only slot")
+	for i := range 2 {
+		expectRunning(t, running, "once overdue")
+		if waited := time.Since(start); waited < wait {
+			t.Fatalf("resume %d ran after %v, before it was overdue (%v)", i+2, waited, wait)
+		}
+	}
+	p.rmu.Lock()
+	resuming := p.resuming
+	p.rmu.Unlock()
+	if resuming != 3 {
+		t.Fatalf("%d resumes hold slots, want 3 (one in the slot, two overdue)", resuming)
+	}
+}
