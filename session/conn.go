@@ -317,13 +317,18 @@ const parkAfter = 20 * time.Millisecond
 // park hands a quiet connection (between packets, nothing buffered, nothing arriving for
 // parkAfter) to the broker's poller with its read buffer given back, and reports whether it
 // did: then the reader goroutine ends, and resume reads on when the client speaks, its
-// keep-alive deadline passes or kill stops it. deadline is the read deadline just set.
+// keep-alive deadline passes or kill stops it. deadline is the read deadline just set. While
+// woken connections wait for resume slots it parks without waiting parkAfter, so that its
+// goroutine and buffer go as its slot does.
 func (c *conn) park(deadline time.Time) bool {
-	if c.parker == nil || c.killed.Load() || c.br.Buffered() > 0 {
+	if c.parker == nil || c.br.Buffered() > 0 {
 		return false // bytes already read (a client need not wait for CONNACK) go first
 	}
-	c.parker.Settle() // what woke it is handled: its slot goes to the next woken connection
-	if quiet := time.Now().Add(parkAfter); deadline.IsZero() || quiet.Before(deadline) {
+	crowded := c.giveSlot() // what woke it is handled
+	if c.killed.Load() {
+		return false
+	}
+	if quiet := time.Now().Add(parkAfter); !crowded && (deadline.IsZero() || quiet.Before(deadline)) {
 		c.nc.SetReadDeadline(quiet)
 		_, err := c.br.Peek(1)
 		c.applyReadDeadline(deadline)
@@ -337,6 +342,13 @@ func (c *conn) park(deadline time.Time) bool {
 	}
 	c.takeReader()
 	return false
+}
+
+// giveSlot gives the reader's resume slot, if it holds one, to the next woken connection
+// (idle.Conn.Settle), and reports whether one was waiting for it. The reader gives it before
+// it waits on other clients, whose resumes must not wait for it.
+func (c *conn) giveSlot() bool {
+	return c.parker != nil && c.parker.Settle()
 }
 
 // resume reads a parked connection again, in a goroutine of its own (started by the poller).
@@ -378,6 +390,7 @@ func (c *conn) end() {
 	// Detach from the session first, so that nothing is queued for a connection that is only
 	// being drained.
 	c.finish()
+	c.giveSlot() // the peer's close is waited for (drainClose) without a resume slot
 	c.drainClose()
 	c.releaseBuffers()
 	if c.parker != nil {
@@ -813,6 +826,12 @@ func (c *conn) handlePublish(p *codec.Publish) error {
 		c.routing = true
 		c.inbox = make(chan inbound, c.b.o().MaxInflight+8)
 		go c.routeLoop()
+	}
+	select {
+	case c.inbox <- in:
+		return nil
+	default: // the router waits for room in subscribers' queues, which their acknowledgements free
+		c.giveSlot()
 	}
 	select {
 	case c.inbox <- in:

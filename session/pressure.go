@@ -250,9 +250,7 @@ func (c *conn) memoryShort(qos byte, wait func(context.Context) error) (drop boo
 	case c.version == codec.V5:
 		return false, codec.QuotaExceeded, nil
 	}
-	if c.parker != nil {
-		c.parker.Settle() // subscribers' resumes, which relieve the pressure, must not wait for it
-	}
+	c.giveSlot() // subscribers' acknowledgements relieve the pressure
 	ctx, cancel := c.memoryWait()
 	defer cancel()
 	switch err := wait(ctx); {

@@ -23,7 +23,8 @@
 // block on what only a waiting connection would bring.
 //
 // A resume may occasionally come without anything to read (an event of an earlier park seen
-// late): the reader then simply blocks in its read as it would have without parking.
+// late): the reader then simply blocks in its read as it would have without parking, holding
+// its slot until something comes.
 //
 // Only plain sockets (net.TCPConn, net.UnixConn) on Linux can be parked; Watch returns nil
 // for anything else (a TLS connection keeps decrypted bytes of its own), and New fails on

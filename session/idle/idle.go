@@ -193,26 +193,28 @@ func (c *Conn) wake() {
 	}
 }
 
-// Settle frees the resume slot the connection's resume holds, for the next woken connection:
-// call it, from the goroutine the resume runs in, once the bytes that woke the connection are
-// handled and before it waits for anything that other clients' resumes may bring (room in
-// memory that subscribers' acknowledgements free, say). Park and Release settle too; a
-// resume that never settles holds its slot until it parks or the connection ends, and delays
-// the wakes behind it by resumeWait at most. Settling again does nothing.
-func (c *Conn) Settle() {
+// Settle frees the resume slot the connection's resume holds, for the next woken connection,
+// and reports whether one was waiting for it (and now runs). Call it from the goroutine the
+// resume runs in, once the bytes that woke the connection are handled and before it waits for
+// anything that other clients' resumes may bring (room in memory or in a queue that
+// subscribers' acknowledgements free, say). Park and Release settle too; a resume that never
+// settles holds its slot until it parks or the connection ends, and delays the wakes behind
+// it by resumeWait at most. Settling again does nothing.
+func (c *Conn) Settle() (handedOn bool) {
 	if !c.slot.Swap(false) {
-		return
+		return false
 	}
 	p := c.p
 	p.rmu.Lock()
 	if p.head == len(p.waiting) {
 		p.resuming--
 		p.rmu.Unlock()
-		return
+		return false
 	}
 	next := p.popLocked() // the slot passes on
 	p.rmu.Unlock()
 	next.run()
+	return true
 }
 
 // start runs a woken connection's resume if a slot is free, or queues it.
@@ -237,13 +239,17 @@ func (c *Conn) run() {
 	go c.resume()
 }
 
-// popLocked takes the connection that has waited longest for a slot. p.rmu is held.
+// popLocked takes the connection that has waited longest for a slot. p.rmu is held. The
+// queue's storage is reused once half of it is taken, so that it never grows beyond twice
+// the connections waiting.
 func (p *Poller) popLocked() *Conn {
 	c := p.waiting[p.head].c
 	p.waiting[p.head] = waitingWake{}
 	p.head++
-	if p.head == len(p.waiting) {
-		p.waiting, p.head = p.waiting[:0], 0
+	if p.head > len(p.waiting)/2 {
+		n := copy(p.waiting, p.waiting[p.head:])
+		clear(p.waiting[n:])
+		p.waiting, p.head = p.waiting[:n], 0
 	}
 	return c
 }

@@ -240,10 +240,12 @@ func TestOneResumePerPark(t *testing.T) {
 }
 
 // wakeAll watches n new loopback connections with p, parks them and makes each readable; it
-// returns the channel their resumes report on, which sends the resumed connection.
-func wakeAll(t *testing.T, p *Poller, n int) chan *Conn {
+// returns the channel their resumes report on, which sends the resumed connection, and when
+// each was made readable (it cannot have been woken before).
+func wakeAll(t *testing.T, p *Poller, n int) (chan *Conn, map[*Conn]time.Time) {
 	t.Helper()
 	running := make(chan *Conn, n)
+	written := make(map[*Conn]time.Time)
 	for range n {
 		server, client := pair(t)
 		var c *Conn
@@ -254,9 +256,10 @@ func wakeAll(t *testing.T, p *Poller, n int) chan *Conn {
 		if !c.Park(time.Time{}) {
 			t.Fatal("Park refused")
 		}
+		written[c] = time.Now()
 		client.Write([]byte{1})
 	}
-	return running
+	return running, written
 }
 
 func expectRunning(t *testing.T, running chan *Conn, why string) *Conn {
@@ -291,14 +294,18 @@ func setSlots(p *Poller, n int, wait time.Duration) {
 func TestResumeSlots(t *testing.T) {
 	p := newPoller(t)
 	setSlots(p, 2, time.Hour)
-	running := wakeAll(t, p, 5)
+	running, _ := wakeAll(t, p, 5)
 	first := expectRunning(t, running, "in the first slot")
 	second := expectRunning(t, running, "in the second slot")
 	expectNoneRunning(t, running, "with both slots held")
 
-	first.Settle()
+	if !first.Settle() {
+		t.Fatal("Settle did not report the connections waiting")
+	}
 	third := expectRunning(t, running, "after a resume settled")
-	first.Settle()
+	if first.Settle() {
+		t.Fatal("a second Settle reported handing on a slot")
+	}
 	expectNoneRunning(t, running, "after the same resume settled again")
 
 	// Its byte unread, the second connection is woken again as soon as it parks: behind the
@@ -316,8 +323,12 @@ func TestResumeSlots(t *testing.T) {
 	}
 	expectNoneRunning(t, running, "with both slots held again")
 	fourth.Settle()
-	if c := expectRunning(t, running, "after a resume settled"); c != second {
+	last := expectRunning(t, running, "after a resume settled")
+	if last != second {
 		t.Fatal("the last resume to run is not the reparked connection")
+	}
+	if last.Settle() {
+		t.Fatal("Settle reported handing on a slot with no connection waiting")
 	}
 }
 
@@ -328,13 +339,12 @@ func TestOverdueResumesRun(t *testing.T) {
 	p := newPoller(t)
 	const wait = 50 * time.Millisecond
 	setSlots(p, 1, wait)
-	start := time.Now()
-	running := wakeAll(t, p, 3)
+	running, written := wakeAll(t, p, 3)
 	expectRunning(t, running, "in the only slot")
 	for i := range 2 {
-		expectRunning(t, running, "once overdue")
-		if waited := time.Since(start); waited < wait {
-			t.Fatalf("resume %d ran after %v, before it was overdue (%v)", i+2, waited, wait)
+		c := expectRunning(t, running, "once overdue")
+		if waited := time.Since(written[c]); waited < wait {
+			t.Fatalf("resume %d ran %v after its connection was readable, before it was overdue (%v)", i+2, waited, wait)
 		}
 	}
 	p.rmu.Lock()
@@ -342,5 +352,34 @@ func TestOverdueResumesRun(t *testing.T) {
 	p.rmu.Unlock()
 	if resuming != 3 {
 		t.Fatalf("%d resumes hold slots, want 3 (one in the slot, two overdue)", resuming)
+	}
+}
+
+// TestWaitingQueueStaysSmall passes a thousand wakes through one slot, with three always
+// waiting: the queue's storage is reused, not grown by every wake.
+func TestWaitingQueueStaysSmall(t *testing.T) {
+	p := newPoller(t)
+	setSlots(p, 1, time.Hour)
+	ran := make(chan *Conn, 1)
+	newConn := func() *Conn {
+		c := &Conn{p: p}
+		c.resume = func() { ran <- c }
+		return c
+	}
+	p.start(newConn())
+	holder := <-ran
+	for range 3 {
+		p.start(newConn())
+	}
+	for range 1000 {
+		p.start(newConn())
+		holder.Settle()
+		holder = <-ran
+	}
+	p.rmu.Lock()
+	stored, waiting := len(p.waiting), len(p.waiting)-p.head
+	p.rmu.Unlock()
+	if waiting != 3 || stored > 2*waiting+1 {
+		t.Fatalf("%d entries stored for %d waiting after 1000 wakes, want 3 waiting in at most 7", stored, waiting)
 	}
 }
