@@ -827,11 +827,8 @@ func (c *conn) handlePublish(p *codec.Publish) error {
 		c.inbox = make(chan inbound, c.b.o().MaxInflight+8)
 		go c.routeLoop()
 	}
-	select {
-	case c.inbox <- in:
-		return nil
-	default: // the router waits for room in subscribers' queues, which their acknowledgements free
-		c.giveSlot()
+	if len(c.inbox) == cap(c.inbox) { // only this reader sends: the send below would wait
+		c.giveSlot() // for the router, which waits for room that subscribers' acknowledgements free
 	}
 	select {
 	case c.inbox <- in:

@@ -141,8 +141,8 @@ func (p *Poller) Watch(nc any, resume func()) *Conn {
 
 // Park hands the connection to the Poller until it is readable, until deadline (none if zero)
 // or until Stop. Call it only from the goroutine that reads the connection, when nothing is
-// left in its read buffer. On true, resume will run and the caller must leave the connection
-// alone; on false, the caller goes on reading.
+// left in its read buffer. It settles the resume it is called from first. On true, resume will
+// run and the caller must leave the connection alone; on false, the caller goes on reading.
 func (c *Conn) Park(deadline time.Time) bool {
 	c.Settle()
 	if c.stopped.Load() {
